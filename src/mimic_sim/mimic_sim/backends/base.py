@@ -1,0 +1,95 @@
+"""The interface every physics backend implements, and the state it reports."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from mimic_sim.character import Character
+from mimic_sim.pd import PDGains, clamp_targets
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Rates and options shared by all backends."""
+
+    control_hz: float = 30.0
+    physics_hz: float = 240.0
+    self_collision: bool = False
+    gravity: float = 9.81
+
+    @property
+    def substeps(self) -> int:
+        n = self.physics_hz / self.control_hz
+        if abs(n - round(n)) > 1e-9 or round(n) < 1:
+            raise ValueError(f"physics rate {self.physics_hz} Hz is not a multiple of control rate {self.control_hz} Hz")
+        return int(round(n))
+
+    @property
+    def physics_dt(self) -> float:
+        return 1.0 / self.physics_hz
+
+    @property
+    def control_dt(self) -> float:
+        return 1.0 / self.control_hz
+
+
+@dataclass
+class BodyStates:
+    """World-frame state of the character's tracked bodies (``Character.tracked_bodies``).
+
+    Positions and velocities are of the body frame origins (the joint positions, as
+    DeepMimic's reward uses), not of the body centres of mass.
+    """
+
+    pos: np.ndarray  # (B, 3)
+    quat: np.ndarray  # (B, 4) w, x, y, z
+    lin_vel: np.ndarray  # (B, 3)
+    ang_vel: np.ndarray  # (B, 3)
+    com: np.ndarray  # (3,) whole character
+    com_vel: np.ndarray  # (3,)
+
+
+class PhysicsBackend(ABC):
+    """A character in a physics engine, driven by stable-PD targets (see :mod:`mimic_sim.pd`)."""
+
+    name: str
+
+    def __init__(self, character: Character, config: SimConfig = SimConfig()):
+        self.character = character
+        self.config = config
+        self.gains = PDGains(character.kp, character.kd, character.torque_limit)
+        self._lower = character.joint_lower
+        self._upper = character.joint_upper
+
+    @abstractmethod
+    def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """Put the character in a state (see ``Character`` for the coordinate layout)."""
+
+    def step(self, targets: np.ndarray) -> None:
+        """Hold PD targets (one per ``Character.joint_names``) for one control period."""
+        self._step(clamp_targets(targets, self._lower, self._upper))
+
+    @abstractmethod
+    def _step(self, targets: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def get_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """(qpos, qvel) of the simulated character."""
+
+    @abstractmethod
+    def body_states(self) -> BodyStates:
+        """Tracked bodies of the simulated character."""
+
+    @abstractmethod
+    def kinematics(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+        """Tracked bodies of a character in the given state, without simulating it."""
+
+    @abstractmethod
+    def ground_contacts(self) -> np.ndarray:
+        """Boolean per tracked body: is it touching the ground."""
+
+    def close(self) -> None:
+        """Release the engine."""

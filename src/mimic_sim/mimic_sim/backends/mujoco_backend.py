@@ -1,0 +1,205 @@
+"""MuJoCo backend: the fast default for training."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from mimic_sim import rotations as rot
+from mimic_sim.backends.base import BodyStates, PhysicsBackend, SimConfig
+from mimic_sim.character import Character
+from mimic_sim.pd import PDGains, pd_torque
+
+FLOOR = "floor"
+
+
+def _merge_capsules(spec: mujoco.MjSpec) -> None:
+    """Turn URDF's capsule stand-in (a cylinder capped by two spheres) back into a capsule.
+
+    The union of the three is exactly a capsule; MuJoCo's native capsule collides
+    with one primitive instead of three, which makes contacts cheaper and smoother.
+    """
+    for body in spec.bodies:
+        geoms = list(body.geoms)
+        spheres = [g for g in geoms if g.type == mujoco.mjtGeom.mjGEOM_SPHERE]
+        for cyl in [g for g in geoms if g.type == mujoco.mjtGeom.mjGEOM_CYLINDER]:
+            r, half = cyl.size[0], cyl.size[1]
+            axis = np.zeros(3)
+            mujoco.mju_rotVecQuat(axis, np.array([0.0, 0.0, 1.0]), np.asarray(cyl.quat, dtype=float))
+            caps = [g for g in spheres if abs(g.size[0] - r) < 1e-9 and
+                    min(np.linalg.norm(np.asarray(g.pos) - (np.asarray(cyl.pos) + sgn * half * axis))
+                        for sgn in (-1.0, 1.0)) < 1e-6]
+            if len(caps) != 2:
+                continue
+            cyl.type = mujoco.mjtGeom.mjGEOM_CAPSULE
+            for g in caps:
+                spheres.remove(g)
+                spec.delete(g)
+
+
+def build_model(character: Character, config: SimConfig) -> mujoco.MjModel:
+    """Compile the character's URDF/MJCF with a floating base, a floor and PD actuators."""
+    spec = mujoco.MjSpec.from_file(str(character.model_path))
+    spec.option.timestep = config.physics_dt
+    spec.option.gravity = [0.0, 0.0, -config.gravity]
+    # implicitfast integrates the actuators' velocity terms implicitly: the stable-PD damping.
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    _merge_capsules(spec)
+    root = spec.body(character.root_body)
+    if not any(j.type == mujoco.mjtJoint.mjJNT_FREE for j in root.joints):
+        root.add_freejoint(name="root")
+    for joint in spec.joints:
+        # URDF effort limits arrive as joint force limits; the PD law clamps instead.
+        joint.actfrclimited = mujoco.mjtLimited.mjLIMITED_FALSE
+    for geom in spec.geoms:
+        geom.friction = [character.ground_friction, 0.005, 0.0001]
+        if not config.self_collision:
+            # Characters touch the floor only (contype 1 meets floor conaffinity 1).
+            geom.contype, geom.conaffinity = 1, 0
+    floor = spec.worldbody.add_geom(name=FLOOR, type=mujoco.mjtGeom.mjGEOM_PLANE, size=[50, 50, 0.1],
+                                    friction=[character.ground_friction, 0.005, 0.0001])
+    floor.contype, floor.conaffinity = 0 if not config.self_collision else 1, 1
+    floor.rgba = [0.55, 0.6, 0.65, 1.0]
+    spec.worldbody.add_light(pos=[0, 0, 4], dir=[0, 0, -1], castshadow=False)
+    damping = PDGains(character.kp, character.kd, character.torque_limit).effective_damping(config.physics_dt)
+    for j, name in enumerate(character.joint_names):
+        act = spec.add_actuator(name=name, target=name)
+        act.trntype = mujoco.mjtTrn.mjTRN_JOINT
+        act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
+        act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
+        act.gainprm[0] = character.kp[j]
+        act.biasprm[:3] = [0.0, -character.kp[j], -damping[j]]
+        # Torque limits are applied by MujocoBackend._step, not by MuJoCo: MuJoCo clamps
+        # the explicit force estimate and then drops the implicit damping of a clamped
+        # actuator, which lets a light foot gain 70 rad/s in one step.
+        act.forcelimited = mujoco.mjtLimited.mjLIMITED_FALSE
+        act.ctrllimited = mujoco.mjtLimited.mjLIMITED_FALSE
+    spec.visual.global_.offwidth = 1280
+    spec.visual.global_.offheight = 720
+    return spec.compile()
+
+
+class MujocoBackend(PhysicsBackend):
+    name = "mujoco"
+
+    def __init__(self, character: Character, config: SimConfig = SimConfig()):
+        super().__init__(character, config)
+        self.model = build_model(character, config)
+        self.data = mujoco.MjData(self.model)
+        self._ref = mujoco.MjData(self.model)
+        m = self.model
+        self._body_ids = np.array([m.body(b).id for b in character.tracked_bodies])
+        self._root_id = m.body(character.root_body).id
+        self._qadr = np.array([m.jnt_qposadr[m.joint(n).id] for n in character.joint_names])
+        self._vadr = np.array([m.jnt_dofadr[m.joint(n).id] for n in character.joint_names])
+        root_joint = [j for j in range(m.njnt) if m.jnt_bodyid[j] == self._root_id and
+                      m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE][0]
+        self._root_q = m.jnt_qposadr[root_joint]
+        self._root_v = m.jnt_dofadr[root_joint]
+        self._act_ids = np.array([m.actuator(n).id for n in character.joint_names])
+        self._floor = m.geom(FLOOR).id
+        self._damping = self.gains.effective_damping(config.physics_dt)
+        self._saved_qpos = np.zeros(m.nq)
+        self._saved_qvel = np.zeros(m.nv)
+        # body id -> tracked-body index (connector links report for the body they belong to)
+        tracked = {int(b): i for i, b in enumerate(self._body_ids)}
+        self._tracked_of_body = np.full(m.nbody, -1)
+        for b in range(m.nbody):
+            p = b
+            while p > 0 and p not in tracked:
+                p = int(m.body_parentid[p])
+            self._tracked_of_body[b] = tracked.get(p, -1)
+
+    # ----------------------------------------------------------- coordinates
+    def _write(self, data: mujoco.MjData, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        r, v = self._root_q, self._root_v
+        data.qpos[r : r + 7] = qpos[:7]
+        data.qpos[self._qadr] = qpos[7:]
+        data.qvel[v : v + 3] = qvel[:3]
+        # MuJoCo's free joint takes the angular velocity in the body frame.
+        data.qvel[v + 3 : v + 6] = rot.quat_inv_rotate(qpos[3:7], qvel[3:6])
+        data.qvel[self._vadr] = qvel[6:]
+
+    def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        mujoco.mj_resetData(self.model, self.data)
+        self._write(self.data, qpos, qvel)
+        self.data.ctrl[self._act_ids] = qpos[7:]
+        mujoco.mj_forward(self.model, self.data)
+
+    def _step(self, targets: np.ndarray) -> None:
+        m, d = self.model, self.data
+        d.ctrl[self._act_ids] = targets
+        qpos, qvel, qadr, vadr = self._saved_qpos, self._saved_qvel, self._qadr, self._vadr
+        limit, dt = self.gains.torque_limit, self.config.physics_dt
+        for _ in range(self.config.substeps):
+            qpos[:] = d.qpos
+            qvel[:] = d.qvel
+            time = d.time
+            mujoco.mj_step(m, d)
+            # The torque the implicit step applied: the unclamped PD law at qdot_next.
+            tau = pd_torque(self.gains, qpos[qadr], d.qvel[vadr], targets, dt, clamp=False)
+            over = np.abs(tau) > limit
+            if over.any():
+                self._redo_clamped(qpos, qvel, time, np.flatnonzero(over), np.clip(tau[over], -limit[over], limit[over]))
+
+    def _redo_clamped(self, qpos: np.ndarray, qvel: np.ndarray, time: float, joints: np.ndarray,
+                      torque: np.ndarray) -> None:
+        """Repeat a physics step with saturated joints driven by their limit torque instead of the PD."""
+        m, d = self.model, self.data
+        d.qpos[:] = qpos
+        d.qvel[:] = qvel
+        d.time = time
+        acts = self._act_ids[joints]
+        m.actuator_gainprm[acts, 0] = 0.0
+        m.actuator_biasprm[acts, 1:3] = 0.0
+        d.qfrc_applied[self._vadr[joints]] = torque
+        mujoco.mj_step(m, d)
+        d.qfrc_applied[self._vadr[joints]] = 0.0
+        m.actuator_gainprm[acts, 0] = self.gains.kp[joints]
+        m.actuator_biasprm[acts, 1] = -self.gains.kp[joints]
+        m.actuator_biasprm[acts, 2] = -self._damping[joints]
+
+    def get_state(self) -> tuple[np.ndarray, np.ndarray]:
+        d, r, v = self.data, self._root_q, self._root_v
+        qpos = np.concatenate([d.qpos[r : r + 7], d.qpos[self._qadr]])
+        ang = rot.quat_rotate(qpos[3:7], d.qvel[v + 3 : v + 6])
+        qvel = np.concatenate([d.qvel[v : v + 3], ang, d.qvel[self._vadr]])
+        return qpos, qvel
+
+    # ---------------------------------------------------------------- bodies
+    def _bodies(self, data: mujoco.MjData) -> BodyStates:
+        m = self.model
+        # Positions and velocities at the current qpos/qvel (mj_step leaves them one substep old).
+        mujoco.mj_kinematics(m, data)
+        mujoco.mj_comPos(m, data)
+        mujoco.mj_comVel(m, data)
+        mujoco.mj_subtreeVel(m, data)
+        ids = self._body_ids
+        pos = data.xpos[ids].copy()
+        cvel = data.cvel[ids]
+        ang = cvel[:, :3].copy()
+        # cvel is the spatial velocity about the subtree centre of mass; move it to the body origin.
+        offset = pos - data.subtree_com[m.body_rootid[ids]]
+        lin = cvel[:, 3:] + rot.cross(ang, offset)
+        root = self._root_id
+        return BodyStates(pos, data.xquat[ids].copy(), lin, ang, data.subtree_com[root].copy(),
+                          data.subtree_linvel[root].copy())
+
+    def body_states(self) -> BodyStates:
+        return self._bodies(self.data)
+
+    def kinematics(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+        self._write(self._ref, qpos, qvel)
+        return self._bodies(self._ref)
+
+    def ground_contacts(self) -> np.ndarray:
+        touching = np.zeros(len(self._body_ids), dtype=bool)
+        d = self.data
+        if d.ncon == 0:
+            return touching
+        geoms = d.contact.geom[: d.ncon]
+        floor = geoms == self._floor
+        other = np.where(floor[:, 0], geoms[:, 1], geoms[:, 0])[floor.any(axis=1)]
+        idx = self._tracked_of_body[self.model.geom_bodyid[other]]
+        touching[idx[idx >= 0]] = True
+        return touching

@@ -1,0 +1,254 @@
+"""PyBullet backend: the simulator DeepMimic's public port uses, kept as a cross-check.
+
+The stable PD law (:mod:`mimic_sim.pd`) is evaluated every physics step with the
+mass matrix and bias forces from Pinocchio, which reads the same URDF.  PyBullet's
+own ``STABLE_PD_CONTROL`` was tried first: on this model (revolute hinge chains) it
+does not hold a standing pose, and ``calculateMassMatrix`` alone takes ~140 us a
+call against ~10 us for Pinocchio's ``crba`` plus ``nonLinearEffects``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pinocchio
+import pybullet
+from pybullet_utils import bullet_client
+
+from mimic_sim import rotations as rot
+from mimic_sim.backends.base import BodyStates, PhysicsBackend, SimConfig
+from mimic_sim.character import Character
+from mimic_sim.paths import atomic_write_text, cache_dir
+from mimic_sim.pd import stable_pd_torque
+
+
+def _capsule_urdf(path: Path) -> Path:
+    """The URDF with each cylinder-plus-two-end-spheres turned into one PyBullet capsule.
+
+    A standard URDF has no capsule, so mimic's models spell one as a cylinder capped
+    by two spheres.  The union is exactly a capsule; PyBullet's native capsule makes
+    one contact where the three shapes make up to six, and contact solving is most of
+    a PyBullet step here (60 us in the air, 300 us lying on the ground).
+    """
+    text = path.read_text()
+    out = cache_dir() / "models" / f"{path.stem}-pybullet-{hashlib.sha256(text.encode()).hexdigest()[:16]}.urdf"
+    if out.exists():
+        return out
+    root = ET.fromstring(text)
+    for link in root.iter("link"):
+        for tag in ("collision", "visual"):
+            elements = link.findall(tag)
+            spheres = [e for e in elements if e.find("geometry/sphere") is not None]
+            for element in elements:
+                cyl = element.find("geometry/cylinder")
+                if cyl is None:
+                    continue
+                r, length = float(cyl.get("radius")), float(cyl.get("length"))
+                origin = element.find("origin")
+                xyz = np.array([float(v) for v in origin.get("xyz", "0 0 0").split()])
+                rpy = [float(v) for v in origin.get("rpy", "0 0 0").split()]
+                axis = rot.quat_rotate(rot.mat_to_quat(_rpy_matrix(rpy)), np.array([0.0, 0.0, 1.0]))
+                ends = [xyz + axis * length / 2, xyz - axis * length / 2]
+                caps = [e for e in spheres
+                        if abs(float(e.find("geometry/sphere").get("radius")) - r) < 1e-9
+                        and min(np.linalg.norm(_xyz_of(e) - end) for end in ends) < 1e-6]
+                if len(caps) != 2:
+                    continue
+                geometry = element.find("geometry")
+                geometry.remove(cyl)
+                ET.SubElement(geometry, "capsule", radius=f"{r:.9g}", length=f"{length:.9g}")
+                for e in caps:
+                    spheres.remove(e)
+                    link.remove(e)
+    atomic_write_text(out, ET.tostring(root, encoding="unicode"))
+    return out
+
+
+def _xyz_of(element: ET.Element) -> np.ndarray:
+    origin = element.find("origin")
+    return np.array([float(v) for v in (origin.get("xyz", "0 0 0") if origin is not None else "0 0 0").split()])
+
+
+def _rpy_matrix(rpy: list[float]) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_euler("xyz", rpy).as_matrix()
+
+
+def _xyzw(q: np.ndarray) -> list[float]:
+    return [float(q[1]), float(q[2]), float(q[3]), float(q[0])]
+
+
+def _wxyz(q: tuple[float, ...] | np.ndarray) -> np.ndarray:
+    q = np.asarray(q, dtype=float)
+    return q[..., [3, 0, 1, 2]]
+
+
+class _Body:
+    """One loaded copy of the character, with name-to-index maps."""
+
+    def __init__(self, client: bullet_client.BulletClient, character: Character, flags: int):
+        self.client = client
+        self.id = client.loadURDF(str(_capsule_urdf(character.model_path)), [0, 0, 1], useFixedBase=False,
+                                  flags=flags)
+        joint_index: dict[str, int] = {}
+        link_index: dict[str, int] = {}
+        for j in range(client.getNumJoints(self.id)):
+            info = client.getJointInfo(self.id, j)
+            joint_index[info[1].decode()] = j
+            link_index[info[12].decode()] = j
+        base_name = client.getBodyInfo(self.id)[0].decode()
+        link_index[base_name] = -1
+        self.joints = [joint_index[n] for n in character.joint_names]
+        self.links = np.array([link_index[b] for b in character.tracked_bodies])
+        self.tracked_links = [int(x) for x in self.links if x >= 0]
+        self.root_tracked = int(np.flatnonzero(self.links == -1)[0])
+        self.link_to_tracked = {int(x): i for i, x in enumerate(self.links)}
+        # Links that are not tracked (hinge connectors) report for the tracked link they move with.
+        for name, j in link_index.items():
+            if j not in self.link_to_tracked:
+                parent = j
+                while parent not in self.link_to_tracked:
+                    parent = client.getJointInfo(self.id, parent)[16]
+                self.link_to_tracked[j] = self.link_to_tracked[parent]
+        # PyBullet places the base at its centre of mass: keep the offset to the link frame.
+        dyn = client.getDynamicsInfo(self.id, -1)
+        self.base_com_offset = np.array(dyn[3])
+        self.all_links = list(range(client.getNumJoints(self.id)))
+        masses = [dyn[0]] + [client.getDynamicsInfo(self.id, j)[0] for j in self.all_links]
+        self.masses = np.array(masses)
+        # Zero the default velocity motors so only the PD law acts.
+        client.setJointMotorControlArray(self.id, self.joints, pybullet.VELOCITY_CONTROL,
+                                         forces=[0.0] * len(self.joints))
+
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        c = self.client
+        com = qpos[:3] + rot.quat_rotate(qpos[3:7], self.base_com_offset)
+        c.resetBasePositionAndOrientation(self.id, com.tolist(), _xyzw(qpos[3:7]))
+        lin = qvel[:3] + rot.cross(qvel[3:6], com - qpos[:3])
+        c.resetBaseVelocity(self.id, lin.tolist(), qvel[3:6].tolist())
+        c.resetJointStatesMultiDof(self.id, self.joints, [[float(x)] for x in qpos[7:]],
+                                   targetVelocities=[[float(x)] for x in qvel[6:]])
+
+    def get_state(self) -> tuple[np.ndarray, np.ndarray]:
+        c = self.client
+        com, orn = c.getBasePositionAndOrientation(self.id)
+        quat = _wxyz(orn)
+        pos = np.asarray(com) - rot.quat_rotate(quat, self.base_com_offset)
+        lin_com, ang = c.getBaseVelocity(self.id)
+        ang = np.asarray(ang)
+        lin = np.asarray(lin_com) + rot.cross(ang, pos - np.asarray(com))
+        states = c.getJointStates(self.id, self.joints)
+        q = np.array([s[0] for s in states])
+        qd = np.array([s[1] for s in states])
+        return np.concatenate([pos, quat, q]), np.concatenate([lin, ang, qd])
+
+    def bodies(self) -> BodyStates:
+        c = self.client
+        n = len(self.links)
+        pos, quat, lin, ang = np.zeros((n, 3)), np.zeros((n, 4)), np.zeros((n, 3)), np.zeros((n, 3))
+        states = c.getLinkStates(self.id, self.all_links, computeLinkVelocity=1, computeForwardKinematics=1)
+        coms = np.array([s[0] for s in states])
+        frames = np.array([s[4] for s in states])
+        orns = _wxyz(np.array([s[5] for s in states]))
+        lins = np.array([s[6] for s in states])
+        angs = np.array([s[7] for s in states])
+        # Link velocities are of the centre of mass; move them to the link frame origin.
+        lins = lins + rot.cross(angs, frames - coms)
+        idx = np.array(self.tracked_links)
+        rows = np.flatnonzero(self.links >= 0)
+        pos[rows], quat[rows], lin[rows], ang[rows] = frames[idx], orns[idx], lins[idx], angs[idx]
+        qpos, qvel = self.get_state()
+        r = self.root_tracked
+        pos[r], quat[r], lin[r], ang[r] = qpos[:3], qpos[3:7], qvel[:3], qvel[3:6]
+        base_com = qpos[:3] + rot.quat_rotate(qpos[3:7], self.base_com_offset)
+        base_com_vel = qvel[:3] + rot.cross(qvel[3:6], base_com - qpos[:3])
+        all_com = np.vstack([base_com, coms])
+        all_vel = np.vstack([base_com_vel, np.array([s[6] for s in states])])
+        total = self.masses.sum()
+        return BodyStates(pos, quat, lin, ang, self.masses @ all_com / total, self.masses @ all_vel / total)
+
+
+class PyBulletBackend(PhysicsBackend):
+    name = "pybullet"
+
+    def __init__(self, character: Character, config: SimConfig = SimConfig()):
+        super().__init__(character, config)
+        self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        c = self.client
+        c.setGravity(0, 0, -config.gravity)
+        c.setTimeStep(config.physics_dt)
+        c.setPhysicsEngineParameter(numSolverIterations=10, numSubSteps=1)
+        plane_shape = c.createCollisionShape(pybullet.GEOM_PLANE)
+        self.plane = c.createMultiBody(0, plane_shape)
+        c.changeDynamics(self.plane, -1, lateralFriction=character.ground_friction)
+        flags = 0
+        if config.self_collision:
+            flags |= pybullet.URDF_USE_SELF_COLLISION | pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS
+        self.body = _Body(c, character, flags)
+        for j in [-1, *self.body.all_links]:
+            c.changeDynamics(self.body.id, j, lateralFriction=character.ground_friction, linearDamping=0,
+                             angularDamping=0, jointDamping=0)
+        # The reference character lives in a second, never-stepped world: forward kinematics only.
+        self.kin_client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        self.kin_body = _Body(self.kin_client, character, 0)
+        # Dynamics for the PD prediction: Pinocchio on the same URDF, floating base.
+        self.pin_model = pinocchio.buildModelFromUrdf(str(character.model_path), pinocchio.JointModelFreeFlyer())
+        self.pin_data = self.pin_model.createData()
+        pin_names = list(self.pin_model.names)
+        self._pin_q = np.array([self.pin_model.joints[pin_names.index(n)].idx_q for n in character.joint_names])
+        self._pin_v = np.array([self.pin_model.joints[pin_names.index(n)].idx_v for n in character.joint_names])
+        self._q = np.zeros(self.pin_model.nq)
+        self._v = np.zeros(self.pin_model.nv)
+
+    def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        self.body.set_state(qpos, qvel)
+
+    def _step(self, targets: np.ndarray) -> None:
+        c, body = self.client, self.body
+        dt = self.config.physics_dt
+        for _ in range(self.config.substeps):
+            qpos, qvel = body.get_state()
+            tau = stable_pd_torque(self.gains, *self._dynamics(qpos, qvel), self._pin_v, qpos[7:], self._v,
+                                   targets, dt)
+            c.setJointMotorControlArray(body.id, body.joints, pybullet.TORQUE_CONTROL, forces=tau.tolist())
+            c.stepSimulation()
+
+    def _dynamics(self, qpos: np.ndarray, qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mass matrix and bias forces at a state, in Pinocchio's coordinates (filled into self._v)."""
+        q, v = self._q, self._v
+        q[:3] = qpos[:3]
+        q[3:7] = qpos[[4, 5, 6, 3]]  # x, y, z, w
+        q[self._pin_q] = qpos[7:]
+        # The free-flyer velocity is expressed in the root frame.
+        v[:3] = rot.quat_inv_rotate(qpos[3:7], qvel[:3])
+        v[3:6] = rot.quat_inv_rotate(qpos[3:7], qvel[3:6])
+        v[self._pin_v] = qvel[6:]
+        m, d = self.pin_model, self.pin_data
+        mass = pinocchio.crba(m, d, q)
+        mass = np.triu(mass) + np.triu(mass, 1).T  # crba fills the upper triangle
+        return mass, pinocchio.nonLinearEffects(m, d, q, v)
+
+    def get_state(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.body.get_state()
+
+    def body_states(self) -> BodyStates:
+        return self.body.bodies()
+
+    def kinematics(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+        self.kin_body.set_state(qpos, qvel)
+        return self.kin_body.bodies()
+
+    def ground_contacts(self) -> np.ndarray:
+        touching = np.zeros(len(self.character.tracked_bodies), dtype=bool)
+        for contact in self.client.getContactPoints(bodyA=self.body.id, bodyB=self.plane):
+            touching[self.body.link_to_tracked[contact[3]]] = True
+        return touching
+
+    def close(self) -> None:
+        for client in (self.client, self.kin_client):
+            if client.isConnected():
+                client.disconnect()

@@ -1,0 +1,197 @@
+"""Characters: a URDF/MJCF model plus a YAML config (gains, limits, end-effectors).
+
+Adding a robot is adding files under ``config/characters/``, not code.  The model
+is read with MuJoCo's parser (URDF and MJCF alike); every list the rest of mimic
+uses (joints, bodies, gains) is by name, in the order given here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import yaml
+
+from mimic_sim.paths import find_config
+
+
+class CharacterError(ValueError):
+    """A character config or model is inconsistent; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class JointInfo:
+    name: str
+    axis: np.ndarray  # in the child body frame
+    lower: float
+    upper: float
+
+
+@dataclass
+class Character:
+    """A simulated character: its model file, joints, bodies and control parameters.
+
+    ``joint_names`` are the actuated one-degree-of-freedom joints in model tree
+    order; ``kp``, ``kd``, ``torque_limit``, ``joint_lower`` and ``joint_upper`` are
+    aligned with them.  Generalized coordinates everywhere in mimic are
+    ``qpos = [root position (3), root quaternion w,x,y,z (4), joint angles]`` and
+    ``qvel = [root linear velocity (3, world), root angular velocity (3, world),
+    joint rates]``.
+    """
+
+    name: str
+    config_path: Path
+    model_path: Path
+    root_body: str
+    joints: list[JointInfo]
+    kp: np.ndarray
+    kd: np.ndarray
+    torque_limit: np.ndarray
+    tracked_bodies: list[str]
+    end_effectors: list[str]
+    ground_contact_allowed: list[str]
+    spherical_joints: dict[str, str]
+    ground_friction: float
+    total_mass: float
+
+    @property
+    def joint_names(self) -> list[str]:
+        return [j.name for j in self.joints]
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+    @property
+    def joint_lower(self) -> np.ndarray:
+        return np.array([j.lower for j in self.joints])
+
+    @property
+    def joint_upper(self) -> np.ndarray:
+        return np.array([j.upper for j in self.joints])
+
+    def body_index(self, names: list[str]) -> np.ndarray:
+        return np.array([self.tracked_bodies.index(n) for n in names], dtype=int)
+
+
+def _require(cfg: dict, key: str, source: Path) -> object:
+    if key not in cfg:
+        raise CharacterError(f"{source}: missing field '{key}'")
+    return cfg[key]
+
+
+def _model_path(cfg: dict, source: Path, spherical: dict[str, str], efforts: dict[str, float]) -> Path:
+    model = _require(cfg, "model", source)
+    if not isinstance(model, dict):
+        raise CharacterError(f"{source}: field 'model' must be a mapping with 'file' or 'builder'")
+    if "file" in model:
+        path = Path(model["file"])
+        if not path.is_absolute():
+            path = (source.parent / path).resolve()
+        if not path.is_file():
+            raise CharacterError(f"{source}: field 'model.file': no such file {path}")
+        return path
+    if model.get("builder") == "deepmimic_humanoid":
+        from mimic_sim.humanoid_urdf import humanoid_urdf_path
+
+        return humanoid_urdf_path(spherical, efforts)
+    raise CharacterError(f"{source}: field 'model' must name a 'file' or builder 'deepmimic_humanoid'")
+
+
+def _gains_for(joint: str, pd_cfg: dict, source: Path) -> dict:
+    matches = [pattern for pattern in pd_cfg if fnmatch.fnmatchcase(joint, pattern)]
+    if len(matches) != 1:
+        how = "no pattern" if not matches else f"several patterns {matches}"
+        raise CharacterError(f"{source}: field 'pd': joint '{joint}' matches {how}")
+    entry = pd_cfg[matches[0]]
+    for key in ("kp", "kd", "torque_limit"):
+        value = entry.get(key) if isinstance(entry, dict) else None
+        if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+            raise CharacterError(f"{source}: field 'pd.{matches[0]}.{key}' must be a non-negative number")
+    return entry
+
+
+def _actuated_names_from_config(cfg: dict, source: Path) -> list[str]:
+    """Joint names the builder will create (needed before the model exists)."""
+    from mimic_sim.deepmimic_format import DEEPMIMIC_JOINTS
+
+    names: list[str] = []
+    for joint, size in DEEPMIMIC_JOINTS:
+        if size == 4:
+            names += [f"{joint}_{a}" for a in cfg["spherical_joints"][joint]]
+        else:
+            names.append(joint)
+    return names
+
+
+def load_character(name_or_path: str | Path) -> Character:
+    """Load ``config/characters/<name>.yaml`` (or a YAML path) and its model."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = find_config(f"characters/{name_or_path}.yaml")
+    if not path.is_file():
+        raise CharacterError(f"no character config at {path}")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CharacterError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise CharacterError(f"{path}: top level must be a mapping")
+    spherical = dict(cfg.get("spherical_joints") or {})
+    pd_cfg = _require(cfg, "pd", path)
+    if not isinstance(pd_cfg, dict):
+        raise CharacterError(f"{path}: field 'pd' must map joint-name patterns to gains")
+    efforts: dict[str, float] = {}
+    if cfg.get("model", {}).get("builder") == "deepmimic_humanoid":
+        for joint in _actuated_names_from_config(cfg, path):
+            efforts[joint] = float(_gains_for(joint, pd_cfg, path)["torque_limit"])
+    model_path = _model_path(cfg, path, spherical, efforts)
+
+    spec = mujoco.MjSpec.from_file(str(model_path))
+    model = spec.compile()
+    joints: list[JointInfo] = []
+    for j in range(model.njnt):
+        jtype = int(model.jnt_type[j])
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j)
+        if jtype == int(mujoco.mjtJoint.mjJNT_FREE):
+            continue
+        if jtype not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+            raise CharacterError(f"{model_path}: joint '{name}' is a ball joint; describe it as three revolute "
+                                 "joints so every backend and ROS tool can drive it")
+        lower, upper = model.jnt_range[j] if model.jnt_limited[j] else (-np.inf, np.inf)
+        joints.append(JointInfo(name, model.jnt_axis[j].copy(), float(lower), float(upper)))
+    gains = [_gains_for(j.name, pd_cfg, path) for j in joints]
+
+    body_names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in range(model.nbody)]
+    root_body = str(cfg.get("root_body", body_names[1]))
+    tracked = list(cfg.get("tracked_bodies") or [b for b in body_names[1:] if not b.endswith("_link")])
+    for field in ("tracked_bodies", "end_effectors", "ground_contact_allowed"):
+        for b in cfg.get(field) or []:
+            if b not in body_names:
+                raise CharacterError(f"{path}: field '{field}': model {model_path.name} has no body '{b}'")
+    if root_body not in body_names:
+        raise CharacterError(f"{path}: field 'root_body': model {model_path.name} has no body '{root_body}'")
+    for motion_joint, order in spherical.items():
+        for axis in str(order):
+            if f"{motion_joint}_{axis}" not in [j.name for j in joints]:
+                raise CharacterError(f"{path}: field 'spherical_joints.{motion_joint}': model has no joint "
+                                     f"'{motion_joint}_{axis}'")
+    return Character(
+        name=str(cfg.get("name", path.stem)),
+        config_path=path,
+        model_path=model_path,
+        root_body=root_body,
+        joints=joints,
+        kp=np.array([float(g["kp"]) for g in gains]),
+        kd=np.array([float(g["kd"]) for g in gains]),
+        torque_limit=np.array([float(g["torque_limit"]) for g in gains]),
+        tracked_bodies=tracked,
+        end_effectors=list(cfg.get("end_effectors") or []),
+        ground_contact_allowed=list(cfg.get("ground_contact_allowed") or []),
+        spherical_joints={k: str(v) for k, v in spherical.items()},
+        ground_friction=float(cfg.get("ground_friction", 0.9)),
+        total_mass=float(model.body_subtreemass[0]),
+    )

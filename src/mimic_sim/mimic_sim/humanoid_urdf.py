@@ -1,0 +1,293 @@
+"""Build the DeepMimic humanoid as a standard URDF, at run time, from ``pybullet_data``.
+
+``pybullet_data/humanoid/humanoid.urdf`` is DeepMimic's character, but not a
+standard URDF: Y-up, drawn 4x too large (PyBullet loads it with
+``globalScaling=0.25``), spherical joints, capsule shapes, no visuals, stray NUL
+bytes.  This module rewrites it so that MuJoCo, PyBullet, Pinocchio, ros2_control
+and Gazebo read the same file:
+
+* lengths scaled by 0.25 and every frame turned from Y-up to Z-up (x forward,
+  y left, z up; link frames stay parallel to the world at the rest pose);
+* each spherical joint becomes a chain of three revolute joints ``<joint>_<axis>``
+  (axis order per joint from the character config, chosen so the clips stay away
+  from gimbal lock), joined by light links;
+* capsules become a cylinder plus two spheres; visuals repeat the collision shapes;
+* inertias are those of the solid collision shape with the file's mass (the file's
+  placeholder 0.1 kg m^2 inertias are not physical);
+* the floating base is the ``root`` link (the file's 0.1 g ``base`` link is dropped).
+
+The result is cached under the user's cache folder, keyed by a hash of the source
+file and the options, and written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mimic_sim import rotations as rot
+from mimic_sim.paths import atomic_write_text, cache_dir
+
+GENERATOR_VERSION = "3"
+SCALE = 0.25
+# Y-up to Z-up, as a matrix: (x, y, z)_yup -> (x, -z, y)_zup.
+C = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+# Links between the three hinges of a spherical joint.  Not vanishingly light: near
+# gimbal lock the first and last hinge turn mostly the connector, and a 1e-6 kg m^2
+# connector there lets a limit torque spin it up by thousands of rad/s in one step.
+CONNECTOR_MASS = 0.01  # kg
+CONNECTOR_INERTIA = 1e-4  # kg m^2
+
+
+@dataclass(frozen=True)
+class HingeLimits:
+    """Limits of the hinges that replace a spherical joint.
+
+    The middle hinge stops 10 degrees short of gimbal lock (+-90 degrees, where the
+    outer two hinges align); the shipped clips reach 76 degrees at most.  The outer
+    two reach a little past +-pi so that clips crossing +-pi (the right shoulder in
+    ``dance_a``) stay continuous.
+    """
+
+    outer: float = 3.8
+    middle: float = math.radians(80.0)
+
+
+def source_urdf() -> Path:
+    import pybullet_data
+
+    return Path(pybullet_data.getDataPath()) / "humanoid" / "humanoid.urdf"
+
+
+def _floats(text: str | None, n: int = 3) -> np.ndarray:
+    if text is None:
+        return np.zeros(n)
+    return np.array([float(v) for v in text.split()])
+
+
+def _fmt(v: np.ndarray | list[float]) -> str:
+    return " ".join(f"{float(x):.9g}" if abs(float(x)) > 1e-12 else "0" for x in v)
+
+
+def _rpy_of(m: np.ndarray) -> np.ndarray:
+    """URDF rpy (fixed-axis roll, pitch, yaw) of a rotation matrix."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_matrix(m).as_euler("xyz")
+
+
+def _rot_of(rpy: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_euler("xyz", rpy).as_matrix()
+
+
+def _z_to(axis: np.ndarray) -> np.ndarray:
+    """A rotation taking +z onto ``axis`` (unit)."""
+    z = np.array([0.0, 0.0, 1.0])
+    v = np.cross(z, axis)
+    s = np.linalg.norm(v)
+    if s < 1e-9:
+        return np.eye(3) if axis[2] > 0 else np.diag([1.0, -1.0, -1.0])
+    return rot.quat_to_mat(rot.rotvec_to_quat(v / s * math.atan2(s, float(np.dot(z, axis)))))
+
+
+@dataclass
+class _Shape:
+    kind: str  # sphere | capsule | box
+    pos: np.ndarray  # in the (Z-up) link frame
+    rot: np.ndarray  # 3x3; the shape's own axis is its local z (capsules)
+    size: np.ndarray  # sphere: (r,), capsule: (r, length), box: (sx, sy, sz)
+
+
+def _convert_shape(collision: ET.Element) -> _Shape:
+    origin = collision.find("origin")
+    pos = C @ (_floats(origin.get("xyz") if origin is not None else None) * SCALE)
+    r_src = _rot_of(_floats(origin.get("rpy") if origin is not None else None))
+    geom = collision.find("geometry")
+    child = next(iter(geom))
+    if child.tag == "sphere":
+        return _Shape("sphere", pos, np.eye(3), np.array([float(child.get("radius")) * SCALE]))
+    if child.tag == "capsule":
+        axis = C @ r_src @ np.array([0.0, 0.0, 1.0])
+        size = np.array([float(child.get("radius")), float(child.get("length"))]) * SCALE
+        return _Shape("capsule", pos, _z_to(axis), size)
+    if child.tag == "box":
+        m = C @ r_src
+        # Axis-aligned after the turn: permute the extents instead of rotating the box.
+        if not np.allclose(np.abs(m), np.round(np.abs(m))):
+            raise ValueError(f"box in {source_urdf()} is not axis-aligned after the Y-up to Z-up turn")
+        size = np.abs(m) @ (_floats(child.get("size")) * SCALE)
+        return _Shape("box", pos, np.eye(3), size)
+    raise ValueError(f"unsupported geometry '{child.tag}' in {source_urdf()}")
+
+
+def _inertia(shape: _Shape, mass: float) -> np.ndarray:
+    """Principal inertia (in the shape's frame) of a solid shape of uniform density."""
+    if shape.kind == "sphere":
+        i = 0.4 * mass * shape.size[0] ** 2
+        return np.array([i, i, i])
+    if shape.kind == "capsule":
+        r, h = shape.size
+        v_cyl, v_sph = math.pi * r * r * h, 4.0 / 3.0 * math.pi * r**3
+        m_cyl, m_sph = mass * v_cyl / (v_cyl + v_sph), mass * v_sph / (v_cyl + v_sph)
+        izz = m_cyl * r * r / 2 + m_sph * 0.4 * r * r
+        ixx = m_cyl * (h * h / 12 + r * r / 4) + m_sph * (0.4 * r * r + h * h / 4 + 3 * h * r / 8)
+        return np.array([ixx, ixx, izz])
+    sx, sy, sz = shape.size
+    return mass / 12.0 * np.array([sy * sy + sz * sz, sx * sx + sz * sz, sx * sx + sy * sy])
+
+
+def _geometry_elements(shape: _Shape) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(xyz, rpy, geometry xml) for the standard-URDF pieces of one shape."""
+    rpy = _rpy_of(shape.rot)
+    if shape.kind == "sphere":
+        return [(shape.pos, rpy, f'<sphere radius="{shape.size[0]:.9g}"/>')]
+    if shape.kind == "box":
+        return [(shape.pos, rpy, f'<box size="{_fmt(shape.size)}"/>')]
+    r, h = shape.size
+    axis = shape.rot @ np.array([0.0, 0.0, 1.0])
+    return [
+        (shape.pos, rpy, f'<cylinder radius="{r:.9g}" length="{h:.9g}"/>'),
+        (shape.pos + axis * h / 2, np.zeros(3), f'<sphere radius="{r:.9g}"/>'),
+        (shape.pos - axis * h / 2, np.zeros(3), f'<sphere radius="{r:.9g}"/>'),
+    ]
+
+
+def _link_xml(name: str, mass: float, com: np.ndarray, inertia: np.ndarray, inertia_rpy: np.ndarray,
+              shape: _Shape | None, color: str) -> str:
+    lines = [f'  <link name="{name}">', "    <inertial>",
+             f'      <origin xyz="{_fmt(com)}" rpy="{_fmt(inertia_rpy)}"/>',
+             f'      <mass value="{mass:.9g}"/>',
+             f'      <inertia ixx="{inertia[0]:.9g}" ixy="0" ixz="0" iyy="{inertia[1]:.9g}" iyz="0" '
+             f'izz="{inertia[2]:.9g}"/>',
+             "    </inertial>"]
+    if shape is not None:
+        for xyz, rpy, geom in _geometry_elements(shape):
+            origin = f'<origin xyz="{_fmt(xyz)}" rpy="{_fmt(rpy)}"/>'
+            lines += ["    <visual>", f"      {origin}", f"      <geometry>{geom}</geometry>",
+                      f'      <material name="{color}"/>', "    </visual>",
+                      "    <collision>", f"      {origin}", f"      <geometry>{geom}</geometry>", "    </collision>"]
+    lines.append("  </link>")
+    return "\n".join(lines)
+
+
+def _joint_xml(name: str, kind: str, parent: str, child: str, xyz: np.ndarray, axis: np.ndarray | None = None,
+               limits: tuple[float, float] | None = None, effort: float = 0.0, velocity: float = 0.0) -> str:
+    lines = [f'  <joint name="{name}" type="{kind}">', f'    <parent link="{parent}"/>',
+             f'    <child link="{child}"/>', f'    <origin xyz="{_fmt(xyz)}" rpy="0 0 0"/>']
+    if axis is not None:
+        lines.append(f'    <axis xyz="{_fmt(axis)}"/>')
+    if limits is not None:
+        lines.append(f'    <limit lower="{limits[0]:.9g}" upper="{limits[1]:.9g}" effort="{effort:.9g}" '
+                     f'velocity="{velocity:.9g}"/>')
+    lines.append("  </joint>")
+    return "\n".join(lines)
+
+
+def build_humanoid_urdf(
+    spherical_axes: dict[str, str],
+    effort: dict[str, float],
+    velocity_limit: float = 100.0,
+    limits: HingeLimits = HingeLimits(),
+) -> str:
+    """URDF text of the Z-up humanoid.
+
+    ``spherical_axes`` maps each spherical joint to its hinge order (``"yxz"``:
+    first about y, nearest the parent); ``effort`` maps model joint names to the
+    torque limit written into the URDF.
+    """
+    src = source_urdf()
+    root = ET.fromstring(src.read_bytes().replace(b"\x00", b"").decode())
+    links = {link.get("name"): link for link in root.findall("link")}
+    out_links: list[str] = []
+    out_joints: list[str] = []
+    colors = {"left": "left", "right": "right"}
+
+    def color_of(name: str) -> str:
+        return colors.get(name.split("_")[0], "body")
+
+    def add_link(name: str) -> None:
+        link = links[name]
+        inertial = link.find("inertial")
+        mass = float(inertial.find("mass").get("value"))
+        collision = link.find("collision")
+        shape = _convert_shape(collision) if collision is not None else None
+        if shape is None:
+            com = C @ (_floats(inertial.find("origin").get("xyz")) * SCALE)
+            out_links.append(_link_xml(name, mass, com, np.full(3, CONNECTOR_INERTIA), np.zeros(3), None, "body"))
+            return
+        inertia = _inertia(shape, mass)
+        out_links.append(_link_xml(name, mass, shape.pos, inertia, _rpy_of(shape.rot), shape, color_of(name)))
+
+    add_link("root")
+    for joint in root.findall("joint"):
+        name, kind = joint.get("name"), joint.get("type")
+        parent, child = joint.find("parent").get("link"), joint.find("child").get("link")
+        if parent == "base":  # the dropped placeholder base link
+            continue
+        xyz = C @ (_floats(joint.find("origin").get("xyz")) * SCALE)
+        if kind != "spherical":
+            add_link(child)
+        if kind == "fixed":
+            out_joints.append(_joint_xml(name, "fixed", parent, child, xyz))
+        elif kind == "revolute":
+            lim = joint.find("limit")
+            axis = C @ _floats(joint.find("axis").get("xyz"))
+            out_joints.append(_joint_xml(name, "revolute", parent, child, xyz, axis,
+                                         (float(lim.get("lower")), float(lim.get("upper"))),
+                                         effort[name], velocity_limit))
+        elif kind == "spherical":
+            order = spherical_axes.get(name)
+            if order is None or sorted(order) != ["x", "y", "z"]:
+                raise ValueError(f"spherical joint '{name}' needs a hinge order (a permutation of 'xyz'), "
+                                 f"got {order!r}")
+            chain = [parent] + [f"{name}_{a}_link" for a in order[:2]] + [child]
+            for k, axis_name in enumerate(order):
+                hinge = f"{name}_{axis_name}"
+                bound = limits.middle if k == 1 else limits.outer
+                if k < 2:
+                    out_links.append(_link_xml(chain[k + 1], CONNECTOR_MASS, np.zeros(3),
+                                               np.full(3, CONNECTOR_INERTIA), np.zeros(3), None, "body"))
+                else:  # parents before children, as tools that keep the file's link order expect
+                    add_link(child)
+                out_joints.append(_joint_xml(hinge, "revolute", chain[k], chain[k + 1], xyz if k == 0 else np.zeros(3),
+                                             rot.axis_vector(axis_name), (-bound, bound), effort[hinge],
+                                             velocity_limit))
+        else:
+            raise ValueError(f"unsupported joint type '{kind}' for joint '{name}' in {src}")
+    materials = [
+        '  <material name="body"><color rgba="0.82 0.78 0.70 1"/></material>',
+        '  <material name="left"><color rgba="0.35 0.55 0.85 1"/></material>',
+        '  <material name="right"><color rgba="0.85 0.45 0.35 1"/></material>',
+    ]
+    header = [
+        '<?xml version="1.0"?>',
+        f"<!-- Generated by mimic_sim.humanoid_urdf (version {GENERATOR_VERSION}) from pybullet_data's",
+        "     humanoid/humanoid.urdf (DeepMimic's humanoid): Z-up, scaled 0.25, spherical joints as",
+        "     three revolute joints, capsules as cylinder + spheres.  Do not edit; regenerate. -->",
+        '<robot name="humanoid">',
+        # MuJoCo keeps fixed-joint links (the wrists, end-effectors) as bodies.
+        '  <mujoco><compiler fusestatic="false" discardvisual="true"/></mujoco>',
+    ]
+    return "\n".join(header + materials + out_links + out_joints + ["</robot>", ""])
+
+
+def humanoid_urdf_path(spherical_axes: dict[str, str], effort: dict[str, float]) -> Path:
+    """Path of the generated humanoid URDF, building it into the cache if needed."""
+    key = hashlib.sha256()
+    key.update(GENERATOR_VERSION.encode())
+    key.update(source_urdf().read_bytes())
+    key.update(repr(sorted(spherical_axes.items())).encode())
+    key.update(repr(sorted(effort.items())).encode())
+    path = cache_dir() / "models" / f"humanoid-{key.hexdigest()[:16]}.urdf"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, build_humanoid_urdf(spherical_axes, effort))
+    return path
+

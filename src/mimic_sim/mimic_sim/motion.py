@@ -1,0 +1,278 @@
+"""The reference-motion data model: a clip that every source converts into.
+
+A :class:`Motion` holds keyframes at (possibly uneven) times: root position and
+rotation in a Z-up world, and joint values by joint name, either a local rotation
+quaternion (spherical joints) or an angle (revolute joints).  :meth:`Motion.sample`
+evaluates it at any time: slerp for rotations, linear interpolation for angles
+and root position, finite-difference velocities, and, for wrapped clips, the root
+carried forward by the clip's displacement on every cycle (as DeepMimic does), so
+a looping walk keeps walking instead of snapping back.  Wrapped clips are made
+continuous across the wrap (see :meth:`Motion._close_loop`), which also returns
+the heading to its start each cycle: the displacement then always points along the
+clip's own direction of travel and a 20 s walk goes straight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mimic_sim import rotations as rot
+
+
+class MotionError(ValueError):
+    """A motion file or array is malformed.  The message names the source, frame and field."""
+
+    def __init__(self, source: str, message: str, frame: int | None = None, field: str | None = None):
+        self.source = source
+        self.frame = frame
+        self.field = field
+        where = [source]
+        if frame is not None:
+            where.append(f"frame {frame}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        super().__init__(f"{', '.join(where)}: {message}")
+
+
+QUAT_NORM_TOLERANCE = 0.5
+"""How far from 1 a stored quaternion's norm may be before the clip is rejected.
+
+Stored quaternions are normalized on load, as DeepMimic does.  The shipped clips
+need a wide tolerance: the right hip of ``humanoid3d_kick`` reaches norm 1.42 and
+``roll`` and ``backflip`` deviate by 0.1-0.2; a zero or wildly scaled quaternion is
+still rejected."""
+
+
+@dataclass(frozen=True)
+class MotionSample:
+    """A motion evaluated at one time.  Velocities are the derivative of the interpolation."""
+
+    time: float
+    phase: float
+    root_pos: np.ndarray
+    root_rot: np.ndarray
+    root_lin_vel: np.ndarray  # world frame
+    root_ang_vel: np.ndarray  # world frame
+    joints: dict[str, np.ndarray]  # quaternion (4,) or angle (1,)
+    joint_vel: dict[str, np.ndarray]  # local angular velocity (3,) or rate (1,)
+
+
+@dataclass
+class Motion:
+    """Keyframed reference motion.
+
+    ``joints`` maps a joint name to an ``(N, 4)`` array of local rotations (spherical
+    joint) or an ``(N,)`` array of angles (revolute joint).  ``frame_times`` starts at
+    0 and increases strictly.
+    """
+
+    name: str
+    frame_times: np.ndarray
+    root_pos: np.ndarray
+    root_rot: np.ndarray
+    joints: dict[str, np.ndarray]
+    loop: bool = False
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        self.frame_times = np.asarray(self.frame_times, dtype=float)
+        self.root_pos = np.asarray(self.root_pos, dtype=float)
+        self.root_rot = np.asarray(self.root_rot, dtype=float)
+        self.joints = {k: np.asarray(v, dtype=float) for k, v in self.joints.items()}
+        self._validate()
+        self.root_rot = rot.quat_normalize(self.root_rot)
+        for name, values in self.joints.items():
+            if values.ndim == 2:
+                self.joints[name] = rot.quat_normalize(values)
+        self._precompute()
+
+    # ------------------------------------------------------------------ checks
+    def _validate(self) -> None:
+        n = self.frame_times.shape[0] if self.frame_times.ndim == 1 else -1
+        if n < 2:
+            raise MotionError(self.source, "a motion needs at least 2 frames", field="frame_times")
+        if self.frame_times[0] != 0.0:
+            raise MotionError(self.source, "frame times must start at 0", frame=0, field="frame_times")
+        steps = np.diff(self.frame_times)
+        bad = np.flatnonzero(~(steps > 0.0))
+        if bad.size:
+            raise MotionError(self.source, "frame duration must be positive", frame=int(bad[0]), field="duration")
+        arrays: list[tuple[str, np.ndarray, tuple[int, ...]]] = [
+            ("root_pos", self.root_pos, (n, 3)),
+            ("root_rot", self.root_rot, (n, 4)),
+        ]
+        for name, values in self.joints.items():
+            expected = (n, 4) if values.ndim == 2 else (n,)
+            arrays.append((name, values, expected))
+        for name, values, shape in arrays:
+            if values.shape != shape:
+                raise MotionError(self.source, f"shape {values.shape}, expected {shape}", field=name)
+            finite = np.isfinite(values).reshape(n, -1).all(axis=1)
+            if not finite.all():
+                raise MotionError(self.source, "value is NaN or infinite", frame=int(np.argmin(finite)), field=name)
+            if shape[-1] == 4 and values.ndim == 2:
+                err = np.abs(np.linalg.norm(values, axis=1) - 1.0)
+                if (err > QUAT_NORM_TOLERANCE).any():
+                    i = int(np.argmax(err))
+                    raise MotionError(
+                        self.source,
+                        f"quaternion norm {np.linalg.norm(values[i]):.4f} is not 1 (tolerance {QUAT_NORM_TOLERANCE})",
+                        frame=i,
+                        field=name,
+                    )
+
+    # --------------------------------------------------------------- structure
+    @property
+    def num_frames(self) -> int:
+        return int(self.frame_times.shape[0])
+
+    @property
+    def duration(self) -> float:
+        """Length of one cycle in seconds (time of the last frame)."""
+        return float(self.frame_times[-1])
+
+    @property
+    def fps(self) -> float:
+        return (self.num_frames - 1) / self.duration
+
+    @property
+    def spherical_joints(self) -> list[str]:
+        return [k for k, v in self.joints.items() if v.ndim == 2]
+
+    @property
+    def revolute_joints(self) -> list[str]:
+        return [k for k, v in self.joints.items() if v.ndim == 1]
+
+    @property
+    def rotation_table(self) -> np.ndarray:
+        """Keyframe rotations ``(N, 1 + S, 4)``: root, then ``spherical_joints``."""
+        return self._quats
+
+    @property
+    def angle_table(self) -> np.ndarray:
+        """Keyframe angles ``(N, R)`` of ``revolute_joints``."""
+        return self._angles
+
+    def _precompute(self) -> None:
+        self._spherical = self.spherical_joints
+        self._revolute = self.revolute_joints
+        n = self.num_frames
+        # Rotations in one table, root first, so one slerp serves every joint.
+        self._quats = np.concatenate(
+            [self.root_rot[:, None, :]] + [self.joints[k][:, None, :] for k in self._spherical], axis=1
+        )
+        self._angles = np.stack([self.joints[k] for k in self._revolute], axis=1) if self._revolute else np.zeros((n, 0))
+        self.loop_closure: dict[str, float] = {}
+        if self.loop:
+            self._close_loop()
+        # Keep consecutive quaternions on one hemisphere so slerp takes the short arc.
+        for i in range(1, n):
+            flip = np.sum(self._quats[i] * self._quats[i - 1], axis=-1) < 0.0
+            self._quats[i, flip] *= -1.0
+        dt = np.diff(self.frame_times)
+        self._dt = dt
+        self._root_lin_vel = np.diff(self.root_pos, axis=0) / dt[:, None]
+        q0, q1 = self._quats[:-1], self._quats[1:]
+        # root: world-frame angular velocity, q_{i+1} = exp(w dt) q_i
+        root_w = rot.quat_to_rotvec(rot.quat_mul(q1[:, 0], rot.quat_conj(q0[:, 0])))
+        # joints: local (child-frame) angular velocity, q_{i+1} = q_i exp(w dt)
+        joint_w = rot.quat_to_rotvec(rot.quat_mul(rot.quat_conj(q0[:, 1:]), q1[:, 1:]))
+        self._ang_vel = np.concatenate([root_w[:, None], joint_w], axis=1) / dt[:, None, None]
+        self._angle_vel = np.diff(self._angles, axis=0) / dt[:, None]
+        self._cycle_shift = np.array(
+            [self.root_pos[-1, 0] - self.root_pos[0, 0], self.root_pos[-1, 1] - self.root_pos[0, 1], 0.0]
+        )
+
+    def _close_loop(self) -> None:
+        """Make a wrapped clip continuous across the wrap.
+
+        Mocap loops rarely end exactly where they start (the walk's right shoulder is
+        0.5 rad off, its root heading 0.12 rad).  The mismatch between the last and
+        the first frame is spread linearly over the cycle: frame k at time t_k is
+        corrected by the fraction t_k / T of it, so the last frame equals the first
+        (but for the horizontal displacement, carried by the cycle offset).  The
+        largest correction per joint, in radians, is kept in ``loop_closure``.
+        """
+        s = (self.frame_times / self.duration)[:, None]
+        first, last = self._quats[0], self._quats[-1]
+        # root: world-frame correction, joints: local-frame correction
+        d_root = rot.quat_to_rotvec(rot.quat_mul(first[0], rot.quat_conj(last[0])))
+        d_joint = rot.quat_to_rotvec(rot.quat_mul(rot.quat_conj(last[1:]), first[1:]))
+        self._quats[:, 0] = rot.quat_mul(rot.rotvec_to_quat(s * d_root), self._quats[:, 0])
+        self._quats[:, 1:] = rot.quat_mul(self._quats[:, 1:], rot.rotvec_to_quat(s[:, :, None] * d_joint))
+        d_angle = self._angles[0] - self._angles[-1]
+        self._angles = self._angles + s * d_angle
+        dz = self.root_pos[0, 2] - self.root_pos[-1, 2]
+        self.root_pos = self.root_pos.copy()
+        self.root_pos[:, 2] += s[:, 0] * dz
+        self.loop_closure = {"root_rotation": float(np.linalg.norm(d_root)), "root_height": float(abs(dz))}
+        for k, name in enumerate(self._spherical):
+            self.loop_closure[name] = float(np.linalg.norm(d_joint[k]))
+        for k, name in enumerate(self._revolute):
+            self.loop_closure[name] = float(abs(d_angle[k]))
+        self.root_rot = self._quats[:, 0].copy()
+        for k, name in enumerate(self._spherical):
+            self.joints[name] = self._quats[:, k + 1].copy()
+        for k, name in enumerate(self._revolute):
+            self.joints[name] = self._angles[:, k].copy()
+
+    # ---------------------------------------------------------------- sampling
+    def locate(self, time: float) -> tuple[int, int, float]:
+        """(cycle, keyframe interval, fraction within it) for a time in seconds."""
+        if self.loop:
+            cycle = int(np.floor(time / self.duration))
+            local = time - cycle * self.duration
+        else:
+            cycle = 0
+            local = min(max(time, 0.0), self.duration)
+        i = int(np.searchsorted(self.frame_times, local, side="right")) - 1
+        i = min(max(i, 0), self.num_frames - 2)
+        alpha = (local - self.frame_times[i]) / self._dt[i]
+        return cycle, i, float(min(max(alpha, 0.0), 1.0))
+
+    def phase(self, time: float) -> float:
+        """Fraction of the cycle in [0, 1); 1.0 past the end of a non-looping clip."""
+        if self.loop:
+            return float(np.remainder(time / self.duration, 1.0))
+        return float(min(max(time / self.duration, 0.0), 1.0))
+
+    def sample_arrays(self, time: float) -> tuple[np.ndarray, ...]:
+        """The clip at ``time`` as arrays, for hot loops.
+
+        Returns (root_pos (3,), rotations (1 + S, 4) root first then
+        ``spherical_joints``, angles (R,) in ``revolute_joints`` order, root linear
+        velocity (3,) world, angular velocities (1 + S, 3) root in world then joints
+        in their local frame, angle rates (R,)).  Past the end of a non-looping clip
+        the last frame is held with zero velocity.
+        """
+        cycle, i, a = self.locate(time)
+        root_pos = (1.0 - a) * self.root_pos[i] + a * self.root_pos[i + 1] + cycle * self._cycle_shift
+        quats = rot.quat_slerp(self._quats[i], self._quats[i + 1], a)
+        angles = (1.0 - a) * self._angles[i] + a * self._angles[i + 1]
+        if not self.loop and (time > self.duration or time < 0.0):
+            return (root_pos, quats, angles, np.zeros(3), np.zeros((len(quats), 3)), np.zeros(len(angles)))
+        return (root_pos, quats, angles, self._root_lin_vel[i].copy(), self._ang_vel[i].copy(),
+                self._angle_vel[i].copy())
+
+    def sample(self, time: float) -> MotionSample:
+        root_pos, quats, angles, lin_vel, ang_vel, angle_vel = self.sample_arrays(time)
+        joints: dict[str, np.ndarray] = {}
+        joint_vel: dict[str, np.ndarray] = {}
+        for k, name in enumerate(self._spherical):
+            joints[name] = quats[k + 1]
+            joint_vel[name] = ang_vel[k + 1]
+        for k, name in enumerate(self._revolute):
+            joints[name] = angles[k : k + 1]
+            joint_vel[name] = angle_vel[k : k + 1]
+        return MotionSample(
+            time=float(time),
+            phase=self.phase(time),
+            root_pos=root_pos,
+            root_rot=quats[0],
+            root_lin_vel=lin_vel,
+            root_ang_vel=ang_vel[0],
+            joints=joints,
+            joint_vel=joint_vel,
+        )

@@ -1,0 +1,66 @@
+"""Where mimic finds its configuration and keeps generated files."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Folder for generated models (``$MIMIC_CACHE_DIR``, else ``$XDG_CACHE_HOME/mimic``)."""
+    explicit = os.environ.get("MIMIC_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mimic"
+
+
+def config_dirs() -> list[Path]:
+    """Folders searched for ``config/`` files, first match wins.
+
+    ``$MIMIC_CONFIG_DIR``; the repository's ``config/`` (source checkout or editable
+    install); ``share/mimic/config`` under this Python's prefix (pip install) and
+    under each ``AMENT_PREFIX_PATH`` entry (colcon install).
+    """
+    dirs: list[Path] = []
+    explicit = os.environ.get("MIMIC_CONFIG_DIR")
+    if explicit:
+        dirs.append(Path(explicit))
+    dirs.append(Path(__file__).resolve().parents[3] / "config")
+    dirs.append(Path(sys.prefix) / "share" / "mimic" / "config")
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix:
+            dirs.append(Path(prefix) / "share" / "mimic" / "config")
+    return dirs
+
+
+def find_config(relative: str) -> Path:
+    """A file under ``config/`` by relative path, e.g. ``characters/humanoid.yaml``."""
+    for d in config_dirs():
+        candidate = d / relative
+        if candidate.is_file():
+            return candidate
+    searched = ", ".join(str(d) for d in config_dirs())
+    raise FileNotFoundError(f"config file '{relative}' not found in: {searched}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that readers see either the old or the whole new content."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())

@@ -1,0 +1,99 @@
+"""A motion expressed in a character's generalized coordinates.
+
+Motion joints map to model joints by name: a revolute motion joint drives the
+model joint of the same name, a spherical motion joint ``j`` drives the hinge chain
+``j_<a>``, ``j_<b>``, ``j_<c>`` in the order the character config gives.  The
+spherical rotation is sampled by slerp and then split into the three hinge angles
+exactly (the chain reproduces the rotation), choosing the 2*pi branch nearest the
+keyframes' continuous angles so that trajectories do not jump.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mimic_sim import rotations as rot
+from mimic_sim.character import Character
+from mimic_sim.motion import Motion, MotionError
+
+
+class ReferenceMotion:
+    """``state(t) -> (qpos, qvel)`` of a character following a motion."""
+
+    def __init__(self, motion: Motion, character: Character):
+        self.motion = motion
+        self.character = character
+        names = character.joint_names
+        index = {n: i for i, n in enumerate(names)}
+        covered: set[str] = set()
+        # groups of spherical joints that share a hinge order: (order, motion rows, qpos columns (J, 3))
+        groups: dict[str, tuple[list[int], list[list[int]]]] = {}
+        for k, joint in enumerate(motion.spherical_joints):
+            order = character.spherical_joints.get(joint)
+            if order is None:
+                raise MotionError(motion.source, f"character '{character.name}' has no spherical joint '{joint}' "
+                                  f"(its spherical joints: {sorted(character.spherical_joints)})", field=joint)
+            cols = [index[f"{joint}_{a}"] for a in order]
+            rows, colss = groups.setdefault(order, ([], []))
+            rows.append(k + 1)  # row 0 of the motion's rotation table is the root
+            colss.append(cols)
+            covered.update(f"{joint}_{a}" for a in order)
+        self._groups = [(order, np.array(rows), np.array(cols)) for order, (rows, cols) in groups.items()]
+        revolute_cols = []
+        for joint in motion.revolute_joints:
+            if joint not in index:
+                raise MotionError(motion.source, f"character '{character.name}' has no joint '{joint}'", field=joint)
+            revolute_cols.append(index[joint])
+            covered.add(joint)
+        self._revolute_cols = np.array(revolute_cols, dtype=int)
+        missing = [n for n in names if n not in covered]
+        if missing:
+            raise MotionError(motion.source, f"motion does not drive joints {missing} of character "
+                              f"'{character.name}'")
+        self._lower = character.joint_lower
+        self._upper = character.joint_upper
+        self._key_angles = self._keyframe_angles()
+        self._key_rates = np.diff(self._key_angles, axis=0) / np.diff(motion.frame_times)[:, None]
+
+    @property
+    def duration(self) -> float:
+        return self.motion.duration
+
+    def _split(self, quats: np.ndarray, near: np.ndarray) -> np.ndarray:
+        """Hinge angles of the spherical joints in ``quats`` (rows as in the motion), near ``near``."""
+        out = near.copy()
+        for order, rows, cols in self._groups:
+            angles = rot.wrap_near(rot.euler_from_quat(quats[rows], order), near[cols])
+            # Stay inside the joint range: take the other 2*pi branch if needed.
+            lo, hi = self._lower[cols], self._upper[cols]
+            angles = np.where(angles > hi, angles - 2 * np.pi, angles)
+            angles = np.where(angles < lo, angles + 2 * np.pi, angles)
+            out[cols] = angles
+        return out
+
+    def _keyframe_angles(self) -> np.ndarray:
+        m = self.motion
+        table = np.zeros((m.num_frames, self.character.num_joints))
+        prev = np.zeros(self.character.num_joints)
+        for i in range(m.num_frames):
+            table[i] = self._split(m.rotation_table[i], prev)
+            table[i, self._revolute_cols] = m.angle_table[i]
+            prev = table[i]
+        return table
+
+    def state(self, time: float) -> tuple[np.ndarray, np.ndarray]:
+        m = self.motion
+        root_pos, quats, angles, lin_vel, ang_vel, angle_vel = m.sample_arrays(time)
+        _, i, a = m.locate(time)
+        near = (1.0 - a) * self._key_angles[i] + a * self._key_angles[i + 1]
+        joints = self._split(quats, near)
+        joints[self._revolute_cols] = angles
+        held = not m.loop and (time > m.duration or time < 0.0)
+        rates = np.zeros_like(joints) if held else self._key_rates[i].copy()
+        rates[self._revolute_cols] = angle_vel
+        qpos = np.concatenate([root_pos, quats[0], joints])
+        qvel = np.concatenate([lin_vel, ang_vel[0], rates])
+        return qpos, qvel
+
+    def phase(self, time: float) -> float:
+        return self.motion.phase(time)
