@@ -51,6 +51,7 @@ class Character:
     kd: np.ndarray
     torque_limit: np.ndarray
     tracked_bodies: list[str]
+    tracked_parents: np.ndarray  # index in tracked_bodies of each body's nearest tracked ancestor, -1 for the root
     end_effectors: list[str]
     ground_contact_allowed: list[str]
     spherical_joints: dict[str, str]
@@ -179,6 +180,12 @@ def load_character(name_or_path: str | Path) -> Character:
             if f"{motion_joint}_{axis}" not in [j.name for j in joints]:
                 raise CharacterError(f"{path}: field 'spherical_joints.{motion_joint}': model has no joint "
                                      f"'{motion_joint}_{axis}'")
+    parents = []
+    for b in tracked:
+        p = int(model.body_parentid[body_names.index(b)])
+        while p > 0 and body_names[p] not in tracked:
+            p = int(model.body_parentid[p])
+        parents.append(tracked.index(body_names[p]) if p > 0 else -1)
     return Character(
         name=str(cfg.get("name", path.stem)),
         config_path=path,
@@ -189,6 +196,7 @@ def load_character(name_or_path: str | Path) -> Character:
         kd=np.array([float(g["kd"]) for g in gains]),
         torque_limit=np.array([float(g["torque_limit"]) for g in gains]),
         tracked_bodies=tracked,
+        tracked_parents=np.array(parents, dtype=int),
         end_effectors=list(cfg.get("end_effectors") or []),
         ground_contact_allowed=list(cfg.get("ground_contact_allowed") or []),
         spherical_joints={k: str(v) for k, v in spherical.items()},

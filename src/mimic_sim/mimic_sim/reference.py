@@ -26,19 +26,19 @@ class ReferenceMotion:
         names = character.joint_names
         index = {n: i for i, n in enumerate(names)}
         covered: set[str] = set()
-        # groups of spherical joints that share a hinge order: (order, motion rows, qpos columns (J, 3))
-        groups: dict[str, tuple[list[int], list[list[int]]]] = {}
+        rows, cols, axes = [], [], []
         for k, joint in enumerate(motion.spherical_joints):
             order = character.spherical_joints.get(joint)
             if order is None:
                 raise MotionError(motion.source, f"character '{character.name}' has no spherical joint '{joint}' "
                                   f"(its spherical joints: {sorted(character.spherical_joints)})", field=joint)
-            cols = [index[f"{joint}_{a}"] for a in order]
-            rows, colss = groups.setdefault(order, ([], []))
             rows.append(k + 1)  # row 0 of the motion's rotation table is the root
-            colss.append(cols)
+            cols.append([index[f"{joint}_{a}"] for a in order])
+            axes.append(rot.euler_indices(order))
             covered.update(f"{joint}_{a}" for a in order)
-        self._groups = [(order, np.array(rows), np.array(cols)) for order, (rows, cols) in groups.items()]
+        self._rows = np.array(rows, dtype=int)
+        self._cols = np.array(cols, dtype=int).reshape(-1, 3)
+        self._axes = [np.array(a) for a in zip(*axes)] if axes else [np.zeros(0, int)] * 3 + [np.zeros(0)]
         revolute_cols = []
         for joint in motion.revolute_joints:
             if joint not in index:
@@ -62,13 +62,14 @@ class ReferenceMotion:
     def _split(self, quats: np.ndarray, near: np.ndarray) -> np.ndarray:
         """Hinge angles of the spherical joints in ``quats`` (rows as in the motion), near ``near``."""
         out = near.copy()
-        for order, rows, cols in self._groups:
-            angles = rot.wrap_near(rot.euler_from_quat(quats[rows], order), near[cols])
-            # Stay inside the joint range: take the other 2*pi branch if needed.
-            lo, hi = self._lower[cols], self._upper[cols]
-            angles = np.where(angles > hi, angles - 2 * np.pi, angles)
-            angles = np.where(angles < lo, angles + 2 * np.pi, angles)
-            out[cols] = angles
+        if not len(self._rows):
+            return out
+        cols = self._cols
+        angles = rot.wrap_near(rot.euler_from_mat(rot.quat_to_mat(quats[self._rows]), *self._axes), near[cols])
+        # Stay inside the joint range: take the other 2*pi branch if needed.
+        angles = np.where(angles > self._upper[cols], angles - 2 * np.pi, angles)
+        angles = np.where(angles < self._lower[cols], angles + 2 * np.pi, angles)
+        out[cols] = angles
         return out
 
     def _keyframe_angles(self) -> np.ndarray:

@@ -15,19 +15,30 @@ from scipy.spatial.transform import Rotation
 IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 
 
+# Structure tensors: quaternion product and cross product as one einsum call each.
+# (Small-array numpy calls cost ~1 us each; these run many times per control step.)
+_QMUL = np.zeros((4, 4, 4))
+for _i, _j, _k, _sign in [
+    (0, 0, 0, 1), (0, 1, 1, -1), (0, 2, 2, -1), (0, 3, 3, -1),
+    (1, 0, 1, 1), (1, 1, 0, 1), (1, 2, 3, 1), (1, 3, 2, -1),
+    (2, 0, 2, 1), (2, 1, 3, -1), (2, 2, 0, 1), (2, 3, 1, 1),
+    (3, 0, 3, 1), (3, 1, 2, 1), (3, 2, 1, -1), (3, 3, 0, 1),
+]:
+    _QMUL[_i, _j, _k] = _sign
+_LEVI_CIVITA = np.zeros((3, 3, 3))
+for _i, _j, _k in [(0, 1, 2), (1, 2, 0), (2, 0, 1)]:
+    _LEVI_CIVITA[_i, _j, _k] = 1.0
+    _LEVI_CIVITA[_i, _k, _j] = -1.0
+
+
 def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product ``a * b``."""
-    aw, ax, ay, az = np.moveaxis(np.asarray(a, dtype=float), -1, 0)
-    bw, bx, by, bz = np.moveaxis(np.asarray(b, dtype=float), -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
-    )
+    return np.einsum("ijk,...j,...k->...i", _QMUL, a, b)
+
+
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis (``np.cross`` costs ~70 us a call on small arrays)."""
+    return np.einsum("ijk,...j,...k->...i", _LEVI_CIVITA, a, b)
 
 
 def quat_conj(q: np.ndarray) -> np.ndarray:
@@ -44,19 +55,6 @@ def quat_positive(q: np.ndarray) -> np.ndarray:
     """The representative with ``w >= 0`` (q and -q are the same rotation)."""
     q = np.asarray(q, dtype=float)
     return np.where(q[..., :1] < 0.0, -q, q)
-
-
-def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cross product over the last axis (``np.cross`` costs ~70 us a call on small arrays)."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    ax, ay, az = a[..., 0], a[..., 1], a[..., 2]
-    bx, by, bz = b[..., 0], b[..., 1], b[..., 2]
-    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
-    out[..., 0] = ay * bz - az * by
-    out[..., 1] = az * bx - ax * bz
-    out[..., 2] = ax * by - ay * bx
-    return out
 
 
 def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -119,8 +117,20 @@ def quat_slerp(q0: np.ndarray, q1: np.ndarray, t: np.ndarray | float) -> np.ndar
 
 
 def quat_to_mat(q: np.ndarray) -> np.ndarray:
+    """Rotation matrices of unit quaternions."""
     q = np.asarray(q, dtype=float)
-    return Rotation.from_quat(q.reshape(-1, 4), scalar_first=True).as_matrix().reshape(q.shape[:-1] + (3, 3))
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    m = np.empty(q.shape[:-1] + (3, 3))
+    m[..., 0, 0] = 1 - 2 * (y * y + z * z)
+    m[..., 0, 1] = 2 * (x * y - w * z)
+    m[..., 0, 2] = 2 * (x * z + w * y)
+    m[..., 1, 0] = 2 * (x * y + w * z)
+    m[..., 1, 1] = 1 - 2 * (x * x + z * z)
+    m[..., 1, 2] = 2 * (y * z - w * x)
+    m[..., 2, 0] = 2 * (x * z - w * y)
+    m[..., 2, 1] = 2 * (y * z + w * x)
+    m[..., 2, 2] = 1 - 2 * (x * x + y * y)
+    return m
 
 
 def mat_to_quat(m: np.ndarray) -> np.ndarray:
@@ -149,6 +159,29 @@ def heading_quat(yaw: np.ndarray | float) -> np.ndarray:
 _AXIS_INDEX = {"x": 0, "y": 1, "z": 2}
 
 
+def euler_indices(order: str) -> tuple[int, int, int, float]:
+    """Axis indices (i, j, k) of a hinge order and its parity (+1 for xyz, yzx, zxy)."""
+    i, j, k = (_AXIS_INDEX[a] for a in order)
+    if sorted((i, j, k)) != [0, 1, 2]:
+        raise ValueError(f"hinge order must be a permutation of 'xyz', got {order!r}")
+    parity = 1.0 if (i, j, k) in ((0, 1, 2), (1, 2, 0), (2, 0, 1)) else -1.0
+    return i, j, k, parity
+
+
+def euler_from_mat(m: np.ndarray, i: np.ndarray, j: np.ndarray, k: np.ndarray, parity: np.ndarray) -> np.ndarray:
+    """Angles (a, b, c) with M = R_i(a) R_j(b) R_k(c), for arrays of matrices and axis orders.
+
+    ``i``, ``j``, ``k``, ``parity`` are per-matrix arrays from :func:`euler_indices`, so
+    joints with different hinge orders are split in one vectorized call.  The middle
+    angle is in [-pi/2, pi/2].
+    """
+    n = np.arange(m.shape[0])
+    b = np.arcsin(np.clip(parity * m[n, i, k], -1.0, 1.0))
+    a = np.arctan2(-parity * m[n, j, k], m[n, k, k])
+    c = np.arctan2(-parity * m[n, i, j], m[n, i, i])
+    return np.stack([a, b, c], axis=-1)
+
+
 def euler_from_quat(q: np.ndarray, order: str) -> np.ndarray:
     """Angles (a, b, c) with q = R_order[0](a) R_order[1](b) R_order[2](c).
 
@@ -158,9 +191,10 @@ def euler_from_quat(q: np.ndarray, order: str) -> np.ndarray:
     :func:`euler_nearest` to follow a continuous trajectory.
     """
     q = np.asarray(q, dtype=float)
-    rot = Rotation.from_quat(q.reshape(-1, 4), scalar_first=True)
-    # Upper-case sequences are intrinsic rotations, i.e. a hinge chain.
-    ang = rot.as_euler(order.upper(), suppress_warnings=True)
+    flat = q.reshape(-1, 4)
+    i, j, k, parity = euler_indices(order)
+    n = flat.shape[0]
+    ang = euler_from_mat(quat_to_mat(flat), np.full(n, i), np.full(n, j), np.full(n, k), np.full(n, parity))
     return ang.reshape(q.shape[:-1] + (3,))
 
 

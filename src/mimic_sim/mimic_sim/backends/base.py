@@ -16,7 +16,7 @@ class SimConfig:
     """Rates and options shared by all backends."""
 
     control_hz: float = 30.0
-    physics_hz: float = 240.0
+    physics_hz: float = 120.0
     self_collision: bool = False
     gravity: float = 9.81
 
@@ -46,10 +46,10 @@ class BodyStates:
 
     pos: np.ndarray  # (B, 3)
     quat: np.ndarray  # (B, 4) w, x, y, z
+    rotmat: np.ndarray  # (B, 3, 3), the same rotations as matrices
     lin_vel: np.ndarray  # (B, 3)
     ang_vel: np.ndarray  # (B, 3)
-    com: np.ndarray  # (3,) whole character
-    com_vel: np.ndarray  # (3,)
+    com: np.ndarray  # (3,) centre of mass of the whole character
 
 
 class PhysicsBackend(ABC):

@@ -8,7 +8,7 @@ import numpy as np
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates, PhysicsBackend, SimConfig
 from mimic_sim.character import Character
-from mimic_sim.pd import PDGains, pd_torque
+from mimic_sim.pd import PDGains
 
 FLOOR = "floor"
 
@@ -49,7 +49,7 @@ def build_model(character: Character, config: SimConfig) -> mujoco.MjModel:
     if not any(j.type == mujoco.mjtJoint.mjJNT_FREE for j in root.joints):
         root.add_freejoint(name="root")
     for joint in spec.joints:
-        # URDF effort limits arrive as joint force limits; the PD law clamps instead.
+        # URDF effort limits arrive as joint force limits; the actuators carry the limit.
         joint.actfrclimited = mujoco.mjtLimited.mjLIMITED_FALSE
     for geom in spec.geoms:
         geom.friction = [character.ground_friction, 0.005, 0.0001]
@@ -61,18 +61,19 @@ def build_model(character: Character, config: SimConfig) -> mujoco.MjModel:
     floor.contype, floor.conaffinity = 0 if not config.self_collision else 1, 1
     floor.rgba = [0.55, 0.6, 0.65, 1.0]
     spec.worldbody.add_light(pos=[0, 0, 4], dir=[0, 0, -1], castshadow=False)
+    # The PD law (mimic_sim.pd): drive kp (q* - q) clipped to the torque limit by the
+    # actuator, damping kd + kp dt as joint damping, which implicitfast integrates implicitly.
     damping = PDGains(character.kp, character.kd, character.torque_limit).effective_damping(config.physics_dt)
     for j, name in enumerate(character.joint_names):
+        spec.joint(name).damping = [damping[j], 0.0, 0.0]
         act = spec.add_actuator(name=name, target=name)
         act.trntype = mujoco.mjtTrn.mjTRN_JOINT
         act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
         act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
         act.gainprm[0] = character.kp[j]
-        act.biasprm[:3] = [0.0, -character.kp[j], -damping[j]]
-        # Torque limits are applied by MujocoBackend._step, not by MuJoCo: MuJoCo clamps
-        # the explicit force estimate and then drops the implicit damping of a clamped
-        # actuator, which lets a light foot gain 70 rad/s in one step.
-        act.forcelimited = mujoco.mjtLimited.mjLIMITED_FALSE
+        act.biasprm[:3] = [0.0, -character.kp[j], 0.0]
+        act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        act.forcerange = [-character.torque_limit[j], character.torque_limit[j]]
         act.ctrllimited = mujoco.mjtLimited.mjLIMITED_FALSE
     spec.visual.global_.offwidth = 1280
     spec.visual.global_.offheight = 720
@@ -90,6 +91,7 @@ class MujocoBackend(PhysicsBackend):
         m = self.model
         self._body_ids = np.array([m.body(b).id for b in character.tracked_bodies])
         self._root_id = m.body(character.root_body).id
+        self._subtree_root = m.body_rootid[self._body_ids]
         self._qadr = np.array([m.jnt_qposadr[m.joint(n).id] for n in character.joint_names])
         self._vadr = np.array([m.jnt_dofadr[m.joint(n).id] for n in character.joint_names])
         root_joint = [j for j in range(m.njnt) if m.jnt_bodyid[j] == self._root_id and
@@ -98,9 +100,6 @@ class MujocoBackend(PhysicsBackend):
         self._root_v = m.jnt_dofadr[root_joint]
         self._act_ids = np.array([m.actuator(n).id for n in character.joint_names])
         self._floor = m.geom(FLOOR).id
-        self._damping = self.gains.effective_damping(config.physics_dt)
-        self._saved_qpos = np.zeros(m.nq)
-        self._saved_qvel = np.zeros(m.nv)
         # body id -> tracked-body index (connector links report for the body they belong to)
         tracked = {int(b): i for i, b in enumerate(self._body_ids)}
         self._tracked_of_body = np.full(m.nbody, -1)
@@ -127,37 +126,8 @@ class MujocoBackend(PhysicsBackend):
         mujoco.mj_forward(self.model, self.data)
 
     def _step(self, targets: np.ndarray) -> None:
-        m, d = self.model, self.data
-        d.ctrl[self._act_ids] = targets
-        qpos, qvel, qadr, vadr = self._saved_qpos, self._saved_qvel, self._qadr, self._vadr
-        limit, dt = self.gains.torque_limit, self.config.physics_dt
-        for _ in range(self.config.substeps):
-            qpos[:] = d.qpos
-            qvel[:] = d.qvel
-            time = d.time
-            mujoco.mj_step(m, d)
-            # The torque the implicit step applied: the unclamped PD law at qdot_next.
-            tau = pd_torque(self.gains, qpos[qadr], d.qvel[vadr], targets, dt, clamp=False)
-            over = np.abs(tau) > limit
-            if over.any():
-                self._redo_clamped(qpos, qvel, time, np.flatnonzero(over), np.clip(tau[over], -limit[over], limit[over]))
-
-    def _redo_clamped(self, qpos: np.ndarray, qvel: np.ndarray, time: float, joints: np.ndarray,
-                      torque: np.ndarray) -> None:
-        """Repeat a physics step with saturated joints driven by their limit torque instead of the PD."""
-        m, d = self.model, self.data
-        d.qpos[:] = qpos
-        d.qvel[:] = qvel
-        d.time = time
-        acts = self._act_ids[joints]
-        m.actuator_gainprm[acts, 0] = 0.0
-        m.actuator_biasprm[acts, 1:3] = 0.0
-        d.qfrc_applied[self._vadr[joints]] = torque
-        mujoco.mj_step(m, d)
-        d.qfrc_applied[self._vadr[joints]] = 0.0
-        m.actuator_gainprm[acts, 0] = self.gains.kp[joints]
-        m.actuator_biasprm[acts, 1] = -self.gains.kp[joints]
-        m.actuator_biasprm[acts, 2] = -self._damping[joints]
+        self.data.ctrl[self._act_ids] = targets
+        mujoco.mj_step(self.model, self.data, nstep=self.config.substeps)
 
     def get_state(self) -> tuple[np.ndarray, np.ndarray]:
         d, r, v = self.data, self._root_q, self._root_v
@@ -173,17 +143,14 @@ class MujocoBackend(PhysicsBackend):
         mujoco.mj_kinematics(m, data)
         mujoco.mj_comPos(m, data)
         mujoco.mj_comVel(m, data)
-        mujoco.mj_subtreeVel(m, data)
         ids = self._body_ids
-        pos = data.xpos[ids].copy()
+        pos = data.xpos[ids]
         cvel = data.cvel[ids]
-        ang = cvel[:, :3].copy()
+        ang = cvel[:, :3]
         # cvel is the spatial velocity about the subtree centre of mass; move it to the body origin.
-        offset = pos - data.subtree_com[m.body_rootid[ids]]
-        lin = cvel[:, 3:] + rot.cross(ang, offset)
-        root = self._root_id
-        return BodyStates(pos, data.xquat[ids].copy(), lin, ang, data.subtree_com[root].copy(),
-                          data.subtree_linvel[root].copy())
+        lin = cvel[:, 3:] + rot.cross(ang, pos - data.subtree_com[self._subtree_root])
+        return BodyStates(pos, data.xquat[ids], data.xmat[ids].reshape(-1, 3, 3), lin, ang,
+                          data.subtree_com[self._root_id].copy())
 
     def body_states(self) -> BodyStates:
         return self._bodies(self.data)

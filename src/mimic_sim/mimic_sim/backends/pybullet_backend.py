@@ -1,7 +1,8 @@
 """PyBullet backend: the simulator DeepMimic's public port uses, kept as a cross-check.
 
 The stable PD law (:mod:`mimic_sim.pd`) is evaluated every physics step with the
-mass matrix and bias forces from Pinocchio, which reads the same URDF.  PyBullet's
+mass matrix and bias forces from Pinocchio, which reads the same URDF; body states
+are Pinocchio's forward kinematics of PyBullet's joint state.  PyBullet's
 own ``STABLE_PD_CONTROL`` was tried first: on this model (revolute hinge chains) it
 does not hold a standing pose, and ``calculateMassMatrix`` alone takes ~140 us a
 call against ~10 us for Pinocchio's ``crba`` plus ``nonLinearEffects``.
@@ -14,13 +15,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-import pinocchio
 import pybullet
 from pybullet_utils import bullet_client
 
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates, PhysicsBackend, SimConfig
 from mimic_sim.character import Character
+from mimic_sim.kinematics import PinocchioModel
 from mimic_sim.paths import atomic_write_text, cache_dir
 from mimic_sim.pd import stable_pd_torque
 
@@ -104,8 +105,6 @@ class _Body:
         link_index[base_name] = -1
         self.joints = [joint_index[n] for n in character.joint_names]
         self.links = np.array([link_index[b] for b in character.tracked_bodies])
-        self.tracked_links = [int(x) for x in self.links if x >= 0]
-        self.root_tracked = int(np.flatnonzero(self.links == -1)[0])
         self.link_to_tracked = {int(x): i for i, x in enumerate(self.links)}
         # Links that are not tracked (hinge connectors) report for the tracked link they move with.
         for name, j in link_index.items():
@@ -118,8 +117,6 @@ class _Body:
         dyn = client.getDynamicsInfo(self.id, -1)
         self.base_com_offset = np.array(dyn[3])
         self.all_links = list(range(client.getNumJoints(self.id)))
-        masses = [dyn[0]] + [client.getDynamicsInfo(self.id, j)[0] for j in self.all_links]
-        self.masses = np.array(masses)
         # Zero the default velocity motors so only the PD law acts.
         client.setJointMotorControlArray(self.id, self.joints, pybullet.VELOCITY_CONTROL,
                                          forces=[0.0] * len(self.joints))
@@ -146,31 +143,6 @@ class _Body:
         qd = np.array([s[1] for s in states])
         return np.concatenate([pos, quat, q]), np.concatenate([lin, ang, qd])
 
-    def bodies(self) -> BodyStates:
-        c = self.client
-        n = len(self.links)
-        pos, quat, lin, ang = np.zeros((n, 3)), np.zeros((n, 4)), np.zeros((n, 3)), np.zeros((n, 3))
-        states = c.getLinkStates(self.id, self.all_links, computeLinkVelocity=1, computeForwardKinematics=1)
-        coms = np.array([s[0] for s in states])
-        frames = np.array([s[4] for s in states])
-        orns = _wxyz(np.array([s[5] for s in states]))
-        lins = np.array([s[6] for s in states])
-        angs = np.array([s[7] for s in states])
-        # Link velocities are of the centre of mass; move them to the link frame origin.
-        lins = lins + rot.cross(angs, frames - coms)
-        idx = np.array(self.tracked_links)
-        rows = np.flatnonzero(self.links >= 0)
-        pos[rows], quat[rows], lin[rows], ang[rows] = frames[idx], orns[idx], lins[idx], angs[idx]
-        qpos, qvel = self.get_state()
-        r = self.root_tracked
-        pos[r], quat[r], lin[r], ang[r] = qpos[:3], qpos[3:7], qvel[:3], qvel[3:6]
-        base_com = qpos[:3] + rot.quat_rotate(qpos[3:7], self.base_com_offset)
-        base_com_vel = qvel[:3] + rot.cross(qvel[3:6], base_com - qpos[:3])
-        all_com = np.vstack([base_com, coms])
-        all_vel = np.vstack([base_com_vel, np.array([s[6] for s in states])])
-        total = self.masses.sum()
-        return BodyStates(pos, quat, lin, ang, self.masses @ all_com / total, self.masses @ all_vel / total)
-
 
 class PyBulletBackend(PhysicsBackend):
     name = "pybullet"
@@ -181,7 +153,10 @@ class PyBulletBackend(PhysicsBackend):
         c = self.client
         c.setGravity(0, 0, -config.gravity)
         c.setTimeStep(config.physics_dt)
-        c.setPhysicsEngineParameter(numSolverIterations=10, numSubSteps=1)
+        # DeepMimic's port uses 10 solver iterations.  At 120 Hz that leaves the feet
+        # sinking slowly and a PD-held stance tips over; correcting contact penetration
+        # within the step (contact ERP 0.9, default 0.2) holds it, at no extra cost.
+        c.setPhysicsEngineParameter(numSolverIterations=10, numSubSteps=1, contactERP=0.9)
         plane_shape = c.createCollisionShape(pybullet.GEOM_PLANE)
         self.plane = c.createMultiBody(0, plane_shape)
         c.changeDynamics(self.plane, -1, lateralFriction=character.ground_friction)
@@ -192,55 +167,41 @@ class PyBulletBackend(PhysicsBackend):
         for j in [-1, *self.body.all_links]:
             c.changeDynamics(self.body.id, j, lateralFriction=character.ground_friction, linearDamping=0,
                              angularDamping=0, jointDamping=0)
-        # The reference character lives in a second, never-stepped world: forward kinematics only.
-        self.kin_client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
-        self.kin_body = _Body(self.kin_client, character, 0)
-        # Dynamics for the PD prediction: Pinocchio on the same URDF, floating base.
-        self.pin_model = pinocchio.buildModelFromUrdf(str(character.model_path), pinocchio.JointModelFreeFlyer())
-        self.pin_data = self.pin_model.createData()
-        pin_names = list(self.pin_model.names)
-        self._pin_q = np.array([self.pin_model.joints[pin_names.index(n)].idx_q for n in character.joint_names])
-        self._pin_v = np.array([self.pin_model.joints[pin_names.index(n)].idx_v for n in character.joint_names])
-        self._q = np.zeros(self.pin_model.nq)
-        self._v = np.zeros(self.pin_model.nv)
+        # Kinematics and the PD law's dynamics come from Pinocchio on the same URDF.
+        self.pin = PinocchioModel(character)
+        self._feet = np.array([b in character.ground_contact_allowed for b in character.tracked_bodies])
 
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         self.body.set_state(qpos, qvel)
 
     def _step(self, targets: np.ndarray) -> None:
-        c, body = self.client, self.body
+        c, body, pin = self.client, self.body, self.pin
         dt = self.config.physics_dt
         for _ in range(self.config.substeps):
             qpos, qvel = body.get_state()
-            tau = stable_pd_torque(self.gains, *self._dynamics(qpos, qvel), self._pin_v, qpos[7:], self._v,
-                                   targets, dt)
+            mass, bias = pin.dynamics(qpos, qvel)
+            planted = self._planted_feet()
+            jacobian = pin.body_jacobians(planted) if len(planted) else None
+            tau = stable_pd_torque(self.gains, mass, bias, pin.joint_v, qpos[7:], pin.v, targets, dt,
+                                   contact_jacobian=jacobian)
             c.setJointMotorControlArray(body.id, body.joints, pybullet.TORQUE_CONTROL, forces=tau.tolist())
             c.stepSimulation()
-
-    def _dynamics(self, qpos: np.ndarray, qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mass matrix and bias forces at a state, in Pinocchio's coordinates (filled into self._v)."""
-        q, v = self._q, self._v
-        q[:3] = qpos[:3]
-        q[3:7] = qpos[[4, 5, 6, 3]]  # x, y, z, w
-        q[self._pin_q] = qpos[7:]
-        # The free-flyer velocity is expressed in the root frame.
-        v[:3] = rot.quat_inv_rotate(qpos[3:7], qvel[:3])
-        v[3:6] = rot.quat_inv_rotate(qpos[3:7], qvel[3:6])
-        v[self._pin_v] = qvel[6:]
-        m, d = self.pin_model, self.pin_data
-        mass = pinocchio.crba(m, d, q)
-        mass = np.triu(mass) + np.triu(mass, 1).T  # crba fills the upper triangle
-        return mass, pinocchio.nonLinearEffects(m, d, q, v)
 
     def get_state(self) -> tuple[np.ndarray, np.ndarray]:
         return self.body.get_state()
 
     def body_states(self) -> BodyStates:
-        return self.body.bodies()
+        return self.pin.body_states(*self.body.get_state())
 
     def kinematics(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
-        self.kin_body.set_state(qpos, qvel)
-        return self.kin_body.bodies()
+        return self.pin.body_states(qpos, qvel)
+
+    def _planted_feet(self) -> np.ndarray:
+        """Tracked bodies allowed on the ground that rest on it flat (3+ contact points)."""
+        counts = np.zeros(len(self.character.tracked_bodies), dtype=int)
+        for contact in self.client.getContactPoints(bodyA=self.body.id, bodyB=self.plane):
+            counts[self.body.link_to_tracked[contact[3]]] += 1
+        return np.flatnonzero((counts >= 3) & self._feet)
 
     def ground_contacts(self) -> np.ndarray:
         touching = np.zeros(len(self.character.tracked_bodies), dtype=bool)
@@ -249,6 +210,5 @@ class PyBulletBackend(PhysicsBackend):
         return touching
 
     def close(self) -> None:
-        for client in (self.client, self.kin_client):
-            if client.isConnected():
-                client.disconnect()
+        if self.client.isConnected():
+            self.client.disconnect()

@@ -1,0 +1,165 @@
+"""The DeepMimic imitation task as a gymnasium environment.
+
+A PD-controlled character must track a reference clip.  Each step the policy sets
+PD targets for every actuated joint, held for one control period (1/30 s by
+default); the reward (:mod:`mimic_sim.reward`) compares the simulated character with
+the reference at the same time.  Episodes start at a uniformly random time of the
+clip in the reference state (reference state initialization), end as *terminated*
+when a body other than the feet touches the ground (early termination), and as
+*truncated* at the time limit (20 s) or at the end of a non-looping clip.
+
+Episode start times are drawn on the physics-step grid, so every reference time the
+environment asks for is a whole number of physics steps.  The reference state, its
+body kinematics and the reward's reference features are then computed once per grid
+time and reused by later episodes: exact, and after warm-up the reference costs a
+dictionary lookup instead of a slerp, an Euler split and forward kinematics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import gymnasium as gym
+import numpy as np
+
+from mimic_sim.backends import SimConfig, make_backend
+from mimic_sim.character import load_character
+from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
+from mimic_sim.observation import build_observation, observation_size
+from mimic_sim.reference import ReferenceMotion
+from mimic_sim.reward import RewardConfig, TrackingFeatures, imitation_reward, tracking_features
+
+
+@dataclass(frozen=True)
+class ImitationConfig:
+    """Everything that defines an imitation task."""
+
+    character: str = "humanoid"
+    """Character config name (``config/characters/<name>.yaml``) or path."""
+    clip: str = "walk"
+    """Shipped clip name (``walk``, ``backflip``, ...) or a DeepMimic motion file."""
+    backend: str = "mujoco"
+    """Physics engine: ``mujoco`` or ``pybullet``."""
+    sim: SimConfig = field(default_factory=SimConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    episode_seconds: float = 20.0
+    """Time limit of an episode (truncation)."""
+    random_start: bool = True
+    """Reference state initialization: start each episode at a uniform random clip time."""
+    early_termination: bool = True
+    """End the episode when a body not listed in ``ground_contact_allowed`` touches the ground."""
+
+
+def default_config() -> ImitationConfig:
+    return ImitationConfig()
+
+
+class ImitationEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def __init__(self, config: ImitationConfig | None = None, render_mode: str | None = None, **overrides):
+        self.config = replace(config or default_config(), **overrides)
+        cfg = self.config
+        self.character = load_character(cfg.character)
+        self.motion = load_deepmimic(resolve_clip(cfg.clip))
+        self.reference = ReferenceMotion(self.motion, self.character)
+        self.backend = make_backend(cfg.backend, self.character, cfg.sim)
+        self.metadata = {**self.metadata, "render_fps": cfg.sim.control_hz}
+        self.render_mode = render_mode
+        c = self.character
+        self._parents = c.tracked_parents
+        self._root = int(np.flatnonzero(self._parents < 0)[0])
+        self._effectors = c.body_index(c.end_effectors)
+        self._forbidden = np.array([b not in c.ground_contact_allowed for b in c.tracked_bodies])
+        self.action_space = gym.spaces.Box(c.joint_lower.astype(np.float32), c.joint_upper.astype(np.float32))
+        n = observation_size(len(c.tracked_bodies))
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+        self._dt = cfg.sim.control_dt
+        self._start = 0.0
+        self._time = 0.0
+        self._steps = 0
+        self._max_steps = int(round(cfg.episode_seconds * cfg.sim.control_hz))
+        self._renderer = None
+        self._ticks_per_second = cfg.sim.physics_hz
+        self._ref_cache: dict[int, tuple[np.ndarray, np.ndarray, TrackingFeatures]] = {}
+
+    # ------------------------------------------------------------------ API
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        options = options or {}
+        if "start_time" in options:
+            self._start = float(options["start_time"])
+        elif self.config.random_start:
+            ticks = max(1, int(self.motion.duration * self._ticks_per_second))
+            self._start = float(self.np_random.integers(ticks)) / self._ticks_per_second
+        else:
+            self._start = 0.0
+        self._time = self._start
+        self._steps = 0
+        qpos, qvel, _ = self._reference_at(self._time)
+        self.backend.reset(qpos, qvel)
+        sim = self.backend.body_states()
+        return self._observation(sim), {"time": self._time, "phase": self.reference.phase(self._time)}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.backend.step(np.asarray(action, dtype=float))
+        self._time += self._dt
+        self._steps += 1
+        sim = self.backend.body_states()
+        ref = self._reference_at(self._time)[2]
+        reward, terms = imitation_reward(tracking_features(sim, self._parents, self._effectors), ref,
+                                         self.config.reward)
+        finite = bool(np.isfinite(sim.pos).all() and np.isfinite(sim.lin_vel).all())
+        fell = self.config.early_termination and bool((self.backend.ground_contacts() & self._forbidden).any())
+        terminated = fell or not finite
+        if terminated:
+            reward = 0.0
+        clip_over = not self.motion.loop and self._time >= self.motion.duration
+        truncated = not terminated and (self._steps >= self._max_steps or clip_over)
+        obs = self._observation(sim) if finite else np.zeros(self.observation_space.shape, np.float32)
+        info = {f"reward_{k}": v for k, v in terms.items()}
+        info.update(time=self._time, phase=self.reference.phase(self._time), fell=fell)
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        if self._renderer is None:
+            from mimic_sim.render import CharacterRenderer
+
+            self._renderer = CharacterRenderer(self.character)
+        qpos, _ = self.backend.get_state()
+        ref_qpos = self._reference_at(self._time)[0]
+        return self._renderer.render(qpos, ghost=ref_qpos)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self.backend.close()
+
+    # ------------------------------------------------------------- helpers
+    @property
+    def time(self) -> float:
+        return self._time
+
+    def _reference_at(self, time: float) -> tuple[np.ndarray, np.ndarray, TrackingFeatures]:
+        """Reference (qpos, qvel, reward features) at a time, memoized on the physics-step grid."""
+        tick = round(time * self._ticks_per_second)
+        on_grid = abs(time * self._ticks_per_second - tick) < 1e-6
+        if on_grid and tick in self._ref_cache:
+            return self._ref_cache[tick]
+        qpos, qvel = self.reference.state(time)
+        states = self.backend.kinematics(qpos, qvel)
+        entry = (qpos, qvel, tracking_features(states, self._parents, self._effectors))
+        if on_grid:
+            self._ref_cache[tick] = entry
+        return entry
+
+    def _observation(self, sim) -> np.ndarray:
+        return build_observation(sim, self._root, self.reference.phase(self._time)).astype(np.float32)
+
+    def reference_action(self, time: float | None = None) -> np.ndarray:
+        """PD targets equal to the reference pose (a baseline policy; falls without feedback)."""
+        qpos = self._reference_at(self._time if time is None else time)[0]
+        return np.clip(qpos[7:], self.action_space.low, self.action_space.high).astype(np.float32)

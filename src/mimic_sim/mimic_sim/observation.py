@@ -1,0 +1,55 @@
+"""DeepMimic's state observation, built the same way for training and for the policy node.
+
+Layout (``observation_size(B) = 2 + 13 B`` for B tracked bodies; 197 for the humanoid):
+
+    [phase, root height,
+     body positions relative to the root (B x 3),
+     body rotations w, x, y, z with w >= 0 (B x 4),
+     body linear velocities (B x 3),
+     body angular velocities (B x 3)]
+
+everything but the height expressed in the character's heading frame: the root's
+position with the world rotated so that the root faces +x.  The policy so sees the
+same state wherever and whichever way the character walks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mimic_sim import rotations as rot
+from mimic_sim.backends.base import BodyStates
+from mimic_sim.reward import heading_rotation
+
+
+def observation_size(num_bodies: int) -> int:
+    return 2 + 13 * num_bodies
+
+
+def observation_layout(body_names: list[str]) -> list[tuple[str, int, int]]:
+    """(name, start, length) of each block, for checkpoints and the policy node."""
+    n = len(body_names)
+    blocks = [("phase", 1), ("root_height", 1), ("body_pos", 3 * n), ("body_quat", 4 * n),
+              ("body_lin_vel", 3 * n), ("body_ang_vel", 3 * n)]
+    out, start = [], 0
+    for name, length in blocks:
+        out.append((name, start, length))
+        start += length
+    return out
+
+
+def build_observation(states: BodyStates, root: int, phase: float) -> np.ndarray:
+    heading = heading_rotation(states.rotmat[root])
+    n = len(states.pos)
+    vectors = np.concatenate([states.pos - states.pos[root], states.lin_vel, states.ang_vel]) @ heading.T
+    # heading quaternion^-1 * body quaternion; the heading is a yaw h with cos h = heading[0, 0]
+    cos, sin = heading[0, 0], heading[0, 1]
+    yaw_inv = np.array([np.sqrt(0.5 * (1.0 + cos)), 0.0, 0.0, -np.copysign(np.sqrt(0.5 * (1.0 - cos)), sin)])
+    quat = rot.quat_positive(rot.quat_mul(yaw_inv, states.quat))
+    out = np.empty(2 + 13 * n)
+    out[0] = phase
+    out[1] = states.pos[root, 2]
+    out[2 : 2 + 3 * n] = vectors[:n].ravel()
+    out[2 + 3 * n : 2 + 7 * n] = quat.ravel()
+    out[2 + 7 * n :] = vectors[n:].ravel()
+    return out
