@@ -84,8 +84,11 @@ def resolve_clip(name_or_path: str | Path) -> Path:
     )
 
 
-def load_deepmimic(path: str | Path) -> Motion:
-    """Load a DeepMimic JSON clip as a Z-up :class:`Motion`. Bad files raise :class:`MotionError`."""
+def load_deepmimic(path: str | Path, close_loop: bool = True) -> Motion:
+    """Load a DeepMimic JSON clip as a Z-up :class:`Motion`. Bad files raise :class:`MotionError`.
+
+    ``close_loop=False`` keeps a wrapped clip's keyframes exactly as stored.
+    """
     path = Path(path)
     source = str(path)
     try:
@@ -96,10 +99,10 @@ def load_deepmimic(path: str | Path) -> Motion:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MotionError(source, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
-    return parse_deepmimic(data, source=source, name=path.stem.removeprefix("humanoid3d_"))
+    return parse_deepmimic(data, source=source, name=path.stem.removeprefix("humanoid3d_"), close_loop=close_loop)
 
 
-def parse_deepmimic(data: object, source: str = "<memory>", name: str = "clip") -> Motion:
+def parse_deepmimic(data: object, source: str = "<memory>", name: str = "clip", close_loop: bool = True) -> Motion:
     if not isinstance(data, dict):
         raise MotionError(source, "top level must be a JSON object with 'Loop' and 'Frames'")
     loop = data.get("Loop", "none")
@@ -152,4 +155,4 @@ def parse_deepmimic(data: object, source: str = "<memory>", name: str = "clip") 
             if np.dot(values[i], values[i - 1]) < 0.0:
                 values[i] = -values[i]
     return Motion(name=name, frame_times=times, root_pos=root_pos, root_rot=root_rot, joints=joints,
-                  loop=loop == "wrap", source=source)
+                  loop=loop == "wrap", source=source, close_loop=close_loop)

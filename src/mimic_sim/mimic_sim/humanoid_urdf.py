@@ -33,7 +33,7 @@ import numpy as np
 from mimic_sim import rotations as rot
 from mimic_sim.paths import atomic_write_text, cache_dir
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 SCALE = 0.25
 # Y-up to Z-up, as a matrix: (x, y, z)_yup -> (x, -z, y)_zup.
 C = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -48,14 +48,18 @@ CONNECTOR_INERTIA = 1e-4  # kg m^2
 class HingeLimits:
     """Limits of the hinges that replace a spherical joint.
 
-    The middle hinge stops 10 degrees short of gimbal lock (+-90 degrees, where the
-    outer two hinges align); the shipped clips reach 76 degrees at most.  The outer
-    two reach a little past +-pi so that clips crossing +-pi (the right shoulder in
-    ``dance_a``) stay continuous.
+    The middle hinge stops 5 degrees short of gimbal lock (+-90 degrees, where the
+    outer two hinges align); the shipped clips reach 80.2 degrees (right shoulder,
+    ``dance_a``).  The outer two reach a little past +-pi so that clips crossing +-pi
+    (the same shoulder) stay continuous.  Revolute joints keep the source's limits
+    widened by ``revolute_margin``: the clips hyperextend the knees by up to 0.23 rad
+    past the source's [-3.14, 0], and a reference outside its own model's range could
+    not be reproduced.
     """
 
     outer: float = 3.8
-    middle: float = math.radians(80.0)
+    middle: float = math.radians(85.0)
+    revolute_margin: float = 0.25
 
 
 def source_urdf() -> Path:
@@ -240,7 +244,8 @@ def build_humanoid_urdf(
             lim = joint.find("limit")
             axis = C @ _floats(joint.find("axis").get("xyz"))
             out_joints.append(_joint_xml(name, "revolute", parent, child, xyz, axis,
-                                         (float(lim.get("lower")), float(lim.get("upper"))),
+                                         (float(lim.get("lower")) - limits.revolute_margin,
+                                          float(lim.get("upper")) + limits.revolute_margin),
                                          effort[name], velocity_limit))
         elif kind == "spherical":
             order = spherical_axes.get(name)

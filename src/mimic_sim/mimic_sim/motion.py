@@ -75,6 +75,8 @@ class Motion:
     joints: dict[str, np.ndarray]
     loop: bool = False
     source: str = "<memory>"
+    close_loop: bool = True
+    """Make a wrapped clip continuous across the wrap (see ``_close_loop``)."""
 
     def __post_init__(self) -> None:
         self.frame_times = np.asarray(self.frame_times, dtype=float)
@@ -165,7 +167,7 @@ class Motion:
         )
         self._angles = np.stack([self.joints[k] for k in self._revolute], axis=1) if self._revolute else np.zeros((n, 0))
         self.loop_closure: dict[str, float] = {}
-        if self.loop:
+        if self.loop and self.close_loop:
             self._close_loop()
         # Keep consecutive quaternions on one hemisphere so slerp takes the short arc.
         for i in range(1, n):

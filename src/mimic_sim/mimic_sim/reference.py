@@ -64,12 +64,14 @@ class ReferenceMotion:
         out = near.copy()
         if not len(self._rows):
             return out
-        cols = self._cols
-        angles = rot.wrap_near(rot.euler_from_mat(rot.quat_to_mat(quats[self._rows]), *self._axes), near[cols])
+        cols = self._cols[:, [0, 2]]  # outer hinges; the middle one stays in [-pi/2, pi/2]
+        angles = rot.euler_from_mat(rot.quat_to_mat(quats[self._rows]), *self._axes)
+        outer = rot.wrap_near(angles[:, [0, 2]], near[cols])
         # Stay inside the joint range: take the other 2*pi branch if needed.
-        angles = np.where(angles > self._upper[cols], angles - 2 * np.pi, angles)
-        angles = np.where(angles < self._lower[cols], angles + 2 * np.pi, angles)
-        out[cols] = angles
+        outer = np.where(outer > self._upper[cols], outer - 2 * np.pi, outer)
+        outer = np.where(outer < self._lower[cols], outer + 2 * np.pi, outer)
+        out[cols] = outer
+        out[self._cols[:, 1]] = angles[:, 1]
         return out
 
     def _keyframe_angles(self) -> np.ndarray:

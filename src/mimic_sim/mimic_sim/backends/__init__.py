@@ -8,7 +8,7 @@ from mimic_sim.character import Character
 BACKENDS = ("mujoco", "pybullet")
 
 
-def make_backend(name: str, character: Character, config: SimConfig = SimConfig()) -> PhysicsBackend:
+def make_backend(name: str, character: Character, config: SimConfig | None = None) -> PhysicsBackend:
     """A backend by name: ``mujoco`` (default, fastest) or ``pybullet``."""
     if name == "mujoco":
         from mimic_sim.backends.mujoco_backend import MujocoBackend

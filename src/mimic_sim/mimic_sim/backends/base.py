@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,16 +16,24 @@ class SimConfig:
     """Rates and options shared by all backends."""
 
     control_hz: float = 30.0
-    physics_hz: float = 120.0
+    """Policy rate: PD targets are held for one control period."""
+    physics_hz: float | None = None
+    """Physics rate, a multiple of ``control_hz``; None takes the backend's default
+    (MuJoCo 120 Hz, PyBullet 240 Hz; see ``docs/simulation.md``)."""
     self_collision: bool = False
     gravity: float = 9.81
 
+    def resolved(self, default_physics_hz: float) -> SimConfig:
+        """This config with the physics rate filled in and checked."""
+        physics = self.physics_hz if self.physics_hz is not None else default_physics_hz
+        n = physics / self.control_hz
+        if abs(n - round(n)) > 1e-9 or round(n) < 1:
+            raise ValueError(f"physics rate {physics} Hz is not a multiple of control rate {self.control_hz} Hz")
+        return replace(self, physics_hz=float(physics))
+
     @property
     def substeps(self) -> int:
-        n = self.physics_hz / self.control_hz
-        if abs(n - round(n)) > 1e-9 or round(n) < 1:
-            raise ValueError(f"physics rate {self.physics_hz} Hz is not a multiple of control rate {self.control_hz} Hz")
-        return int(round(n))
+        return round(self.physics_hz / self.control_hz)
 
     @property
     def physics_dt(self) -> float:
@@ -56,10 +64,11 @@ class PhysicsBackend(ABC):
     """A character in a physics engine, driven by stable-PD targets (see :mod:`mimic_sim.pd`)."""
 
     name: str
+    default_physics_hz: float
 
-    def __init__(self, character: Character, config: SimConfig = SimConfig()):
+    def __init__(self, character: Character, config: SimConfig | None = None):
         self.character = character
-        self.config = config
+        self.config = (config or SimConfig()).resolved(self.default_physics_hz)
         self.gains = PDGains(character.kp, character.kd, character.torque_limit)
         self._lower = character.joint_lower
         self._upper = character.joint_upper
@@ -91,5 +100,6 @@ class PhysicsBackend(ABC):
     def ground_contacts(self) -> np.ndarray:
         """Boolean per tracked body: is it touching the ground."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release the engine."""

@@ -74,13 +74,14 @@ class ImitationEnv(gym.Env):
         self.action_space = gym.spaces.Box(c.joint_lower.astype(np.float32), c.joint_upper.astype(np.float32))
         n = observation_size(len(c.tracked_bodies))
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+        self.sim_config = self.backend.config  # with the backend's physics rate filled in
         self._dt = cfg.sim.control_dt
         self._start = 0.0
         self._time = 0.0
         self._steps = 0
         self._max_steps = int(round(cfg.episode_seconds * cfg.sim.control_hz))
         self._renderer = None
-        self._ticks_per_second = cfg.sim.physics_hz
+        self._ticks_per_second = self.sim_config.physics_hz
         self._ref_cache: dict[int, tuple[np.ndarray, np.ndarray, TrackingFeatures]] = {}
 
     # ------------------------------------------------------------------ API

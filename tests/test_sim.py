@@ -1,0 +1,272 @@
+"""Characters, the humanoid model, the PD law and both physics backends."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+
+import mujoco
+import numpy as np
+import pinocchio
+import pybullet
+import pybullet_data
+import pytest
+import yaml
+from pybullet_utils import bullet_client
+
+from mimic_sim import rotations as rot
+from mimic_sim.backends import SimConfig, make_backend
+from mimic_sim.character import CharacterError, load_character
+from mimic_sim.deepmimic_format import DEEPMIMIC_JOINTS, load_deepmimic, resolve_clip, shipped_clips
+from mimic_sim.humanoid_urdf import source_urdf
+from mimic_sim.kinematics import PinocchioModel
+from mimic_sim.motion import MotionError
+from mimic_sim.pd import PDGains, pd_torque, predict_qdot_next
+from mimic_sim.reference import ReferenceMotion
+
+BACKENDS = ["mujoco", "pybullet"]
+
+
+@pytest.fixture(scope="module")
+def humanoid():
+    return load_character("humanoid")
+
+
+@pytest.fixture(scope="module")
+def backends(humanoid):
+    made = {name: make_backend(name, humanoid) for name in BACKENDS}
+    yield made
+    for backend in made.values():
+        backend.close()
+
+
+# ----------------------------------------------------------------- the model
+def test_generated_humanoid_is_a_standard_urdf(humanoid):
+    text = humanoid.model_path.read_text()
+    assert "\x00" not in text
+    root = ET.fromstring(text)
+    types = {j.get("type") for j in root.findall("joint")}
+    assert types == {"revolute", "fixed"}, "spherical joints must become revolute chains"
+    assert not root.findall(".//capsule"), "capsules are not standard URDF"
+    for joint in root.findall("joint"):
+        if joint.get("type") == "revolute":
+            limit = joint.find("limit")
+            assert limit is not None and float(limit.get("lower")) < float(limit.get("upper"))
+            assert float(limit.get("effort")) > 0
+    # urdfdom (through Pinocchio) accepts it; it rejects pybullet_data's original.
+    model = pinocchio.buildModelFromUrdf(str(humanoid.model_path), pinocchio.JointModelFreeFlyer())
+    assert model.nv == 6 + 28
+    with pytest.raises(Exception):  # noqa: B017 - urdfdom's error type is not exported
+        pinocchio.buildModelFromUrdf(str(source_urdf()))
+
+
+def test_humanoid_joints_gains_and_limits_come_from_config(humanoid):
+    expected = []
+    for joint, size in DEEPMIMIC_JOINTS:
+        expected += [f"{joint}_{a}" for a in humanoid.spherical_joints[joint]] if size == 4 else [joint]
+    assert sorted(humanoid.joint_names) == sorted(expected)
+    gains = {n: (kp, kd, t) for n, kp, kd, t in zip(humanoid.joint_names, humanoid.kp, humanoid.kd,
+                                                      humanoid.torque_limit, strict=True)}
+    # DeepMimic's gains (kd = kp / 10) and torque limits
+    for prefix, kp, limit in [("chest", 1000, 200), ("neck", 100, 50), ("right_hip", 500, 200),
+                              ("left_knee", 500, 150), ("right_ankle", 400, 90), ("left_shoulder", 400, 100),
+                              ("right_elbow", 300, 60)]:
+        for name, (p, d, t) in gains.items():
+            if name.startswith(prefix):
+                assert (p, d, t) == (kp, kp / 10, limit), name
+    assert humanoid.total_mass == pytest.approx(45.0, abs=0.5)
+    assert humanoid.end_effectors == ["right_ankle", "left_ankle", "right_wrist", "left_wrist"]
+
+
+def test_character_config_errors_name_the_field(tmp_path, humanoid):
+    cfg = yaml.safe_load(humanoid.config_path.read_text())
+    broken = dict(cfg, pd={k: v for k, v in cfg["pd"].items() if k != "*_knee"})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    with pytest.raises(CharacterError, match=r"bad.yaml.*'pd'.*right_knee"):
+        load_character(path)
+    path.write_text(yaml.safe_dump(dict(cfg, end_effectors=["right_ankle", "left_hand"])))
+    with pytest.raises(CharacterError, match=r"end_effectors.*left_hand"):
+        load_character(path)
+    path.write_text(yaml.safe_dump(dict(cfg, model={"file": "missing.urdf"})))
+    with pytest.raises(CharacterError, match=r"model.file.*missing.urdf"):
+        load_character(path)
+
+
+# ------------------------------------------------------- clips -> joint angles
+def _original_humanoid_fk(client: bullet_client.BulletClient, frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Link positions (Z-up) of pybullet_data's spherical-joint humanoid posed by raw clip frames."""
+    body = client.loadURDF(str(source_urdf()), globalScaling=0.25, useFixedBase=False,
+                           flags=pybullet.URDF_MAINTAIN_LINK_ORDER)
+    index = {client.getJointInfo(body, j)[1].decode(): j for j in range(client.getNumJoints(body))}
+    to_zup = rot.quat_to_mat(rot.axis_angle_quat(np.array([1.0, 0.0, 0.0]), math.pi / 2))
+    out: dict[str, list] = {}
+    for frame in frames:
+        w, x, y, z = frame[4:8] / np.linalg.norm(frame[4:8])
+        client.resetBasePositionAndOrientation(body, frame[1:4].tolist(), [x, y, z, w])
+        col = 8
+        for joint, size in DEEPMIMIC_JOINTS:
+            if size == 4:
+                w, x, y, z = frame[col : col + 4] / np.linalg.norm(frame[col : col + 4])
+                client.resetJointStateMultiDof(body, index[joint], [x, y, z, w])
+            else:
+                client.resetJointState(body, index[joint], frame[col])
+            col += size
+        out.setdefault("root", []).append(to_zup @ np.array(client.getBasePositionAndOrientation(body)[0]))
+        for name, j in index.items():
+            if name != "root":
+                state = client.getLinkState(body, j, computeForwardKinematics=1)
+                out.setdefault(name, []).append(to_zup @ np.array(state[4]))
+    client.removeBody(body)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("clip", ["walk", "cartwheel", "backflip", "dance_a"])
+def test_clips_convert_to_hinge_angles_exactly(clip, humanoid, backends):
+    """FK of the hinge model posed by converted clips matches the original spherical model (< 1 mm)."""
+    import json
+
+    frames = np.array(json.loads(resolve_clip(clip).read_text())["Frames"])
+    motion = load_deepmimic(resolve_clip(clip), close_loop=False)
+    reference = ReferenceMotion(motion, humanoid)
+    client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+    try:
+        original = _original_humanoid_fk(client, frames[:-1])
+    finally:
+        client.disconnect()
+    worst = 0.0
+    for i, t in enumerate(motion.frame_times[:-1]):
+        qpos, qvel = reference.state(t)
+        assert np.all(qpos[7:] >= humanoid.joint_lower - 1e-9) and np.all(qpos[7:] <= humanoid.joint_upper + 1e-9)
+        states = backends["mujoco"].kinematics(qpos, qvel)
+        for b, name in enumerate(humanoid.tracked_bodies):
+            worst = max(worst, float(np.linalg.norm(states.pos[b] - original[name][i])))
+    assert worst < 1e-3, f"{clip}: worst body position error {worst * 1000:.3f} mm"
+
+
+def test_every_clip_stays_within_joint_limits(humanoid):
+    for clip in shipped_clips():
+        reference = ReferenceMotion(load_deepmimic(resolve_clip(clip)), humanoid)
+        for t in np.linspace(0.0, reference.duration, 200):
+            qpos, _ = reference.state(t)
+            assert np.all(qpos[7:] >= humanoid.joint_lower) and np.all(qpos[7:] <= humanoid.joint_upper), (clip, t)
+
+
+def test_motion_joints_are_matched_by_name(humanoid):
+    motion = load_deepmimic(resolve_clip("walk"))
+    motion.joints["left_wing"] = motion.joints.pop("left_elbow")
+    motion._precompute()
+    with pytest.raises(MotionError, match="left_wing"):
+        ReferenceMotion(motion, humanoid)
+
+
+# ------------------------------------------------------------------ backends
+@pytest.mark.parametrize("clip", ["walk", "cartwheel"])
+def test_forward_kinematics_agree_between_backends(clip, humanoid, backends):
+    reference = ReferenceMotion(load_deepmimic(resolve_clip(clip)), humanoid)
+    worst_pos = worst_rot = worst_vel = 0.0
+    for t in reference.motion.frame_times:
+        qpos, qvel = reference.state(float(t))
+        a = backends["mujoco"].kinematics(qpos, qvel)
+        b = backends["pybullet"].kinematics(qpos, qvel)
+        worst_pos = max(worst_pos, float(np.abs(a.pos - b.pos).max()))
+        worst_rot = max(worst_rot, float(rot.quat_angle(rot.quat_mul(rot.quat_conj(a.quat), b.quat)).max()))
+        worst_vel = max(worst_vel, float(np.abs(a.lin_vel - b.lin_vel).max()), float(np.abs(a.ang_vel - b.ang_vel).max()))
+        assert np.abs(a.com - b.com).max() < 1e-3
+    assert worst_pos < 1e-3, f"body positions differ by {worst_pos * 1000:.3f} mm"
+    assert worst_rot < 1e-4
+    assert worst_vel < 1e-3
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_reset_and_read_back_any_state(name, backends, humanoid):
+    backend = backends[name]
+    rng = np.random.default_rng(3)
+    qpos = np.concatenate([[0.3, -0.2, 1.5], rot.quat_normalize(rng.normal(size=4)),
+                           rng.uniform(humanoid.joint_lower, humanoid.joint_upper) * 0.5])
+    qvel = rng.normal(size=6 + humanoid.num_joints)
+    backend.reset(qpos, qvel)
+    got_q, got_v = backend.get_state()
+    assert np.allclose(got_q[:3], qpos[:3], atol=1e-9)
+    assert rot.quat_angle(rot.quat_mul(rot.quat_conj(got_q[3:7]), qpos[3:7])) < 1e-9
+    assert np.allclose(got_q[7:], qpos[7:], atol=1e-9)
+    assert np.allclose(got_v, qvel, atol=1e-6)
+
+
+def _standing_pose(backend, humanoid) -> np.ndarray:
+    qpos = np.zeros(7 + humanoid.num_joints)
+    qpos[3] = 1.0
+    backend.reset(qpos, np.zeros(6 + humanoid.num_joints))
+    feet = humanoid.body_index(humanoid.ground_contact_allowed)
+    # Soles 5 cm below the ankle joints; start them 0.5 mm above the floor.
+    qpos[2] = -backend.body_states().pos[feet, 2].min() + 0.0505
+    return qpos
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_pd_held_standing_pose_stays_upright_for_5_seconds(name, backends, humanoid):
+    backend = backends[name]
+    qpos = _standing_pose(backend, humanoid)
+    backend.reset(qpos, np.zeros(6 + humanoid.num_joints))
+    for _ in range(5 * 30):
+        backend.step(qpos[7:])
+    q, v = backend.get_state()
+    up = rot.quat_rotate(q[3:7], np.array([0.0, 0.0, 1.0]))
+    assert q[2] > 0.85, f"{name}: root dropped to {q[2]:.3f} m"
+    assert up[2] > math.cos(math.radians(5)), f"{name}: root tilted {math.degrees(math.acos(up[2])):.1f} deg"
+    assert np.linalg.norm(q[:2] - qpos[:2]) < 0.05
+    contacts = backend.ground_contacts()
+    assert set(np.flatnonzero(contacts)) == set(humanoid.body_index(humanoid.ground_contact_allowed))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_targets_are_clamped_and_nan_is_refused(name, backends, humanoid):
+    backend = backends[name]
+    qpos = _standing_pose(backend, humanoid)
+    backend.reset(qpos, np.zeros(6 + humanoid.num_joints))
+    bad = qpos[7:].copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="not finite"):
+        backend.step(bad)
+    assert np.allclose(backend.get_state()[0], qpos), "a refused command must not move the character"
+
+
+def test_mujoco_realizes_the_pd_law(backends, humanoid):
+    """One MuJoCo physics step in the air equals the law of mimic_sim.pd with Pinocchio's dynamics."""
+    config = SimConfig(control_hz=120.0, physics_hz=120.0)
+    backend = make_backend("mujoco", humanoid, config)
+    pin = PinocchioModel(humanoid)
+    gains = PDGains(humanoid.kp, humanoid.kd, humanoid.torque_limit)
+    rng = np.random.default_rng(0)
+    for trial in range(5):
+        # away from joint limits, whose constraints are not part of the law
+        joints = np.clip(rng.uniform(-0.5, 0.5, humanoid.num_joints), humanoid.joint_lower + 0.3,
+                         humanoid.joint_upper - 0.3)
+        qpos = np.concatenate([[0.0, 0.0, 3.0], rot.quat_normalize(rng.normal(size=4)), joints])
+        qvel = rng.normal(size=6 + humanoid.num_joints)
+        # large errors on some joints (torque-limited drive), small on others
+        target = qpos[7:] + rng.uniform(-0.6, 0.6, humanoid.num_joints) * (trial + 1) / 5
+        backend.reset(qpos, qvel)
+        backend.step(target)
+        mass, bias = pin.dynamics(qpos, qvel)
+        expected = predict_qdot_next(gains, mass, bias, pin.joint_v, qpos[7:], pin.v, target, config.physics_dt)
+        got = backend.get_state()[1][6:]
+        assert np.abs(got - expected).max() < 1e-6 * (1 + np.abs(expected).max())
+
+
+def test_pd_torque_limits_bound_the_drive():
+    gains = PDGains(np.array([500.0, 500.0]), np.array([50.0, 50.0]), np.array([150.0, 150.0]))
+    q, target, dt = np.zeros(2), np.array([1.0, 0.1]), 1 / 120
+    tau = pd_torque(gains, q, np.zeros(2), target, dt)
+    assert tau[0] == pytest.approx(150.0) and tau[1] == pytest.approx(50.0)
+    moving = pd_torque(gains, q, np.array([2.0, 0.0]), target, dt)
+    assert moving[0] == pytest.approx(150.0 - (50.0 + 500.0 * dt) * 2.0)
+
+
+def test_mujoco_model_keeps_urdf_geometry(humanoid, backends):
+    model = backends["mujoco"].model
+    kinds = {int(model.geom_type[g]) for g in range(model.ngeom)}
+    # cylinder + two spheres from the URDF become one capsule; feet stay boxes
+    assert int(mujoco.mjtGeom.mjGEOM_CAPSULE) in kinds and int(mujoco.mjtGeom.mjGEOM_CYLINDER) not in kinds
+    assert int(mujoco.mjtGeom.mjGEOM_BOX) in kinds
+    assert pybullet_data.getDataPath()  # the model was built from the installed package
