@@ -37,7 +37,8 @@ def test_observation_layout_matches_the_vector(env):
 
 
 def _features(env: ImitationEnv, states: BodyStates):
-    return tracking_features(states, env.character.tracked_parents, env.character.body_index(env.character.end_effectors))
+    character = env.character
+    return tracking_features(states, character.tracked_parents, character.body_index(character.end_effectors))
 
 
 def test_reference_pose_scores_one_and_a_perturbed_pose_less(env):

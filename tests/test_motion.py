@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from mimic_sim import rotations as rot
 from mimic_sim.deepmimic_format import (
     DEEPMIMIC_JOINTS,
     FRAME_SIZE,
@@ -20,8 +22,6 @@ from mimic_sim.deepmimic_format import (
     shipped_clips,
 )
 from mimic_sim.motion import QUAT_NORM_TOLERANCE, Motion, MotionError
-
-from mimic_sim import rotations as rot
 
 CLIPS = shipped_clips()
 _CACHE: dict[str, Motion] = {}

@@ -171,7 +171,8 @@ def test_forward_kinematics_agree_between_backends(clip, humanoid, backends):
         b = backends["pybullet"].kinematics(qpos, qvel)
         worst_pos = max(worst_pos, float(np.abs(a.pos - b.pos).max()))
         worst_rot = max(worst_rot, float(rot.quat_angle(rot.quat_mul(rot.quat_conj(a.quat), b.quat)).max()))
-        worst_vel = max(worst_vel, float(np.abs(a.lin_vel - b.lin_vel).max()), float(np.abs(a.ang_vel - b.ang_vel).max()))
+        worst_vel = max(worst_vel, float(np.abs(a.lin_vel - b.lin_vel).max()),
+                        float(np.abs(a.ang_vel - b.ang_vel).max()))
         assert np.abs(a.com - b.com).max() < 1e-3
     assert worst_pos < 1e-3, f"body positions differ by {worst_pos * 1000:.3f} mm"
     assert worst_rot < 1e-4
@@ -210,7 +211,7 @@ def test_pd_held_standing_pose_stays_upright_for_5_seconds(name, backends, human
     backend.reset(qpos, np.zeros(6 + humanoid.num_joints))
     for _ in range(5 * 30):
         backend.step(qpos[7:])
-    q, v = backend.get_state()
+    q, _v = backend.get_state()
     up = rot.quat_rotate(q[3:7], np.array([0.0, 0.0, 1.0]))
     assert q[2] > 0.85, f"{name}: root dropped to {q[2]:.3f} m"
     assert up[2] > math.cos(math.radians(5)), f"{name}: root tilted {math.degrees(math.acos(up[2])):.1f} deg"

@@ -37,6 +37,10 @@ DEEPMIMIC_JOINTS: tuple[tuple[str, int], ...] = (
     ("left_elbow", 1),
 )
 FRAME_SIZE = 1 + 3 + 4 + sum(n for _, n in DEEPMIMIC_JOINTS)
+# Largest plausible magnitude by column: frame duration (s), root position (m, three
+# columns), then rotations and angles (rad or quaternion components).  Beyond these a
+# clip is corrupt, and keyframe times or velocities would lose all precision.
+MAX_MAGNITUDE = (3600.0, 1e4, 1e4, 1e4, 1e3)
 
 # Y-up to Z-up: +90 degrees about x.
 Y_UP_TO_Z_UP = rot.axis_angle_quat(np.array([1.0, 0.0, 0.0]), math.pi / 2)
@@ -119,8 +123,15 @@ def parse_deepmimic(data: object, source: str = "<memory>", name: str = "clip", 
         for j, value in enumerate(frame):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise MotionError(source, f"not a number: {value!r}", frame=i, field=_field_of(j))
-            if not math.isfinite(value):
+            try:
+                number = float(value)  # JSON integers can exceed any float
+            except OverflowError:
+                raise MotionError(source, "number out of range", frame=i, field=_field_of(j)) from None
+            if not math.isfinite(number):
                 raise MotionError(source, "value is NaN or infinite", frame=i, field=_field_of(j))
+            if abs(number) > MAX_MAGNITUDE[min(j, 4)]:
+                raise MotionError(source, f"{number:g} is out of range (at most {MAX_MAGNITUDE[min(j, 4)]:g})",
+                                  frame=i, field=_field_of(j))
         rows.append(frame)
     table = np.asarray(rows, dtype=float)
     durations = table[:, 0]

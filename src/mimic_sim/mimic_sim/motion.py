@@ -165,7 +165,8 @@ class Motion:
         self._quats = np.concatenate(
             [self.root_rot[:, None, :]] + [self.joints[k][:, None, :] for k in self._spherical], axis=1
         )
-        self._angles = np.stack([self.joints[k] for k in self._revolute], axis=1) if self._revolute else np.zeros((n, 0))
+        self._angles = (np.stack([self.joints[k] for k in self._revolute], axis=1) if self._revolute
+                        else np.zeros((n, 0)))
         self.loop_closure: dict[str, float] = {}
         if self.loop and self.close_loop:
             self._close_loop()

@@ -38,7 +38,7 @@ class ReferenceMotion:
             covered.update(f"{joint}_{a}" for a in order)
         self._rows = np.array(rows, dtype=int)
         self._cols = np.array(cols, dtype=int).reshape(-1, 3)
-        self._axes = [np.array(a) for a in zip(*axes)] if axes else [np.zeros(0, int)] * 3 + [np.zeros(0)]
+        self._axes = [np.array(a) for a in zip(*axes, strict=False)] if axes else [np.zeros(0, int)] * 3 + [np.zeros(0)]
         revolute_cols = []
         for joint in motion.revolute_joints:
             if joint not in index:

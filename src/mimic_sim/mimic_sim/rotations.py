@@ -120,7 +120,7 @@ def quat_to_mat(q: np.ndarray) -> np.ndarray:
     """Rotation matrices of unit quaternions."""
     q = np.asarray(q, dtype=float)
     w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    m = np.empty(q.shape[:-1] + (3, 3))
+    m = np.empty((*q.shape[:-1], 3, 3))
     m[..., 0, 0] = 1 - 2 * (y * y + z * z)
     m[..., 0, 1] = 2 * (x * y - w * z)
     m[..., 0, 2] = 2 * (x * z + w * y)
@@ -136,7 +136,7 @@ def quat_to_mat(q: np.ndarray) -> np.ndarray:
 def mat_to_quat(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=float)
     q = Rotation.from_matrix(m.reshape(-1, 3, 3)).as_quat(scalar_first=True)
-    return quat_positive(q.reshape(m.shape[:-2] + (4,)))
+    return quat_positive(q.reshape((*m.shape[:-2], 4)))
 
 
 def axis_angle_quat(axis: np.ndarray, angle: np.ndarray | float) -> np.ndarray:
@@ -195,7 +195,7 @@ def euler_from_quat(q: np.ndarray, order: str) -> np.ndarray:
     i, j, k, parity = euler_indices(order)
     n = flat.shape[0]
     ang = euler_from_mat(quat_to_mat(flat), np.full(n, i), np.full(n, j), np.full(n, k), np.full(n, parity))
-    return ang.reshape(q.shape[:-1] + (3,))
+    return ang.reshape((*q.shape[:-1], 3))
 
 
 def euler_alternative(angles: np.ndarray) -> np.ndarray:
@@ -226,7 +226,7 @@ def euler_nearest(q: np.ndarray, order: str, reference: np.ndarray) -> np.ndarra
 def quat_from_euler(angles: np.ndarray, order: str) -> np.ndarray:
     angles = np.asarray(angles, dtype=float)
     rot = Rotation.from_euler(order.upper(), angles.reshape(-1, 3))
-    return rot.as_quat(scalar_first=True).reshape(angles.shape[:-1] + (4,))
+    return rot.as_quat(scalar_first=True).reshape((*angles.shape[:-1], 4))
 
 
 def axis_vector(name: str) -> np.ndarray:

@@ -98,8 +98,8 @@ class MujocoBackend(PhysicsBackend):
         self._subtree_root = m.body_rootid[self._body_ids]
         self._qadr = np.array([m.jnt_qposadr[m.joint(n).id] for n in character.joint_names])
         self._vadr = np.array([m.jnt_dofadr[m.joint(n).id] for n in character.joint_names])
-        root_joint = [j for j in range(m.njnt) if m.jnt_bodyid[j] == self._root_id and
-                      m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE][0]
+        root_joint = next(j for j in range(m.njnt) if m.jnt_bodyid[j] == self._root_id and
+                      m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE)
         self._root_q = m.jnt_qposadr[root_joint]
         self._root_v = m.jnt_dofadr[root_joint]
         self._act_ids = np.array([m.actuator(n).id for n in character.joint_names])

@@ -107,7 +107,7 @@ class _Body:
         self.links = np.array([link_index[b] for b in character.tracked_bodies])
         self.link_to_tracked = {int(x): i for i, x in enumerate(self.links)}
         # Links that are not tracked (hinge connectors) report for the tracked link they move with.
-        for name, j in link_index.items():
+        for _name, j in link_index.items():
             if j not in self.link_to_tracked:
                 parent = j
                 while parent not in self.link_to_tracked:

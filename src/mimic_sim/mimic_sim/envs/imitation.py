@@ -18,6 +18,7 @@ dictionary lookup instead of a slerp, an Euler split and forward kinematics.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -55,7 +56,7 @@ def default_config() -> ImitationConfig:
 
 
 class ImitationEnv(gym.Env):
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, config: ImitationConfig | None = None, render_mode: str | None = None, **overrides):
         self.config = replace(config or default_config(), **overrides)
@@ -79,7 +80,7 @@ class ImitationEnv(gym.Env):
         self._start = 0.0
         self._time = 0.0
         self._steps = 0
-        self._max_steps = int(round(cfg.episode_seconds * cfg.sim.control_hz))
+        self._max_steps = round(cfg.episode_seconds * cfg.sim.control_hz)
         self._renderer = None
         self._ticks_per_second = self.sim_config.physics_hz
         self._ref_cache: dict[int, tuple[np.ndarray, np.ndarray, TrackingFeatures]] = {}

@@ -1,0 +1,196 @@
+"""Control steps per second of the humanoid walk imitation loop, on one core.
+
+Each contender runs the same loop for the same wall time, in its own process pinned
+to one CPU: observation, PD targets held for one control period (1/30 s), reward,
+early-termination check, and a reset (random start on the clip) whenever an episode
+ends.  All are driven the same way: every action is the all-zero PD target (the
+neutral standing pose, identical in both models), so each run is a sequence of
+reference-initialized episodes that end in a fall, like early training.
+
+Contenders: the ``pybullet_envs`` DeepMimic port (the peer: its own humanoid,
+stable PD in PyBullet at 240 Hz), mimic's MuJoCo backend and mimic's PyBullet
+backend, each at its default physics rate and at the other rate for reference.
+
+Usage:  python bench/sim_throughput.py [--seconds 20] [--no-record]
+Prints one line per contender, the ratios to the port, appends a section to
+docs/benchmarks.md, and ends with one JSON line holding every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.util
+import io
+import json
+import multiprocessing as mp
+import os
+import platform
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {"mujoco": 5.0, "pybullet": 1.0}
+
+
+def _one_core() -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def run_port(seconds: float) -> dict:
+    """The pybullet_envs DeepMimic port driven like mimic's environment."""
+    _one_core()
+    import numpy as np
+
+    # `import pybullet_envs` fails with current gym; load its deep_mimic modules without the package __init__.
+    spec = importlib.util.find_spec("pybullet_envs")
+    package = types.ModuleType("pybullet_envs")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["pybullet_envs"] = package
+    from pybullet_envs.deep_mimic.env.pybullet_deep_mimic_env import InitializationStrategy, PyBulletDeepMimicEnv
+
+    class Args:  # the two arguments the environment reads (DeepMimic's humanoid3d walk settings)
+        def parse_strings(self, key):
+            return ["data/motions/humanoid3d_walk.txt"]
+
+        def parse_ints(self, key):
+            return [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14]  # every body but the feet
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        env = PyBulletDeepMimicEnv(Args(), enable_draw=False, init_strategy=InitializationStrategy.RANDOM)
+    action = np.zeros(env.get_action_size(0))
+    steps = episodes = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        env.record_state(0)
+        env.set_action(0, action)
+        for _ in range(8):  # 240 Hz physics, 30 Hz control
+            env.update(1.0 / 240.0)
+        env.calc_reward(0)
+        steps += 1
+        if env.is_episode_end():
+            with contextlib.redirect_stdout(io.StringIO()):
+                env.reset()
+            episodes += 1
+    elapsed = time.perf_counter() - start
+    return {"steps_per_s": steps / elapsed, "steps": steps, "episodes": episodes, "physics_hz": 240.0}
+
+
+def run_mimic(seconds: float, backend: str, physics_hz: float | None) -> dict:
+    _one_core()
+    import numpy as np
+
+    from mimic_sim.backends import SimConfig
+    from mimic_sim.envs.imitation import ImitationEnv
+
+    env = ImitationEnv(clip="walk", backend=backend, sim=SimConfig(physics_hz=physics_hz))
+    env.reset(seed=0)
+    action = np.zeros(env.action_space.shape, dtype=np.float32)
+    steps = episodes = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        _, _, terminated, truncated, _ = env.step(action)
+        steps += 1
+        if terminated or truncated:
+            env.reset()
+            episodes += 1
+    elapsed = time.perf_counter() - start
+    result = {"steps_per_s": steps / elapsed, "steps": steps, "episodes": episodes,
+              "physics_hz": env.sim_config.physics_hz}
+    env.close()
+    return result
+
+
+def _worker(queue: mp.Queue, name: str, seconds: float) -> None:
+    if name == "port":
+        queue.put(run_port(seconds))
+    else:
+        backend, hz = name.split("@")
+        queue.put(run_mimic(seconds, backend, float(hz) if hz != "default" else None))
+
+
+def measure(name: str, seconds: float) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_worker, args=(queue, name, seconds))
+    proc.start()
+    result = queue.get(timeout=seconds + 300)
+    proc.join()
+    return result
+
+
+def _git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def record(results: dict, ratios: dict, command: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    lines = [
+        f"\n## sim_throughput: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"commit {_git_revision()}",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; each contender alone on one pinned core.",
+        "",
+        "| contender | physics | control steps/s | ratio to port | episodes |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        ratio = ratios.get(name)
+        lines.append(f"| {name} | {r['physics_hz']:.0f} Hz | {r['steps_per_s']:.0f} | "
+                     f"{'1.00' if name == 'port' else f'{ratio:.2f}'} | {r['episodes']} |")
+    lines.append("")
+    with path.open("a") as f:
+        f.write("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="wall time per contender")
+    parser.add_argument("--no-record", action="store_true", help="do not append to docs/benchmarks.md")
+    args = parser.parse_args()
+    contenders = ["port", "mujoco@default", "mujoco@240", "pybullet@default", "pybullet@120"]
+    results = {}
+    for name in contenders:
+        results[name] = measure(name, args.seconds)
+        r = results[name]
+        print(f"{name:18s} {r['physics_hz']:5.0f} Hz  {r['steps_per_s']:8.0f} control steps/s  "
+              f"({r['steps']} steps, {r['episodes']} episodes)", flush=True)
+    port = results["port"]["steps_per_s"]
+    ratios = {name: r["steps_per_s"] / port for name, r in results.items() if name != "port"}
+    for name, ratio in ratios.items():
+        print(f"{name:18s} {ratio:5.2f}x the port")
+    verdict = {
+        "mujoco_target_met": ratios["mujoco@default"] >= TARGETS["mujoco"],
+        "pybullet_target_met": ratios["pybullet@default"] >= TARGETS["pybullet"],
+    }
+    command = "python bench/sim_throughput.py" + (f" --seconds {args.seconds:g}" if args.seconds != 20.0 else "")
+    if not args.no_record:
+        record(results, ratios, command)
+    summary = {
+        "benchmark": "sim_throughput",
+        "clip": "walk",
+        "seconds_per_contender": args.seconds,
+        "steps_per_s": {name: round(r["steps_per_s"], 1) for name, r in results.items()},
+        "physics_hz": {name: r["physics_hz"] for name, r in results.items()},
+        "ratio_to_port": {name: round(v, 3) for name, v in ratios.items()},
+        "targets": {"mujoco@default": TARGETS["mujoco"], "pybullet@default": TARGETS["pybullet"]},
+        **verdict,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
