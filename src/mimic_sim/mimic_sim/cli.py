@@ -47,12 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input rather than a bug in mimic."""
-    from mimic_sim.character import CharacterError
-    from mimic_sim.motion import MotionError
-
-    return (MotionError, CharacterError, OSError, ValueError)
+# Exceptions that mean bad input rather than a bug in mimic: mimic_sim.motion.MotionError and
+# mimic_sim.character.CharacterError are ValueErrors (not imported here: 'mimic --help' must not
+# need MuJoCo); FileNotFoundError and PermissionError are OSErrors.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mimic {args.command}: interrupted", file=sys.stderr)
         return 130
-    except _user_errors() as exc:
+    except USER_ERRORS as exc:
         if args.traceback:
             raise
         message = str(exc) or type(exc).__name__

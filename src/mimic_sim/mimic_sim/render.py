@@ -23,17 +23,22 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import importlib  # noqa: E402
-import tempfile  # noqa: E402
-from collections.abc import Iterable  # noqa: E402
-from pathlib import Path  # noqa: E402
+import contextlib
+import importlib
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
+try:
+    import mujoco
+except Exception as exc:  # MuJoCo sets up the OpenGL platform on import; a missing library fails obscurely
+    raise ImportError(f"cannot import mujoco with MUJOCO_GL={os.environ['MUJOCO_GL']!r} ({type(exc).__name__}: "
+                      f"{exc}); is that OpenGL platform installed? MUJOCO_GL=egl works headless") from exc
+import numpy as np
 
-from mimic_sim.backends.base import SimConfig  # noqa: E402
-from mimic_sim.backends.mujoco_backend import build_model  # noqa: E402
-from mimic_sim.character import Character  # noqa: E402
+from mimic_sim.backends.base import SimConfig
+from mimic_sim.backends.mujoco_backend import build_model
+from mimic_sim.character import Character
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
@@ -91,6 +96,8 @@ class CharacterRenderer:
         for name, value in (("width", width), ("height", height)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"image {name} must be a positive integer, got {value!r}")
+        self._gl = None
+        self._context: mujoco.MjrContext | None = None
         self.character = character
         self.width, self.height = int(width), int(height)
         self.lookat_height = float(lookat_height)
@@ -121,7 +128,7 @@ class CharacterRenderer:
         self._rect = mujoco.MjrRect(0, 0, self.width, self.height)
         self._gl = _gl_context_class()(self.width, self.height)
         self._gl.make_current()
-        self._context: mujoco.MjrContext | None = mujoco.MjrContext(m, mujoco.mjtFontScale.mjFONTSCALE_150)
+        self._context = mujoco.MjrContext(m, mujoco.mjtFontScale.mjFONTSCALE_150)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
         self._pixels = np.empty((self.height, self.width, 3), dtype=np.uint8)
 
@@ -198,7 +205,7 @@ class CharacterRenderer:
 
     def close(self) -> None:
         """Release the OpenGL context; the renderer cannot be used afterwards."""
-        if self._context is not None:
+        if self._context is not None and self._gl is not None:
             self._gl.make_current()
             self._context.free()
             self._context = None
@@ -213,10 +220,8 @@ class CharacterRenderer:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # at interpreter shutdown the GL library may be gone
             self.close()
-        except Exception:  # interpreter shutdown: the GL library may already be gone
-            pass
 
 
 # ------------------------------------------------------------------- video
@@ -227,6 +232,12 @@ def video_format(path: Path) -> str:
         raise ValueError(f"cannot write video '{path}': unknown suffix '{Path(path).suffix}', "
                          f"expected one of {', '.join(VIDEO_SUFFIXES)}")
     return suffix[1:]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
@@ -265,6 +276,7 @@ def write_video(frames: Iterable[np.ndarray], path: Path, fps: float) -> Path:
         count = _write_mp4(frames, tmp, fps) if kind == "mp4" else _write_gif(frames, tmp, fps)
         if count == 0:
             raise ValueError(f"cannot write video '{path}': no frames")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -10,7 +10,10 @@ call against ~10 us for Pinocchio's ``crba`` plus ``nonLinearEffects``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -66,6 +69,20 @@ def _capsule_urdf(path: Path) -> Path:
                     link.remove(e)
     atomic_write_text(out, ET.tostring(root, encoding="unicode"))
     return out
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence the C-level prints PyBullet makes when connecting (``argv[0]=``, build time)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _xyz_of(element: ET.Element) -> np.ndarray:
@@ -153,7 +170,8 @@ class PyBulletBackend(PhysicsBackend):
     def __init__(self, character: Character, config: SimConfig | None = None):
         super().__init__(character, config)
         config = self.config
-        self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        with _quiet_stdout():
+            self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         c = self.client
         c.setGravity(0, 0, -config.gravity)
         c.setTimeStep(config.physics_dt)
