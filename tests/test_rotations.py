@@ -303,3 +303,18 @@ def test_axis_vector():
     np.testing.assert_array_equal(rot.axis_vector("x"), [1.0, 0.0, 0.0])
     np.testing.assert_array_equal(rot.axis_vector("y"), [0.0, 1.0, 0.0])
     np.testing.assert_array_equal(rot.axis_vector("z"), [0.0, 0.0, 1.0])
+
+
+def test_mat_to_quat_fast_matches_scipy_including_half_turns():
+    from scipy.spatial.transform import Rotation
+
+    from mimic_sim.rotations import mat_to_quat_fast, quat_positive
+
+    q = quat_positive(Rotation.random(500, random_state=4).as_quat(scalar_first=True))
+    half_turns = Rotation.from_rotvec(np.pi * np.array([[1, 1, 0], [0, 1, -1], [1, 0, 0]]) /
+                                      np.linalg.norm([[1, 1, 0], [0, 1, -1], [1, 0, 0]], axis=1, keepdims=True))
+    mats = np.concatenate([Rotation.from_quat(q, scalar_first=True).as_matrix(), half_turns.as_matrix()])
+    got = mat_to_quat_fast(mats)
+    back = Rotation.from_quat(got, scalar_first=True).as_matrix()
+    assert np.abs(back - mats).max() < 1e-9
+    assert np.abs(got[:500] - q).max() < 1e-9

@@ -271,3 +271,23 @@ def test_mujoco_model_keeps_urdf_geometry(humanoid, backends):
     assert int(mujoco.mjtGeom.mjGEOM_CAPSULE) in kinds and int(mujoco.mjtGeom.mjGEOM_CYLINDER) not in kinds
     assert int(mujoco.mjtGeom.mjGEOM_BOX) in kinds
     assert pybullet_data.getDataPath()  # the model was built from the installed package
+
+
+def test_pinocchio_fast_path_equals_the_written_law(humanoid):
+    """PinocchioModel.pd_qdot_next (used by the PyBullet backend) solves pd.predict_qdot_next exactly."""
+    pin = PinocchioModel(humanoid)
+    gains = PDGains(humanoid.kp, humanoid.kd, humanoid.torque_limit)
+    rng = np.random.default_rng(1)
+    feet = humanoid.body_index(humanoid.ground_contact_allowed)
+    for dt in (1 / 240, 1 / 120):
+        qpos = np.concatenate([[0.1, 0.2, 0.9], rot.quat_normalize(rng.normal(size=4)),
+                               rng.uniform(-0.3, 0.3, humanoid.num_joints)])
+        qvel = rng.normal(size=6 + humanoid.num_joints)
+        target = qpos[7:] + rng.uniform(-0.8, 0.8, humanoid.num_joints)
+        for planted in (None, feet):
+            fast = pin.pd_qdot_next(gains, qpos, qvel, target, dt, planted)
+            mass, bias = pin.dynamics(qpos, qvel)
+            jacobian = pin.body_jacobians(planted) if planted is not None else None
+            written = predict_qdot_next(gains, mass, bias, pin.joint_v, qpos[7:], pin.v, target, dt,
+                                        contact_jacobian=jacobian)
+            assert np.abs(fast - written).max() < 1e-8

@@ -104,7 +104,11 @@ def predict_qdot_next(
         kkt[:nv, :nv] = system
         kkt[:nv, nv:] = contact_jacobian.T
         kkt[nv:, :nv] = contact_jacobian
-        solution = np.linalg.lstsq(kkt, np.concatenate([rhs, -contact_jacobian @ qdot / dt]), rcond=None)[0]
+        target = np.concatenate([rhs, -contact_jacobian @ qdot / dt])
+        try:
+            solution = np.linalg.solve(kkt, target)
+        except np.linalg.LinAlgError:  # redundant contact rows
+            solution = np.linalg.lstsq(kkt, target, rcond=None)[0]
         qddot = solution[:nv]
     else:
         qddot = np.linalg.solve(system, rhs)

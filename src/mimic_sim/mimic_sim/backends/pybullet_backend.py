@@ -1,8 +1,8 @@
 """PyBullet backend: the simulator DeepMimic's public port uses, kept as a cross-check.
 
-The stable PD law (:mod:`mimic_sim.pd`) is evaluated every physics step with the
-mass matrix and bias forces from Pinocchio, which reads the same URDF; body states
-are Pinocchio's forward kinematics of PyBullet's joint state.  PyBullet's
+The stable PD law (:mod:`mimic_sim.pd`) is evaluated every physics step with
+Pinocchio's dynamics of the same URDF (:meth:`PinocchioModel.pd_qdot_next`); body
+states are Pinocchio's forward kinematics of PyBullet's joint state.  PyBullet's
 own ``STABLE_PD_CONTROL`` was tried first: on this model (revolute hinge chains) it
 does not hold a standing pose, and ``calculateMassMatrix`` alone takes ~140 us a
 call against ~10 us for Pinocchio's ``crba`` plus ``nonLinearEffects``.
@@ -26,7 +26,7 @@ from mimic_sim.backends.base import BodyStates, PhysicsBackend, SimConfig
 from mimic_sim.character import Character
 from mimic_sim.kinematics import PinocchioModel
 from mimic_sim.paths import atomic_write_text, cache_dir
-from mimic_sim.pd import stable_pd_torque
+from mimic_sim.pd import pd_torque
 
 
 def _capsule_urdf(path: Path) -> Path:
@@ -110,6 +110,7 @@ class _Body:
 
     def __init__(self, client: bullet_client.BulletClient, character: Character, flags: int):
         self.client = client
+        self.client_id = client._client
         self.id = client.loadURDF(str(_capsule_urdf(character.model_path)), [0, 0, 1], useFixedBase=False,
                                   flags=flags)
         joint_index: dict[str, int] = {}
@@ -148,17 +149,25 @@ class _Body:
                                    targetVelocities=[[float(x)] for x in qvel[6:]])
 
     def get_state(self) -> tuple[np.ndarray, np.ndarray]:
-        c = self.client
-        com, orn = c.getBasePositionAndOrientation(self.id)
-        quat = _wxyz(orn)
-        pos = np.asarray(com) - rot.quat_rotate(quat, self.base_com_offset)
-        lin_com, ang = c.getBaseVelocity(self.id)
-        ang = np.asarray(ang)
-        lin = np.asarray(lin_com) + rot.cross(ang, pos - np.asarray(com))
-        states = c.getJointStates(self.id, self.joints)
-        q = np.array([s[0] for s in states])
-        qd = np.array([s[1] for s in states])
-        return np.concatenate([pos, quat, q]), np.concatenate([lin, ang, qd])
+        # Called every physics step: plain float arithmetic beats numpy on 3-vectors.
+        cid, body = self.client_id, self.id
+        com, orn = pybullet.getBasePositionAndOrientation(body, physicsClientId=cid)
+        lin_com, ang = pybullet.getBaseVelocity(body, physicsClientId=cid)
+        m = pybullet.getMatrixFromQuaternion(orn)
+        ox, oy, oz = self.base_com_offset
+        # origin = com - R offset; v_origin = v_com + w x (origin - com)
+        dx, dy, dz = -(m[0] * ox + m[1] * oy + m[2] * oz), -(m[3] * ox + m[4] * oy + m[5] * oz), \
+            -(m[6] * ox + m[7] * oy + m[8] * oz)
+        wx, wy, wz = ang
+        states = pybullet.getJointStates(body, self.joints, physicsClientId=cid)
+        qpos = np.empty(7 + len(states))
+        qvel = np.empty(6 + len(states))
+        qpos[:7] = (com[0] + dx, com[1] + dy, com[2] + dz, orn[3], orn[0], orn[1], orn[2])
+        qvel[:6] = (lin_com[0] + wy * dz - wz * dy, lin_com[1] + wz * dx - wx * dz, lin_com[2] + wx * dy - wy * dx,
+                    wx, wy, wz)
+        qpos[7:] = [s[0] for s in states]
+        qvel[6:] = [s[1] for s in states]
+        return qpos, qvel
 
 
 class PyBulletBackend(PhysicsBackend):
@@ -201,13 +210,11 @@ class PyBulletBackend(PhysicsBackend):
         dt = self.config.physics_dt
         for _ in range(self.config.substeps):
             qpos, qvel = body.get_state()
-            mass, bias = pin.dynamics(qpos, qvel)
-            planted = self._planted_feet()
-            jacobian = pin.body_jacobians(planted) if len(planted) else None
-            tau = stable_pd_torque(self.gains, mass, bias, pin.joint_v, qpos[7:], pin.v, targets, dt,
-                                   contact_jacobian=jacobian)
-            c.setJointMotorControlArray(body.id, body.joints, pybullet.TORQUE_CONTROL, forces=tau.tolist())
-            c.stepSimulation()
+            qdot_next = pin.pd_qdot_next(self.gains, qpos, qvel, targets, dt, self._planted_feet())
+            tau = pd_torque(self.gains, qpos[7:], qdot_next, targets, dt)
+            pybullet.setJointMotorControlArray(body.id, body.joints, pybullet.TORQUE_CONTROL, forces=tau.tolist(),
+                                               physicsClientId=body.client_id)
+            pybullet.stepSimulation(physicsClientId=body.client_id)
 
     def get_state(self) -> tuple[np.ndarray, np.ndarray]:
         return self.body.get_state()
@@ -221,7 +228,8 @@ class PyBulletBackend(PhysicsBackend):
     def _planted_feet(self) -> np.ndarray:
         """Tracked bodies allowed on the ground that rest on it flat (3+ contact points)."""
         counts = np.zeros(len(self.character.tracked_bodies), dtype=int)
-        for contact in self.client.getContactPoints(bodyA=self.body.id, bodyB=self.plane):
+        for contact in pybullet.getContactPoints(bodyA=self.body.id, bodyB=self.plane,
+                                                 physicsClientId=self.body.client_id):
             counts[self.body.link_to_tracked[contact[3]]] += 1
         return np.flatnonzero((counts >= 3) & self._feet)
 
