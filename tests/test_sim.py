@@ -75,6 +75,11 @@ def test_humanoid_joints_gains_and_limits_come_from_config(humanoid):
             if name.startswith(prefix):
                 assert (p, d, t) == (kp, kp / 10, limit), name
     assert humanoid.total_mass == pytest.approx(45.0, abs=0.5)
+    # DeepMimic's masses, from the source file; connectors between hinges weigh 10 g
+    assert humanoid.body_masses["chest"] == 14.0 and humanoid.body_masses["right_knee"] == 3.0
+    assert humanoid.body_masses["chest_y_link"] == pytest.approx(0.01)
+    axes = {j.name: j.axis for j in humanoid.joints}
+    assert np.allclose(axes["right_knee"], [0, -1, 0]) and np.allclose(axes["chest_x"], [1, 0, 0])
     assert humanoid.end_effectors == ["right_ankle", "left_ankle", "right_wrist", "left_wrist"]
 
 
@@ -291,3 +296,65 @@ def test_pinocchio_fast_path_equals_the_written_law(humanoid):
             written = predict_qdot_next(gains, mass, bias, pin.joint_v, qpos[7:], pin.v, target, dt,
                                         contact_jacobian=jacobian)
             assert np.abs(fast - written).max() < 1e-8
+
+
+MJCF_BIPED = """
+<mujoco model="biped">
+  <worldbody>
+    <body name="torso" pos="0 0 1">
+      <geom type="box" size="0.1 0.15 0.2" mass="10"/>
+      <body name="left_thigh" pos="0 0.1 -0.2">
+        <joint name="left_hip" type="hinge" axis="0 1 0" range="-1.5 1.5"/>
+        <geom type="capsule" fromto="0 0 0 0 0 -0.35" size="0.05" mass="3"/>
+        <body name="left_shin" pos="0 0 -0.4">
+          <joint name="left_knee" type="hinge" axis="0 1 0" range="0 2.5"/>
+          <geom type="capsule" fromto="0 0 0 0 0 -0.3" size="0.04" mass="2"/>
+          <body name="left_foot" pos="0 0 -0.35">
+            <geom type="box" size="0.1 0.05 0.02" pos="0.03 0 -0.02" mass="0.5"/>
+          </body>
+        </body>
+      </body>
+      <body name="right_thigh" pos="0 -0.1 -0.2">
+        <joint name="right_hip" type="hinge" axis="0 1 0" range="-1.5 1.5"/>
+        <geom type="capsule" fromto="0 0 0 0 0 -0.35" size="0.05" mass="3"/>
+        <body name="right_shin" pos="0 0 -0.4">
+          <joint name="right_knee" type="hinge" axis="0 1 0" range="0 2.5"/>
+          <geom type="capsule" fromto="0 0 0 0 0 -0.3" size="0.04" mass="2"/>
+          <body name="right_foot" pos="0 0 -0.35">
+            <geom type="box" size="0.1 0.05 0.02" pos="0.03 0 -0.02" mass="0.5"/>
+          </body>
+        </body>
+      </body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="left_hip"/></actuator>
+</mujoco>
+"""
+
+
+def test_a_character_from_mjcf_and_a_config_file(tmp_path):
+    (tmp_path / "biped.xml").write_text(MJCF_BIPED)
+    (tmp_path / "biped.yaml").write_text(yaml.safe_dump({
+        "name": "biped",
+        "model": {"file": "biped.xml"},
+        "root_body": "torso",
+        "pd": {"*_hip": {"kp": 300.0, "kd": 30.0, "torque_limit": 150.0},
+               "*_knee": {"kp": 200.0, "kd": 20.0, "torque_limit": 100.0}},
+        "tracked_bodies": ["torso", "left_thigh", "left_shin", "left_foot", "right_thigh", "right_shin",
+                           "right_foot"],
+        "end_effectors": ["left_foot", "right_foot"],
+        "ground_contact_allowed": ["left_foot", "right_foot"],
+    }))
+    biped = load_character(tmp_path / "biped.yaml")
+    assert biped.joint_names == ["left_hip", "left_knee", "right_hip", "right_knee"]
+    assert list(biped.kp) == [300.0, 200.0, 300.0, 200.0]
+    assert list(biped.tracked_parents) == [-1, 0, 1, 2, 0, 4, 5]
+    backend = make_backend("mujoco", biped)
+    assert backend.model.nu == 4  # the file's own actuator is replaced by mimic's PD actuators
+    qpos = np.concatenate([[0, 0, 1.0], [1, 0, 0, 0], [0.2, 0.4, -0.1, 0.3]])
+    backend.reset(qpos, np.zeros(10))
+    backend.step(qpos[7:])
+    assert np.isfinite(backend.get_state()[0]).all()
+    assert backend.body_states().pos.shape == (7, 3)
+    with pytest.raises(CharacterError, match="needs a URDF"):
+        make_backend("pybullet", biped)

@@ -56,6 +56,7 @@ class Character:
     ground_contact_allowed: list[str]
     spherical_joints: dict[str, str]
     ground_friction: float
+    body_masses: dict[str, float]  # every body of the model, kg
     total_mass: float
 
     @property
@@ -201,5 +202,6 @@ def load_character(name_or_path: str | Path) -> Character:
         ground_contact_allowed=list(cfg.get("ground_contact_allowed") or []),
         spherical_joints={k: str(v) for k, v in spherical.items()},
         ground_friction=float(cfg.get("ground_friction", 0.9)),
+        body_masses={name: float(model.body_mass[b]) for b, name in enumerate(body_names) if b > 0},
         total_mass=float(model.body_subtreemass[0]),
     )

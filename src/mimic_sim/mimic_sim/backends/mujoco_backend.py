@@ -45,6 +45,8 @@ def build_model(character: Character, config: SimConfig) -> mujoco.MjModel:
     # implicitfast integrates the actuators' velocity terms implicitly: the stable-PD damping.
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     _merge_capsules(spec)
+    for actuator in list(spec.actuators):  # mimic drives every joint with its own PD actuators
+        spec.delete(actuator)
     root = spec.body(character.root_body)
     if not any(j.type == mujoco.mjtJoint.mjJNT_FREE for j in root.joints):
         root.add_freejoint(name="root")

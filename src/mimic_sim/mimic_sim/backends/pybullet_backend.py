@@ -23,7 +23,7 @@ from pybullet_utils import bullet_client
 
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates, PhysicsBackend, SimConfig
-from mimic_sim.character import Character
+from mimic_sim.character import Character, CharacterError
 from mimic_sim.kinematics import PinocchioModel
 from mimic_sim.paths import atomic_write_text, cache_dir
 from mimic_sim.pd import pd_torque
@@ -177,6 +177,9 @@ class PyBulletBackend(PhysicsBackend):
     default_physics_hz = 240.0
 
     def __init__(self, character: Character, config: SimConfig | None = None):
+        if character.model_path.suffix.lower() != ".urdf":
+            raise CharacterError(f"{character.config_path}: the PyBullet backend needs a URDF model, "
+                                 f"{character.model_path.name} is not one; use the MuJoCo backend")
         super().__init__(character, config)
         config = self.config
         with _quiet_stdout():
@@ -206,7 +209,7 @@ class PyBulletBackend(PhysicsBackend):
         self.body.set_state(qpos, qvel)
 
     def _step(self, targets: np.ndarray) -> None:
-        c, body, pin = self.client, self.body, self.pin
+        body, pin = self.body, self.pin
         dt = self.config.physics_dt
         for _ in range(self.config.substeps):
             qpos, qvel = body.get_state()
