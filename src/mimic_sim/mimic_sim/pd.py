@@ -27,9 +27,10 @@ How each backend realizes it:
 * MuJoCo: natively.  Position actuators with gain ``kp`` and force range
   ``tau_max`` carry the drive; joint damping ``kd + kp * dt`` is integrated
   implicitly by the ``implicitfast`` integrator (contacts included).
-* PyBullet: :func:`stable_pd_torque` every physics step, with the mass matrix,
-  bias forces and the Jacobians of the bodies on the ground from Pinocchio on the
-  same URDF, applied as joint torques.
+* PyBullet: :func:`pd_torque` every physics step at the ``qdot_next`` that
+  :meth:`mimic_sim.kinematics.PinocchioModel.pd_qdot_next` solves for with
+  Pinocchio's dynamics of the same URDF (the solve of :func:`predict_qdot_next`,
+  tested equal), applied as joint torques.
 """
 
 from __future__ import annotations
@@ -113,24 +114,6 @@ def predict_qdot_next(
     else:
         qddot = np.linalg.solve(system, rhs)
     return q_dot_joints + dt * qddot[joint_dofs]
-
-
-def stable_pd_torque(
-    gains: PDGains,
-    mass_matrix: np.ndarray,
-    bias: np.ndarray,
-    joint_dofs: np.ndarray,
-    q: np.ndarray,
-    qdot: np.ndarray,
-    q_target: np.ndarray,
-    dt: float,
-    qdot_target: np.ndarray | None = None,
-    contact_jacobian: np.ndarray | None = None,
-) -> np.ndarray:
-    """Stable-PD joint torques for one physics step."""
-    qdot_next = predict_qdot_next(gains, mass_matrix, bias, joint_dofs, q, qdot, q_target, dt, qdot_target,
-                                  contact_jacobian)
-    return pd_torque(gains, q, qdot_next, q_target, dt, qdot_target)
 
 
 def clamp_targets(targets: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
