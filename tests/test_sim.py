@@ -78,6 +78,7 @@ def test_humanoid_joints_gains_and_limits_come_from_config(humanoid):
     # DeepMimic's masses, from the source file; connectors between hinges weigh 10 g
     assert humanoid.body_masses["chest"] == 14.0 and humanoid.body_masses["right_knee"] == 3.0
     assert humanoid.body_masses["chest_y_link"] == pytest.approx(0.01)
+    assert {j.kind for j in humanoid.joints} == {"revolute"}
     axes = {j.name: j.axis for j in humanoid.joints}
     assert np.allclose(axes["right_knee"], [0, -1, 0]) and np.allclose(axes["chest_x"], [1, 0, 0])
     assert humanoid.end_effectors == ["right_ankle", "left_ankle", "right_wrist", "left_wrist"]

@@ -25,6 +25,7 @@ class CharacterError(ValueError):
 @dataclass(frozen=True)
 class JointInfo:
     name: str
+    kind: str  # "revolute" or "prismatic"
     axis: np.ndarray  # in the child body frame
     lower: float
     upper: float
@@ -164,7 +165,8 @@ def load_character(name_or_path: str | Path) -> Character:
             raise CharacterError(f"{model_path}: joint '{name}' is a ball joint; describe it as three revolute "
                                  "joints so every backend and ROS tool can drive it")
         lower, upper = model.jnt_range[j] if model.jnt_limited[j] else (-np.inf, np.inf)
-        joints.append(JointInfo(name, model.jnt_axis[j].copy(), float(lower), float(upper)))
+        kind = "revolute" if jtype == int(mujoco.mjtJoint.mjJNT_HINGE) else "prismatic"
+        joints.append(JointInfo(name, kind, model.jnt_axis[j].copy(), float(lower), float(upper)))
     gains = [_gains_for(j.name, pd_cfg, path) for j in joints]
 
     body_names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in range(model.nbody)]
