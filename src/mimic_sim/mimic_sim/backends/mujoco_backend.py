@@ -84,8 +84,8 @@ def build_model(character: Character, config: SimConfig) -> mujoco.MjModel:
 
 class MujocoBackend(PhysicsBackend):
     name = "mujoco"
-    # Stable PD with implicit damping keeps 120 Hz stable; at twice the cost 240 Hz changes
-    # the tracking of a reference-driven walk little (docs/simulation.md).
+    # The implicit PD keeps 120 Hz stable (a PD-held stance holds, tests/test_sim.py); 240 Hz
+    # costs ~30 % more per control step (docs/benchmarks.md).
     default_physics_hz = 120.0
 
     def __init__(self, character: Character, config: SimConfig | None = None):
