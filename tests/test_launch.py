@@ -143,7 +143,7 @@ def test_bad_scenarios_name_the_field(tmp_path, nodes_on_path):
     with pytest.raises(GraphError, match="undeclared argument 'speed'"):
         load_scenario(_scenario(tmp_path, [{"name": "a", "package": "p", "executable": "x",
                                             "set": {"rate": "$(speed)"}}]))
-    with pytest.raises(GraphError, match="no_such.yaml"):
+    with pytest.raises(GraphError, match=r"no_such\.yaml"):
         load_scenario(_scenario(tmp_path, [{"name": "a", "package": "p", "executable": "x",
                                             "parameters": ["no_such.yaml"]}]))
     scenario = load_scenario(_scenario(tmp_path, [{"name": "a", "package": "p", "executable": "not_installed"}]))

@@ -8,6 +8,7 @@ grace period, then SIGKILL, so that nothing is left running.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -108,16 +109,12 @@ class Launcher:
             for node in alive:
                 if sig != signal.SIGINT:
                     self._print("launch", f"{node.spec.name} still running: sending {sig.name}")
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(node.process.pid, sig)
-                except ProcessLookupError:
-                    pass
             deadline = time.monotonic() + wait
             for node in alive:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     node.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
         for node in self.nodes:
             node.reader.join(timeout=2.0)
             self._print("launch", f"{node.spec.name} exited with status {node.process.returncode}")
