@@ -359,3 +359,20 @@ def test_a_character_from_mjcf_and_a_config_file(tmp_path):
     assert backend.body_states().pos.shape == (7, 3)
     with pytest.raises(CharacterError, match="needs a URDF"):
         make_backend("pybullet", biped)
+
+
+def test_link_tree_composes_to_the_body_poses(humanoid, backends):
+    from mimic_sim.kinematics import LinkTree
+
+    tree = LinkTree(PinocchioModel(humanoid))
+    reference = ReferenceMotion(load_deepmimic(resolve_clip("cartwheel")), humanoid)
+    qpos, qvel = reference.state(1.1)
+    world: dict[str, tuple[np.ndarray, np.ndarray]] = {"world": (np.zeros(3), rot.IDENTITY)}
+    for parent, child, xyz, (x, y, z, w) in tree.transforms(qpos):
+        p_pos, p_quat = world[parent]  # parents come before children
+        world[child] = (p_pos + rot.quat_rotate(p_quat, xyz), rot.quat_mul(p_quat, np.array([w, x, y, z])))
+    assert set(humanoid.tracked_bodies) <= set(world) and "right_hip_y_link" in world
+    states = backends["mujoco"].kinematics(qpos, qvel)
+    for b, name in enumerate(humanoid.tracked_bodies):
+        assert np.abs(world[name][0] - states.pos[b]).max() < 1e-9
+        assert rot.quat_angle(rot.quat_mul(rot.quat_conj(world[name][1]), states.quat[b])) < 1e-7

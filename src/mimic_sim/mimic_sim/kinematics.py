@@ -115,3 +115,38 @@ class PinocchioModel:
             ang[i] = motion.angular
         com = pinocchio.centerOfMass(m, d, self.q)
         return BodyStates(pos, rot.mat_to_quat_fast(mats), mats, lin, ang, np.array(com))
+
+
+class LinkTree:
+    """Parent-to-child transforms of every URDF link, for ``/tf`` (as robot_state_publisher gives).
+
+    ``transforms(qpos)`` lists ``(parent, child, translation, quaternion x, y, z, w)``
+    with the floating base as ``world -> <root link>``.
+    """
+
+    def __init__(self, model: PinocchioModel, world_frame: str = "world"):
+        self.pin = model
+        self.world_frame = world_frame
+        m = model.model
+        body_frames = [i for i, f in enumerate(m.frames) if f.type == pinocchio.FrameType.BODY]
+        self.links = [m.frames[i].name for i in body_frames]
+        self._edges: list[tuple[int, int]] = []  # (parent body frame, child body frame)
+        for i in body_frames:
+            parent = m.frames[i].parentFrame  # the joint frame that carries this link
+            while parent > 0 and m.frames[parent].type != pinocchio.FrameType.BODY:
+                parent = m.frames[parent].parentFrame
+            if parent > 0:
+                self._edges.append((parent, i))
+        self.root = m.frames[body_frames[0]].name
+
+    def transforms(self, qpos: np.ndarray) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+        m, d = self.pin.model, self.pin.data
+        self.pin.load(qpos, np.zeros(6 + len(self.pin.joint_v)))
+        pinocchio.framesForwardKinematics(m, d, self.pin.q)
+        out = [(self.world_frame, self.root, np.array(qpos[:3], dtype=float),
+                np.array([qpos[4], qpos[5], qpos[6], qpos[3]], dtype=float))]
+        for parent, child in self._edges:
+            rel = d.oMf[parent].actInv(d.oMf[child])
+            w, x, y, z = rot.mat_to_quat_fast(np.asarray(rel.rotation)[None])[0]
+            out.append((m.frames[parent].name, m.frames[child].name, np.array(rel.translation), np.array([x, y, z, w])))
+        return out
