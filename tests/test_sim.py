@@ -374,5 +374,5 @@ def test_link_tree_composes_to_the_body_poses(humanoid, backends):
     assert set(humanoid.tracked_bodies) <= set(world) and "right_hip_y_link" in world
     states = backends["mujoco"].kinematics(qpos, qvel)
     for b, name in enumerate(humanoid.tracked_bodies):
-        assert np.abs(world[name][0] - states.pos[b]).max() < 1e-6
+        assert np.abs(world[name][0] - states.pos[b]).max() < 1e-9
         assert rot.quat_angle(rot.quat_mul(rot.quat_conj(world[name][1]), states.quat[b])) < 1e-7

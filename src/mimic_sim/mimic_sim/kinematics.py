@@ -147,6 +147,6 @@ class LinkTree:
                 np.array([qpos[4], qpos[5], qpos[6], qpos[3]], dtype=float))]
         for parent, child in self._edges:
             rel = d.oMf[parent].actInv(d.oMf[child])
-            w, x, y, z = rot.mat_to_quat_fast(np.asarray(rel.rotation)[None])[0]
-            out.append((m.frames[parent].name, m.frames[child].name, np.array(rel.translation), np.array([x, y, z, w])))
+            quat = np.array(pinocchio.Quaternion(rel.rotation).coeffs())  # x, y, z, w
+            out.append((m.frames[parent].name, m.frames[child].name, np.array(rel.translation), quat))
         return out
