@@ -11,6 +11,18 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 
+# ROS 2 runtime (rclpy, Fast DDS, message packages) from PyPI wheels, and mimic's own
+# interfaces (src/mimic_msgs) built against them: no sourcing needed afterwards.
+# Skipped where an apt ROS 2 is sourced (build with colcon there, see README) or with
+# MIMIC_NO_ROS=1.
+if [ -n "${MIMIC_NO_ROS:-}" ]; then
+  echo "setup: MIMIC_NO_ROS set, ROS 2 wheels not installed"
+elif [ -n "${ROS_DISTRO:-}" ] && [[ "${AMENT_PREFIX_PATH:-}" == *"/opt/ros/"* ]]; then
+  echo "setup: ROS 2 $ROS_DISTRO from /opt/ros is sourced; not installing the PyPI ROS wheels (use colcon)"
+else
+  bash scripts/install_ros.sh .venv
+fi
+
 # Headless rendering (MUJOCO_GL=egl) needs libEGL with a Mesa driver; no GPU or display.
 if ! ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa.so'; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
