@@ -16,6 +16,7 @@ from pybullet_utils import bullet_client
 
 from mimic_sim import rotations as rot
 from mimic_sim.backends import SimConfig, make_backend
+from mimic_sim.backends.mujoco_backend import standing_height
 from mimic_sim.character import CharacterError, load_character
 from mimic_sim.deepmimic_format import DEEPMIMIC_JOINTS, load_deepmimic, resolve_clip, shipped_clips
 from mimic_sim.humanoid_urdf import source_urdf
@@ -203,10 +204,7 @@ def test_reset_and_read_back_any_state(name, backends, humanoid):
 def _standing_pose(backend, humanoid) -> np.ndarray:
     qpos = np.zeros(7 + humanoid.num_joints)
     qpos[3] = 1.0
-    backend.reset(qpos, np.zeros(6 + humanoid.num_joints))
-    feet = humanoid.body_index(humanoid.ground_contact_allowed)
-    # Soles 5 cm below the ankle joints; start them 0.5 mm above the floor.
-    qpos[2] = -backend.body_states().pos[feet, 2].min() + 0.0505
+    qpos[2] = standing_height(humanoid)  # soles 0.5 mm above the floor
     return qpos
 
 

@@ -179,3 +179,25 @@ class MujocoBackend(PhysicsBackend):
         idx = self._tracked_of_body[self.model.geom_bodyid[other]]
         touching[idx[idx >= 0]] = True
         return touching
+
+
+def standing_height(character: Character, joint_angles: np.ndarray | None = None, clearance: float = 5e-4) -> float:
+    """Root height at which the character in a pose (default: all joints 0, upright) rests its
+    lowest ground-contact body ``clearance`` above the floor."""
+    model = build_model(character, SimConfig().resolved(MujocoBackend.default_physics_hz))
+    data = mujoco.MjData(model)
+    root = model.body(character.root_body).id
+    adr = model.jnt_qposadr[next(j for j in range(model.njnt) if model.jnt_bodyid[j] == root)]
+    data.qpos[adr + 3] = 1.0
+    if joint_angles is not None:
+        for name, angle in zip(character.joint_names, joint_angles, strict=True):
+            data.qpos[model.jnt_qposadr[model.joint(name).id]] = angle
+    mujoco.mj_kinematics(model, data)
+    floor = model.geom(FLOOR).id
+    feet = {model.body(b).id for b in character.ground_contact_allowed}
+    fromto = np.zeros(6)
+    distances = [mujoco.mj_geomDistance(model, data, g, floor, 10.0, fromto)
+                 for g in range(model.ngeom) if model.geom_bodyid[g] in feet]
+    if not distances:
+        raise ValueError(f"character '{character.name}' has no geometry on its ground-contact bodies")
+    return clearance - min(distances)

@@ -1,0 +1,95 @@
+"""``reference_player``: stream a reference clip as ``mimic_msgs/ReferenceFrame`` topics.
+
+Topics:    reference (mimic_msgs/ReferenceFrame), in the character's joint names
+Services:  ~/start, ~/stop (std_srvs/Trigger), ~/seek (mimic_msgs/Seek)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_srvs.srv import Trigger
+
+from mimic_msgs.msg import ReferenceFrame
+from mimic_msgs.srv import Seek
+from mimic_sim.character import load_character
+from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
+from mimic_sim.nodes.common import declare, run_node
+from mimic_sim.nodes.conversions import reference_msg
+from mimic_sim.playback import ReferenceStream
+from mimic_sim.reference import ReferenceMotion
+
+
+class ReferencePlayer(Node):
+    def __init__(self) -> None:
+        super().__init__("reference_player")
+        clip = str(declare(self, "clip", "walk", "shipped clip name (walk, backflip, ...) or a motion file"))
+        character = str(declare(self, "character", "humanoid", "character config name or YAML path"))
+        rate = float(declare(self, "rate", 0.0, "frames per second; 0 = the clip's own frame rate"))
+        scale = float(declare(self, "time_scale", 1.0, "playback speed (1 = real time)"))
+        loop = bool(declare(self, "loop", True, "repeat the clip; false plays it once and holds the last frame"))
+        start = float(declare(self, "start_time", 0.0, "clip time to start from (s)"))
+        future = [float(v) for v in declare(self, "future_offsets", [0.0333, 0.0667],
+                                             "preview frames ahead of each frame (s)")]
+        autostart = bool(declare(self, "autostart", True, "start streaming immediately"))
+        self.frame_id = str(declare(self, "frame_id", "world", "frame of the root pose"))
+        depth = int(declare(self, "qos_depth", 10, "publisher queue depth"))
+
+        self.character = load_character(character)
+        motion = load_deepmimic(resolve_clip(clip))
+        self.clip = motion.name
+        self.stream = ReferenceStream(ReferenceMotion(motion, self.character), time_scale=scale, loop=loop,
+                                      start_time=start, future_offsets=tuple(o for o in future if o > 0))
+        self.rate = rate if rate > 0 else motion.fps
+        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        self.publisher = self.create_publisher(ReferenceFrame, "reference", qos)
+        self.create_service(Trigger, "~/start", self._on_start)
+        self.create_service(Trigger, "~/stop", self._on_stop)
+        self.create_service(Seek, "~/seek", self._on_seek)
+        self.timer = self.create_timer(1.0 / self.rate, self._tick)
+        if autostart:
+            self.stream.play(self._now())
+        self.get_logger().info(f"streaming '{self.clip}' ({motion.duration:.2f} s, loop={loop}) at "
+                               f"{self.rate:.1f} Hz for character '{self.character.name}'")
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _tick(self) -> None:
+        if not self.stream.playing:
+            return
+        now = self.get_clock().now()
+        frame = self.stream.frame(now.nanoseconds * 1e-9)
+        msg = reference_msg(frame, self.clip, self.character.joint_names)
+        msg.header.stamp = now.to_msg()
+        msg.header.frame_id = self.frame_id
+        self.publisher.publish(msg)
+
+    def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.stream.play(self._now())
+        response.success, response.message = True, f"playing '{self.clip}'"
+        return response
+
+    def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.stream.pause(self._now())
+        response.success, response.message = True, f"paused at {self.stream.clip_time(self._now()):.3f} s"
+        return response
+
+    def _on_seek(self, request: Seek.Request, response: Seek.Response) -> Seek.Response:
+        try:
+            self.stream.seek(request.time, self._now())
+        except ValueError as exc:
+            response.success, response.message = False, str(exc)
+        else:
+            response.success, response.message = True, f"at {request.time:.3f} s"
+        return response
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    return run_node(ReferencePlayer, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""``sim_node``: a character in MuJoCo or PyBullet, driven by PD commands over ROS 2.
+
+The physics is the training code's (``mimic_sim.backends``), so the PD law and rates
+are the same.  Commands are checked whole (``mimic_sim.commands``): unknown joints,
+wrong lengths, NaN or out-of-range targets are rejected with a logged reason and
+never applied; the character keeps its previous targets.
+
+Subscribes:  pd_command (mimic_msgs/JointPDCommand); with ``track_reference``,
+             reference (mimic_msgs/ReferenceFrame) as open-loop PD targets
+Publishes:   joint_states (sensor_msgs/JointState), base_pose (geometry_msgs/PoseStamped),
+             base_twist (geometry_msgs/TwistStamped, world frame), imu (sensor_msgs/Imu,
+             root frame), foot_contacts (mimic_msgs/FootContacts), /clock (rosgraph_msgs/Clock,
+             when not real time)
+Services:    ~/reset (std_srvs/Trigger), ~/pause (std_srvs/SetBool)
+
+Per-command gains (kp, kd) and feed-forward effort are checked but not applied: the
+simulated character uses its configured gains, as in training.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Imu, JointState
+from std_srvs.srv import SetBool, Trigger
+
+from mimic_msgs.msg import FootContacts, JointPDCommand, ReferenceFrame
+from mimic_sim import rotations as rot
+from mimic_sim.backends import SimConfig, make_backend
+from mimic_sim.backends.mujoco_backend import standing_height
+from mimic_sim.character import load_character
+from mimic_sim.commands import CommandError, check_command
+from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
+from mimic_sim.nodes.common import declare, run_node
+from mimic_sim.nodes.conversions import pose_msg, twist_msg
+from mimic_sim.reference import ReferenceMotion
+
+
+class SimNode(Node):
+    def __init__(self) -> None:
+        super().__init__("sim_node")
+        character = str(declare(self, "character", "humanoid", "character config name or YAML path"))
+        backend = str(declare(self, "backend", "mujoco", "physics engine: mujoco or pybullet"))
+        control_hz = float(declare(self, "control_hz", 30.0, "rate of physics updates published (Hz)"))
+        physics_hz = float(declare(self, "physics_hz", 0.0, "physics rate (Hz); 0 = the backend's default"))
+        self.realtime = bool(declare(self, "realtime", True,
+                                     "pace to the wall clock; false runs as fast as possible and publishes /clock"))
+        initial = str(declare(self, "initial_pose", "stand", "'stand' (all joints 0, feet on the floor) or a clip "
+                                                           "name/file whose frame at initial_time starts the run"))
+        self.initial_time = float(declare(self, "initial_time", 0.0, "clip time of the initial pose (s)"))
+        track = bool(declare(self, "track_reference", False, "use 'reference' frames as PD targets"))
+        self.frame_id = str(declare(self, "frame_id", "world", "world frame id"))
+
+        self.character = load_character(character)
+        config = SimConfig(control_hz=control_hz, physics_hz=physics_hz or None)
+        self.backend = make_backend(backend, self.character, config)
+        self.dt = self.backend.config.control_dt
+        self.initial = self._initial_state(initial)
+        self.targets = self.initial[0][7:].copy()
+        self.paused = False
+        self.sim_time = 0.0
+        self.rejected = 0
+        self._last_reason, self._last_logged = "", 0.0
+        self._prev_lin_vel: np.ndarray | None = None
+        self.backend.reset(*self.initial)
+
+        self.joint_pub = self.create_publisher(JointState, "joint_states", 10)
+        self.pose_pub = self.create_publisher(PoseStamped, "base_pose", 10)
+        self.twist_pub = self.create_publisher(TwistStamped, "base_twist", 10)
+        self.imu_pub = self.create_publisher(Imu, "imu", 10)
+        self.contact_pub = self.create_publisher(FootContacts, "foot_contacts", 10)
+        self.clock_pub = None if self.realtime else self.create_publisher(Clock, "/clock", 10)
+        self.create_subscription(JointPDCommand, "pd_command", self._on_command, 10)
+        if track:
+            self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(SetBool, "~/pause", self._on_pause)
+        self.create_timer(self.dt if self.realtime else 0.0, self._tick)
+        self._wall_start = time.monotonic()
+        self.get_logger().info(f"{self.character.name} in {self.backend.name} at {self.backend.config.physics_hz:.0f} "
+                               f"Hz physics, {control_hz:.0f} Hz control, "
+                               f"{'real time' if self.realtime else 'as fast as possible'}")
+
+    def _initial_state(self, initial: str) -> tuple[np.ndarray, np.ndarray]:
+        n = self.character.num_joints
+        if initial == "stand":
+            qpos = np.zeros(7 + n)
+            qpos[3] = 1.0
+            qpos[2] = standing_height(self.character)
+            return qpos, np.zeros(6 + n)
+        reference = ReferenceMotion(load_deepmimic(resolve_clip(initial)), self.character)
+        return reference.state(self.initial_time)
+
+    # ------------------------------------------------------------- inputs
+    def _apply(self, names: Sequence[str], positions: Sequence[float], **optional: Sequence[float]) -> None:
+        try:
+            command = check_command(self.character, names, positions, require_all=False, current=self.targets,
+                                    **optional)
+        except CommandError as exc:
+            self.rejected += 1
+            # every new reason is logged; a repeated one at most once a second
+            now = time.monotonic()
+            if str(exc) != self._last_reason or now - self._last_logged > 1.0:
+                self.get_logger().warning(f"command rejected ({self.rejected} so far): {exc}")
+                self._last_reason, self._last_logged = str(exc), now
+            return
+        self.targets = command.targets
+
+    def _on_command(self, msg: JointPDCommand) -> None:
+        self._apply(msg.joint_names, msg.positions, velocities=msg.velocities, kp=msg.kp, kd=msg.kd,
+                    effort=msg.effort)
+
+    def _on_reference(self, msg: ReferenceFrame) -> None:
+        self._apply(msg.joint_names, msg.positions)
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.backend.reset(*self.initial)
+        self.targets = self.initial[0][7:].copy()
+        self._prev_lin_vel = None
+        response.success, response.message = True, "reset to the initial state"
+        return response
+
+    def _on_pause(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self.paused = bool(request.data)
+        response.success, response.message = True, "paused" if self.paused else "running"
+        return response
+
+    # ------------------------------------------------------------- stepping
+    def _tick(self) -> None:
+        if self.paused:
+            return
+        self.backend.step(self.targets)
+        self.sim_time += self.dt
+        self._publish()
+
+    def _stamp(self):
+        if self.realtime:
+            return self.get_clock().now().to_msg()
+        clock = Clock()
+        clock.clock.sec = int(self.sim_time)
+        clock.clock.nanosec = round((self.sim_time - int(self.sim_time)) * 1e9) % 1_000_000_000
+        self.clock_pub.publish(clock)
+        return clock.clock
+
+    def _publish(self) -> None:
+        qpos, qvel = self.backend.get_state()
+        stamp = self._stamp()
+        joints = JointState()
+        joints.header.stamp = stamp
+        joints.name = self.character.joint_names
+        joints.position = qpos[7:].tolist()
+        joints.velocity = qvel[6:].tolist()
+        self.joint_pub.publish(joints)
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, self.frame_id
+        pose.pose = pose_msg(qpos[:3], qpos[3:7])
+        self.pose_pub.publish(pose)
+        twist = TwistStamped()
+        twist.header.stamp, twist.header.frame_id = stamp, self.frame_id
+        twist.twist = twist_msg(qvel[:3], qvel[3:6])
+        self.twist_pub.publish(twist)
+        # IMU on the root: orientation, body-frame angular velocity and specific force.
+        accel = np.zeros(3) if self._prev_lin_vel is None else (qvel[:3] - self._prev_lin_vel) / self.dt
+        self._prev_lin_vel = qvel[:3].copy()
+        specific_force = rot.quat_inv_rotate(qpos[3:7], accel + np.array([0.0, 0.0, self.backend.config.gravity]))
+        imu = Imu()
+        imu.header.stamp, imu.header.frame_id = stamp, self.character.root_body
+        imu.orientation = pose.pose.orientation
+        w = rot.quat_inv_rotate(qpos[3:7], qvel[3:6])
+        imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = (float(v) for v in w)
+        la = imu.linear_acceleration
+        la.x, la.y, la.z = (float(v) for v in specific_force)
+        self.imu_pub.publish(imu)
+        contacts = FootContacts()
+        contacts.header.stamp = stamp
+        touching = self.backend.ground_contacts()
+        feet = self.character.body_index(self.character.ground_contact_allowed)
+        contacts.bodies = self.character.ground_contact_allowed
+        contacts.in_contact = [bool(touching[i]) for i in feet]
+        self.contact_pub.publish(contacts)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    return run_node(SimNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""The ROS 2 nodes over real DDS (localhost only, a domain of their own)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("mimic_msgs")
+
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+
+from mimic_msgs.msg import JointPDCommand, ReferenceFrame  # noqa: E402
+from mimic_sim.character import load_character  # noqa: E402
+
+BIN = Path(sys.executable).parent
+WAIT = 10.0  # s, bound of every wait on the graph or on data
+
+
+@pytest.fixture()
+def domain(monkeypatch):
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(120 + (os.getpid() + int(time.time())) % 90))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("test_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    yield node, executor
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+class NodeProcess:
+    """A node executable in a subprocess, its output collected."""
+
+    def __init__(self, executable: str, *params: str):
+        args = [str(BIN / executable), "--ros-args"]
+        for p in params:
+            args += ["-p", p]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=WAIT)
+        self._reader.join(2.0)
+        return code
+
+
+def spin_until(executor, condition, timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        executor.spin_once(timeout_sec=0.05)
+    return condition()
+
+
+def test_sim_node_holds_a_commanded_pose_and_survives_bad_commands(domain):
+    node, executor = domain
+    humanoid = load_character("humanoid")
+    poses: list[PoseStamped] = []
+    states: list[JointState] = []
+    node.create_subscription(PoseStamped, "base_pose", poses.append, 10)
+    node.create_subscription(JointState, "joint_states", states.append, 10)
+    commands = node.create_publisher(JointPDCommand, "pd_command", 10)
+    sim = NodeProcess("sim_node", "realtime:=true", "initial_pose:=stand")
+    try:
+        assert spin_until(executor, lambda: len(poses) > 3 and commands.get_subscription_count() > 0), sim.output()
+        assert states[-1].name == humanoid.joint_names
+
+        def send(names, positions) -> None:
+            msg = JointPDCommand(joint_names=list(names), positions=[float(p) for p in positions])
+            commands.publish(msg)
+
+        hold = np.zeros(humanoid.num_joints)
+        # a held standing pose for 3 s of simulated time, with bad commands in between
+        bad = [([*humanoid.joint_names[:-1], "left_wing"], hold), (humanoid.joint_names, hold[:-1]),
+               (humanoid.joint_names, np.where(np.arange(len(hold)) == 2, np.nan, hold))]
+        start = len(poses)
+        for i in range(90):
+            send(*(bad[i // 30] if i % 30 == 15 else (humanoid.joint_names, hold)))
+            spin_until(executor, lambda n=start + i: len(poses) > n, timeout=2.0)
+        assert sim.proc.poll() is None, "sim_node crashed"
+        assert len(poses) - start >= 60
+        heights = [p.pose.position.z for p in poses[start:]]
+        assert min(heights) > 0.85, f"the character fell: root height down to {min(heights):.3f} m"
+        tilt = poses[-1].pose.orientation
+        assert abs(tilt.w) > 0.99
+    finally:
+        code = sim.stop()
+    out = sim.output()
+    assert out.count("command rejected") >= 3, out
+    assert "left_wing" in out and "'positions' has 27 values" in out and "is nan" in out
+    assert code == 0
+
+
+def test_reference_player_streams_the_clip_with_seek_and_pause(domain):
+    from std_srvs.srv import Trigger
+
+    from mimic_msgs.srv import Seek
+    from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
+    from mimic_sim.reference import ReferenceMotion
+
+    node, executor = domain
+    humanoid = load_character("humanoid")
+    reference = ReferenceMotion(load_deepmimic(resolve_clip("run")), humanoid)
+    frames: list[ReferenceFrame] = []
+    node.create_subscription(ReferenceFrame, "reference", frames.append, 50)
+    player = NodeProcess("reference_player", "clip:=run", "rate:=60.0")
+    try:
+        assert spin_until(executor, lambda: len(frames) >= 30), player.output()
+        for frame in frames[-10:]:
+            qpos, qvel = reference.state(frame.clip_time)
+            assert list(frame.joint_names) == humanoid.joint_names
+            assert np.allclose(frame.positions, qpos[7:], atol=1e-9)
+            assert np.allclose(frame.velocities, qvel[6:], atol=1e-9)
+            assert abs(frame.root_pose.position.x - qpos[0]) < 1e-9 and len(frame.future) == 2
+        stamps = np.array([f.header.stamp.sec + f.header.stamp.nanosec * 1e-9 for f in frames[-20:]])
+        assert abs(np.median(np.diff(stamps)) - 1 / 60) < 0.005
+        stop = node.create_client(Trigger, "/reference_player/stop")
+        seek = node.create_client(Seek, "/reference_player/seek")
+        assert stop.wait_for_service(timeout_sec=WAIT) and seek.wait_for_service(timeout_sec=WAIT)
+        future = stop.call_async(Trigger.Request())
+        assert spin_until(executor, future.done)
+        count = len(frames)
+        spin_until(executor, lambda: False, timeout=0.3)  # paused: nothing new arrives
+        assert len(frames) <= count + 1
+        future = seek.call_async(Seek.Request(time=-1.0))
+        assert spin_until(executor, future.done) and not future.result().success
+        future = seek.call_async(Seek.Request(time=0.4))
+        assert spin_until(executor, future.done) and future.result().success
+    finally:
+        assert player.stop() == 0
