@@ -151,3 +151,58 @@ def test_bad_scenarios_name_the_field(tmp_path, nodes_on_path):
         Launcher(scenario).start()
     with pytest.raises(GraphError, match="unknown argument"):
         Launcher(scenario, {"clip": "walk"})
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stub_launch_modules(monkeypatch) -> list[dict]:
+    """Minimal stand-ins for ROS 2's launch / launch_ros (not installable here) that record Node()s."""
+    import types
+
+    created: list[dict] = []
+
+    def record(kind):
+        def make(*args, **kwargs):
+            if kind == "Node":
+                created.append(kwargs)
+            return (kind, args, kwargs)
+        return make
+
+    modules = {
+        "launch": {"LaunchDescription": lambda actions: ("LaunchDescription", actions)},
+        "launch.actions": {n: record(n) for n in ("DeclareLaunchArgument", "EmitEvent", "RegisterEventHandler")},
+        "launch.event_handlers": {"OnProcessExit": record("OnProcessExit")},
+        "launch.events": {"Shutdown": record("Shutdown")},
+        "launch.substitutions": {"LaunchConfiguration": lambda name: f"$({name})"},
+        "launch_ros": {},
+        "launch_ros.actions": {"Node": record("Node")},
+    }
+    for name, attrs in modules.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, module)
+    return created
+
+
+@pytest.mark.parametrize("launch_file", sorted((ROOT / "launch").glob("*.launch.py")), ids=lambda p: p.name)
+def test_launch_files_name_existing_executables_parameters_and_packages(launch_file, monkeypatch):
+    import runpy
+
+    created = _stub_launch_modules(monkeypatch)
+    description = runpy.run_path(str(launch_file))["generate_launch_description"]()
+    assert description[0] == "LaunchDescription" and created
+    scenario = load_scenario(launch_file.name.removesuffix(".launch.py"))
+    assert [n["name"] for n in created] == [s.name for s in scenario.nodes]
+    for node in created:
+        package_dir = ROOT / "src" / node["package"]
+        assert (package_dir / "package.xml").is_file(), f"no ROS package {node['package']} under src/"
+        # colcon installs the executable from the package's console scripts; pip from pyproject's
+        setup_py = (package_dir / "setup.py").read_text()
+        assert f'"{node["executable"]} = ' in setup_py, f"{node['executable']} not declared in {package_dir}/setup.py"
+        assert (Path(sys.executable).parent / node["executable"]).is_file(), f"{node['executable']} not installed"
+        for parameters in node["parameters"]:
+            if isinstance(parameters, str):
+                assert Path(parameters).is_file(), parameters
+                assert node["name"] in yaml.safe_load(Path(parameters).read_text()), \
+                    f"{parameters} has no section for node {node['name']}"

@@ -15,6 +15,7 @@ A scenario file::
         executable: reference_player
         parameters: [reference_player.yaml]   # files under config/, in order
         set: {clip: $(clip)}      # single parameters; $(arg) substitutes an argument
+        topics: [reference]       # topics it publishes or serves (checked by the tests)
         required: true            # stop everything when this node exits (default true)
 """
 
@@ -50,6 +51,7 @@ class NodeSpec:
     parameter_files: tuple[Path, ...] = ()
     parameters: dict[str, object] = field(default_factory=dict)
     required: bool = True
+    topics: tuple[str, ...] = ()
 
     def ros_arguments(self, values: dict[str, str]) -> list[str]:
         """``--ros-args`` for this node, with arguments substituted."""
@@ -127,8 +129,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
             for used in _SUBSTITUTION.findall(str(value)):
                 if used not in names:
                     raise GraphError(f"{where}.set.{key}' uses undeclared argument '{used}'")
+        topics = node.get("topics") or []
+        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+            raise GraphError(f"{where}.topics' must be a list of topic names")
         nodes.append(NodeSpec(node["name"], node["package"], node["executable"], tuple(files), params,
-                              bool(node.get("required", True))))
+                              bool(node.get("required", True)), tuple(topics)))
     if len({n.name for n in nodes}) != len(nodes):
         raise GraphError(f"{path}: node names must be unique")
     return Scenario(path.stem, path, str(data.get("description", "")), tuple(arguments), tuple(nodes))
