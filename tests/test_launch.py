@@ -23,6 +23,10 @@ from mimic_sim.launcher import Launcher
 NODE = textwrap.dedent("""\
     #!{python}
     import signal, sys, time
+    def stop(signum, frame):
+        print("clean shutdown", flush=True)
+        sys.exit(0)
+    signal.signal(signal.SIGINT, stop)
     args = sys.argv[1:]
     print("args", " ".join(args), flush=True)
     if "stubborn:=true" in args:
@@ -30,12 +34,9 @@ NODE = textwrap.dedent("""\
     if "fail:=true" in args:
         time.sleep(0.3)
         sys.exit(3)
-    try:
-        while True:
-            print("tick", flush=True)
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        print("clean shutdown", flush=True)
+    while True:
+        print("tick", flush=True)
+        time.sleep(0.2)
 """)
 
 
@@ -114,7 +115,7 @@ def test_mimic_launch_forwards_sigint_and_leaves_no_process(tmp_path, nodes_on_p
     ])
     proc = subprocess.Popen([sys.executable, "-m", "mimic_sim.cli", "launch", str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    pids, ticks = [], threading.Event()
+    pids, ticking, both = [], set(), threading.Event()
 
     def read() -> list[str]:
         lines = []
@@ -122,14 +123,16 @@ def test_mimic_launch_forwards_sigint_and_leaves_no_process(tmp_path, nodes_on_p
             lines.append(line)
             if "started" in line:
                 pids.append(int(line.split("(pid ")[1].split(")")[0]))
-            if "[sim] tick" in line:
-                ticks.set()
+            if line.endswith("] tick\n"):
+                ticking.add(line.split("]")[0])
+                if len(ticking) == 2:
+                    both.set()
         return lines
 
     collected: list[str] = []
     reader = threading.Thread(target=lambda: collected.extend(read()))
     reader.start()
-    assert ticks.wait(10), "nodes did not start"
+    assert both.wait(10), "nodes did not start"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 0
     reader.join(5)
