@@ -101,11 +101,14 @@ if [ "$SOURCE_HASH" != "$INSTALLED_HASH" ]; then
     echo "install_ros: CMake >= 3.20 not found (have: ${cmake_version:-none}); installing it from PyPI"
     "$PY" -m pip install --quiet "cmake>=3.20,<5"
   fi
-  echo "install_ros: building mimic_msgs (about 20 s)"
+  echo "install_ros: building mimic_msgs and tf2_msgs (about 30 s)"
   start=$(date +%s)
   "$PY" -m pip install --quiet --no-build-isolation --no-deps --force-reinstall "$ROOT/$SRC"
+  # tf2_msgs has no wheel on PyPI: a wire-compatible TFMessage for /tf (an installed ROS 2
+  # has the real one, and colcon never builds this copy).
+  "$PY" -m pip install --quiet --no-build-isolation --no-deps --force-reinstall "$ROOT/$SRC/compat/tf2_msgs"
   echo "$SOURCE_HASH" > "$VENV/share/mimic_msgs/.mimic_source_hash"
-  echo "install_ros: mimic_msgs built in $(( $(date +%s) - start )) s"
+  echo "install_ros: mimic_msgs and tf2_msgs built in $(( $(date +%s) - start )) s"
 fi
 
 echo "install_ros: ROS 2 (rclpy 9.1.2, Kilted wheels) and mimic_msgs are installed in $VENV"

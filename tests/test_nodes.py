@@ -151,3 +151,25 @@ def test_reference_player_streams_the_clip_with_seek_and_pause(domain):
         assert spin_until(executor, future.done) and future.result().success
     finally:
         assert player.stop() == 0
+
+
+def test_nodes_publish_the_link_tree_on_tf(domain):
+    from tf2_msgs.msg import TFMessage
+
+    node, executor = domain
+    humanoid = load_character("humanoid")
+    messages: list[TFMessage] = []
+    node.create_subscription(TFMessage, "/tf", messages.append, 50)
+    sim = NodeProcess("sim_node", "realtime:=true")
+    player = NodeProcess("reference_player", "clip:=walk")
+    try:
+        def frames() -> set[str]:
+            return {t.child_frame_id for m in messages for t in m.transforms}
+
+        assert spin_until(executor, lambda: {"root", "reference/root"} <= frames()), sim.output() + player.output()
+        for body in humanoid.tracked_bodies:
+            assert body in frames() and f"reference/{body}" in frames()
+        parents = {t.child_frame_id: t.header.frame_id for m in messages for t in m.transforms}
+        assert parents["root"] == "world" and parents["reference/chest_y_link"] == "reference/root"
+    finally:
+        assert sim.stop() == 0 and player.stop() == 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Duration
-from geometry_msgs.msg import Pose, Twist
+from geometry_msgs.msg import Pose, TransformStamped, Twist
+from tf2_msgs.msg import TFMessage
 
 from mimic_msgs.msg import FutureFrame, ReferenceFrame
 from mimic_sim.playback import StreamFrame
@@ -43,3 +44,19 @@ def reference_msg(frame: StreamFrame, clip: str, joint_names: list[str]) -> Refe
     msg.future = [FutureFrame(offset=duration_msg(offset), root_pose=pose_msg(q[:3], q[3:7]), positions=q[7:].tolist())
                   for offset, q in frame.future]
     return msg
+
+
+def tf_message(transforms: list[tuple[str, str, np.ndarray, np.ndarray]], stamp, prefix: str = "",
+               world_frame: str = "world") -> TFMessage:
+    """``LinkTree.transforms`` as a TFMessage; link frames get ``prefix``, the world frame does not."""
+    out = TFMessage()
+    for parent, child, xyz, quat_xyzw in transforms:
+        t = TransformStamped()
+        t.header.stamp = stamp
+        t.header.frame_id = parent if parent == world_frame else prefix + parent
+        t.child_frame_id = prefix + child
+        t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (float(v) for v in xyz)
+        r = t.transform.rotation
+        r.x, r.y, r.z, r.w = (float(v) for v in quat_xyzw)
+        out.transforms.append(t)
+    return out

@@ -1,6 +1,7 @@
 """``reference_player``: stream a reference clip as ``mimic_msgs/ReferenceFrame`` topics.
 
-Topics:    reference (mimic_msgs/ReferenceFrame), in the character's joint names
+Topics:    reference (mimic_msgs/ReferenceFrame), in the character's joint names;
+           /tf (tf2_msgs/TFMessage): the reference character's links, prefixed ``tf_prefix``
 Services:  ~/start, ~/stop (std_srvs/Trigger), ~/seek (mimic_msgs/Seek)
 """
 
@@ -11,13 +12,15 @@ from collections.abc import Sequence
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
+from tf2_msgs.msg import TFMessage
 
 from mimic_msgs.msg import ReferenceFrame
 from mimic_msgs.srv import Seek
 from mimic_sim.character import load_character
 from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
+from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.nodes.common import declare, run_node
-from mimic_sim.nodes.conversions import reference_msg
+from mimic_sim.nodes.conversions import reference_msg, tf_message
 from mimic_sim.playback import ReferenceStream
 from mimic_sim.reference import ReferenceMotion
 
@@ -36,6 +39,8 @@ class ReferencePlayer(Node):
         autostart = bool(declare(self, "autostart", True, "start streaming immediately"))
         self.frame_id = str(declare(self, "frame_id", "world", "frame of the root pose"))
         depth = int(declare(self, "qos_depth", 10, "publisher queue depth"))
+        publish_tf = bool(declare(self, "publish_tf", True, "publish the reference character's links on /tf"))
+        self.tf_prefix = str(declare(self, "tf_prefix", "reference/", "prefix of the reference's link frames"))
 
         self.character = load_character(character)
         motion = load_deepmimic(resolve_clip(clip))
@@ -45,6 +50,8 @@ class ReferencePlayer(Node):
         self.rate = rate if rate > 0 else motion.fps
         qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
         self.publisher = self.create_publisher(ReferenceFrame, "reference", qos)
+        self.tree = LinkTree(PinocchioModel(self.character), self.frame_id) if publish_tf else None
+        self.tf_publisher = self.create_publisher(TFMessage, "/tf", 10) if publish_tf else None
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.create_service(Seek, "~/seek", self._on_seek)
@@ -66,6 +73,9 @@ class ReferencePlayer(Node):
         msg.header.stamp = now.to_msg()
         msg.header.frame_id = self.frame_id
         self.publisher.publish(msg)
+        if self.tree is not None:
+            self.tf_publisher.publish(tf_message(self.tree.transforms(frame.qpos), msg.header.stamp, self.tf_prefix,
+                                                 self.frame_id))
 
     def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.stream.play(self._now())

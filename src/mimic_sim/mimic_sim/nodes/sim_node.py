@@ -9,8 +9,8 @@ Subscribes:  pd_command (mimic_msgs/JointPDCommand); with ``track_reference``,
              reference (mimic_msgs/ReferenceFrame) as open-loop PD targets
 Publishes:   joint_states (sensor_msgs/JointState), base_pose (geometry_msgs/PoseStamped),
              base_twist (geometry_msgs/TwistStamped, world frame), imu (sensor_msgs/Imu,
-             root frame), foot_contacts (mimic_msgs/FootContacts), /clock (rosgraph_msgs/Clock,
-             when not real time)
+             root frame), foot_contacts (mimic_msgs/FootContacts), /tf (tf2_msgs/TFMessage,
+             every link), /clock (rosgraph_msgs/Clock, when not real time)
 Services:    ~/reset (std_srvs/Trigger), ~/pause (std_srvs/SetBool)
 
 Per-command gains (kp, kd) and feed-forward effort are checked but not applied: the
@@ -28,6 +28,7 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_srvs.srv import SetBool, Trigger
+from tf2_msgs.msg import TFMessage
 
 from mimic_msgs.msg import FootContacts, JointPDCommand, ReferenceFrame
 from mimic_sim import rotations as rot
@@ -36,8 +37,9 @@ from mimic_sim.backends.mujoco_backend import standing_height
 from mimic_sim.character import load_character
 from mimic_sim.commands import CommandError, check_command
 from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
+from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.nodes.common import declare, run_node
-from mimic_sim.nodes.conversions import pose_msg, twist_msg
+from mimic_sim.nodes.conversions import pose_msg, tf_message, twist_msg
 from mimic_sim.reference import ReferenceMotion
 
 
@@ -55,6 +57,8 @@ class SimNode(Node):
         self.initial_time = float(declare(self, "initial_time", 0.0, "clip time of the initial pose (s)"))
         track = bool(declare(self, "track_reference", False, "use 'reference' frames as PD targets"))
         self.frame_id = str(declare(self, "frame_id", "world", "world frame id"))
+        publish_tf = bool(declare(self, "publish_tf", True, "publish the character's links on /tf"))
+        self.tf_prefix = str(declare(self, "tf_prefix", "", "prefix of the link frames"))
 
         self.character = load_character(character)
         config = SimConfig(control_hz=control_hz, physics_hz=physics_hz or None)
@@ -75,6 +79,8 @@ class SimNode(Node):
         self.imu_pub = self.create_publisher(Imu, "imu", 10)
         self.contact_pub = self.create_publisher(FootContacts, "foot_contacts", 10)
         self.clock_pub = None if self.realtime else self.create_publisher(Clock, "/clock", 10)
+        self.tree = LinkTree(PinocchioModel(self.character), self.frame_id) if publish_tf else None
+        self.tf_pub = self.create_publisher(TFMessage, "/tf", 10) if publish_tf else None
         self.create_subscription(JointPDCommand, "pd_command", self._on_command, 10)
         if track:
             self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10)
@@ -183,6 +189,8 @@ class SimNode(Node):
         contacts.bodies = self.character.ground_contact_allowed
         contacts.in_contact = [bool(touching[i]) for i in feet]
         self.contact_pub.publish(contacts)
+        if self.tree is not None:
+            self.tf_pub.publish(tf_message(self.tree.transforms(qpos), stamp, self.tf_prefix, self.frame_id))
 
     def close(self) -> None:
         self.backend.close()
