@@ -1,7 +1,10 @@
 """recorder: record topics into a rosbag2 bag (MCAP) without rosbag2, like `ros2 bag record`.
 
 Subscribes with `raw=True` and writes the bytes as they came off the wire (no re-serialization),
-stamped with the node clock at reception (the /clock time when use_sim_time is true). Topics are
+stamped with their reception time (the middleware's, kept non-decreasing per topic), or with the
+/clock time when they are taken if use_sim_time is true. Messages that publishers sent but the
+recorder never saw (queue overflow) are counted from gaps in the publishers' sequence numbers and
+reported on close, with the middleware's message-lost events. Topics are
 found on the graph every `discovery_period` s: the ones named in `topics`, or every visible topic
 when `topics` is empty. A topic is subscribed once it has a publisher, with QoS that matches its
 publishers (best effort if any publisher is best effort, transient local if all are), keep last
@@ -136,7 +139,10 @@ class RecorderNode(Node):
             raise SystemExit(2) from None
         self._subs: dict[str, Any] = {}
         self._skipped: set[str] = set()
-        self._lost: dict[str, int] = {}
+        self._lost: dict[str, int] = {}  # reported by the middleware (message-lost events)
+        self._gaps: dict[str, int] = {}  # missing publisher sequence numbers: dropped before we took them
+        self._last_seq: dict[tuple[str, bytes], int] = {}  # (topic, publisher gid) -> last sequence number
+        self._last_stamp: dict[str, int] = {}
         self._write_errors = 0
         self._drained = 0
         self._closed = False
@@ -174,13 +180,14 @@ class RecorderNode(Node):
         try:
             msg_class = import_message(msgtype)
             self._bag.add_topic(name, msgtype, [bag_qos(p.qos_profile) for p in publishers])
-        except (ImportError, AttributeError, LookupError, ValueError) as err:
+        except Exception as err:  # no Python class or no definition for the type: record the rest
             self.get_logger().error(f"not recording {name} ({msgtype}): {err}")
             self._skipped.add(name)
             return
         qos = subscription_qos(publishers, int(self._depth))
         callback = functools.partial(self._on_message, name)
         self._lost[name] = 0
+        self._gaps[name] = 0
         try:
             events = SubscriptionEventCallbacks(message_lost=functools.partial(self._on_lost, name))
             sub = self.create_subscription(msg_class, name, callback, qos, raw=True, event_callbacks=events)
@@ -191,11 +198,29 @@ class RecorderNode(Node):
             f"recording {name} ({msgtype}, {qos.reliability.name.lower()}, {qos.durability.name.lower()})"
         )
 
-    def _on_message(self, topic: str, data: bytes) -> None:
+    def _on_message(self, topic: str, data: bytes, info: dict[str, Any]) -> None:
         if self._closed:
             return
+        clock = self.get_clock()
+        # Reception time from the middleware (system clock) where it is the node's clock too: exact
+        # even when messages waited in the queue; with /clock, the ROS time now. Never earlier than
+        # the previous message of the topic: a repaired (resent) sample arrives after later ones
+        # but is delivered in order, and playback should keep that order.
+        stamp = info.get("received_timestamp") or 0
+        if stamp > 0 and not clock.ros_time_is_active:
+            stamp = max(stamp, self._last_stamp.get(topic, 0))
+            self._last_stamp[topic] = stamp
+        else:
+            stamp = clock.now().nanoseconds
+        seq = info.get("publication_sequence_number")
+        gid = (info.get("publisher_gid") or {}).get("data")
+        if seq and gid is not None:
+            last = self._last_seq.get((topic, gid))
+            if last is not None and seq > last + 1:
+                self._gaps[topic] += seq - last - 1
+            self._last_seq[topic, gid] = seq
         try:
-            self._bag.write(topic, self.get_clock().now().nanoseconds, data)
+            self._bag.write(topic, stamp, data)
         except Exception as err:  # keep recording the other messages; report at the end
             self._write_errors += 1
             if self._write_errors == 1:
@@ -216,7 +241,7 @@ class RecorderNode(Node):
                     break
                 if taken is None:
                     break
-                self._on_message(name, taken[0])
+                self._on_message(name, taken[0], taken[1])
                 self._drained += 1
 
     def close(self) -> None:
@@ -234,10 +259,15 @@ class RecorderNode(Node):
             log.error(f"closing {self._bag.path} failed: {err}")
         seconds = time.monotonic() - self._started
         counts = self._bag.counts
-        lines = [f"  {t}: {n} messages, {self._lost.get(t, 0)} lost" for t, n in sorted(counts.items())]
+        lines = [
+            f"  {t}: {n} messages, {self._gaps.get(t, 0)} dropped, {self._lost.get(t, 0)} lost"
+            for t, n in sorted(counts.items())
+        ]
         log.info(
             f"recorded {self._bag.message_count} messages on {len(counts)} topics in {seconds:.1f} s into "
-            f"{self._bag.path}; lost (middleware): {sum(self._lost.values())}, write errors: {self._write_errors}, "
+            f"{self._bag.path}; dropped (publisher sequence gaps, e.g. queue_depth overflow): "
+            f"{sum(self._gaps.values())}, lost (middleware events): {sum(self._lost.values())}, "
+            f"write errors: {self._write_errors}, "
             f"taken at shutdown: {self._drained}" + ("\n" + "\n".join(lines) if lines else "")
         )
 
