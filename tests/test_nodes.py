@@ -209,3 +209,39 @@ def test_mimic_launch_sim_runs_the_graph_records_it_and_stops_everything(domain,
     assert len(bags) == 1 and (bags[0] / "metadata.yaml").is_file(), text
     topics = {topic for topic, _, _ in read_bag(bags[0])}
     assert {"/reference", "/joint_states", "/base_pose"} <= topics
+
+
+def test_reference_player_to_recorder_to_bag_gives_the_clip(domain, tmp_path):
+    from mimic_sim.bag import read_bag
+    from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
+    from mimic_sim.reference import ReferenceMotion
+
+    node, executor = domain
+    humanoid = load_character("humanoid")
+    reference = ReferenceMotion(load_deepmimic(resolve_clip("cartwheel")), humanoid)
+    frames: list[ReferenceFrame] = []
+    node.create_subscription(ReferenceFrame, "reference", frames.append, 50)
+    bag = tmp_path / "bag"
+    recorder = NodeProcess("recorder", "topics:=[reference]", f"output:={bag}")
+    player = NodeProcess("reference_player", "clip:=cartwheel", "rate:=120.0", "publish_tf:=false")
+    try:
+        # the recorder subscribes once the player publishes; then record 1 s of frames
+        assert spin_until(executor, lambda: node.count_subscribers("reference") >= 2), \
+            player.output() + recorder.output()
+        start = len(frames)
+        assert spin_until(executor, lambda: len(frames) >= start + 120), player.output()
+    finally:
+        assert player.stop() == 0
+        assert recorder.stop() == 0, recorder.output()
+    recorded = [m for topic, _, m in read_bag(bag) if topic == "/reference"]
+    assert len(recorded) > 100
+    times = [m.clip_time for m in recorded]
+    assert times == sorted(times), "frames out of order"
+    for m in recorded:
+        qpos, qvel = reference.state(m.clip_time)
+        assert list(m.joint_names) == humanoid.joint_names
+        assert np.allclose(m.positions, qpos[7:], atol=1e-12) and np.allclose(m.velocities, qvel[6:], atol=1e-12)
+        assert np.allclose([m.root_pose.position.x, m.root_pose.position.y, m.root_pose.position.z], qpos[:3],
+                           atol=1e-12)
+        assert np.allclose([m.root_pose.orientation.w, m.root_pose.orientation.x, m.root_pose.orientation.y,
+                            m.root_pose.orientation.z], qpos[3:7], atol=1e-12)
