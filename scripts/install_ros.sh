@@ -21,18 +21,14 @@ fi
 VENV=$(cd "$VENV" && pwd)
 PY="$VENV/bin/python"
 
-# Runtime: rclpy, its DDS middleware (not a declared dependency of ros-rclpy) and the
-# message packages mimic uses. Versions verified together (ROS 2 Kilted wheels).
-RUNTIME=(
-  ros-rclpy==9.1.2
-  ros-rmw-fastrtps-cpp==9.3.3
-  ros-builtin-interfaces==2.3.0
-  ros-std-msgs==5.5.1
-  ros-std-srvs==5.5.1
-  ros-geometry-msgs==5.5.1
-  ros-sensor-msgs==5.5.1
-  ros-rosgraph-msgs==2.3.0
-)
+# Runtime: the `ros` extra of the repository's pyproject.toml (rclpy, its DDS middleware,
+# the message packages mimic uses), read from there so that the pins live in one place.
+mapfile -t RUNTIME < <(awk '/^ros = \[/ {on = 1; next} on && /^\]/ {exit} on {gsub(/[",]|#.*/, ""); if (NF) print $1}' \
+  "$ROOT/pyproject.toml")
+if [ "${#RUNTIME[@]}" -eq 0 ]; then
+  echo "install_ros: no 'ros' extra found in $ROOT/pyproject.toml" >&2
+  exit 1
+fi
 # Build requirements of src/mimic_msgs (see its pyproject.toml), preinstalled so that
 # the build runs without isolation, against exactly the runtime wheels above.
 BUILD=(
