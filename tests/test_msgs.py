@@ -11,9 +11,9 @@ import selectors
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
+from ros_helpers import spin_until
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("mimic_msgs")
@@ -117,13 +117,6 @@ def _reference_frame() -> ReferenceFrame:
     )
 
 
-def _spin_until(executor, predicate, timeout=TIMEOUT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        executor.spin_once(timeout_sec=0.02)
-    return True
 
 
 def _read_line(process: subprocess.Popen, timeout: float) -> str:
@@ -194,13 +187,14 @@ def test_reference_frame_and_seek_across_processes(ros_context):
         )
         client = node.create_client(Seek, SERVICE)
         # Discovery: wait for the publisher's "matched" event (bounded), no fixed sleep.
-        assert _spin_until(executor, lambda: bool(matched) and matched[-1] > 0), "no subscription matched within 5 s"
+        assert spin_until(executor, lambda: bool(matched) and matched[-1] > 0, timeout=TIMEOUT), \
+            "no subscription matched within 5 s"
         sent = _reference_frame()
         publisher.publish(sent)
 
-        assert _spin_until(executor, client.service_is_ready), "Seek service not discovered within 5 s"
+        assert spin_until(executor, client.service_is_ready, timeout=TIMEOUT), "Seek service not discovered within 5 s"
         future = client.call_async(Seek.Request(time=1.5))
-        assert _spin_until(executor, future.done), "no Seek response within 5 s"
+        assert spin_until(executor, future.done, timeout=TIMEOUT), "no Seek response within 5 s"
         response = future.result()
         assert response.success is True
         assert response.message == "seek to 1.5"

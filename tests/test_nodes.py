@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ros_helpers import spin_until
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("mimic_msgs")
@@ -66,13 +67,6 @@ class NodeProcess:
         return code
 
 
-def spin_until(executor, condition, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        executor.spin_once(timeout_sec=0.05)
-    return condition()
 
 
 def test_sim_node_holds_a_commanded_pose_and_survives_bad_commands(domain):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from ros_helpers import spin_until
 
 from mimic_sim.bag import BagWriter, find_interface_file, read_bag, reindex, scan_mcap
 
@@ -249,13 +250,6 @@ def stop_recorder(process: subprocess.Popen, sig: int) -> tuple[int, str]:
     return process.returncode, out.decode(errors="replace")
 
 
-def spin_until(executor, predicate, timeout=TIMEOUT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        executor.spin_once(timeout_sec=0.02)
-    return True
 
 
 def rclpy_frame(i: int):
@@ -293,7 +287,8 @@ def publish_frames(ros, name: str, topic: str, count: int) -> list:
     try:
         qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
         publisher = node.create_publisher(ReferenceFrame, topic, qos)
-        assert spin_until(executor, lambda: publisher.get_subscription_count() > 0), "recorder did not subscribe"
+        assert spin_until(executor, lambda: publisher.get_subscription_count() > 0, timeout=TIMEOUT), \
+            "recorder did not subscribe"
         sent = [rclpy_frame(i) for i in range(count)]
         for msg in sent:
             publisher.publish(msg)
