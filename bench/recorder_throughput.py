@@ -14,7 +14,6 @@ Last line: one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import signal
@@ -24,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchlib import record_section
+
 JOINTS = [f"joint_{i:02d}" for i in range(30)]
 
 
@@ -122,16 +122,13 @@ def main() -> None:
           f"dropped {node['dropped']}, in order: {node['in_order']}")
     if not args.no_record:
         command = "python bench/recorder_throughput.py" + ("" if args.seconds == 20 else f" --seconds {args.seconds:g}")
-        lines = [f"\n## recorder_throughput: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", "",
-                 f"Command: `{command}`", "",
-                 "| figure | value |", "|---|---|",
+        lines = ["| figure | value |", "|---|---|",
                  f"| BagWriter, pre-serialized 30-joint JointState | {writer['bagwriter_raw_msgs_per_s']:.0f} msg/s |",
                  "| peer: rosbags writer serializing each message | "
                  f"{writer['rosbags_serializing_msgs_per_s']:.0f} msg/s ({ratio:.1f}x slower) |",
                  f"| recorder node, 1 kHz for {args.seconds:g} s: sent / recorded / dropped | {node['sent']} / "
-                 f"{node['recorded']} / {node['dropped']} |", ""]
-        with (ROOT / "docs" / "benchmarks.md").open("a") as f:
-            f.write("\n".join(lines))
+                 f"{node['recorded']} / {node['dropped']} |"]
+        record_section("recorder_throughput", command, lines)
     print(json.dumps({"benchmark": "recorder_throughput", **writer, "bagwriter_vs_serializing": ratio,
                       "node_1khz": node}))
 

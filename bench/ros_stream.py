@@ -15,14 +15,13 @@ Last line: one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import multiprocessing as mp
 import os
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchlib import record_section
+
 JOINTS = [f"joint_{i:02d}" for i in range(30)]
 
 
@@ -177,15 +176,12 @@ def main() -> None:
     print(f"reference p99 latency = {ratio:.2f}x JointState's")
     command = "python bench/ros_stream.py" + ("" if args.seconds == 60 else f" --seconds {args.seconds:g}")
     if not args.no_record:
-        lines = [f"\n## ros_stream: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", "",
-                 f"Command: `{command}`", "",
-                 "| message | sent | rate | lost | latency p50 | p99 | max |", "|---|---|---|---|---|---|---|"]
+        lines = ["| message | sent | rate | lost | latency p50 | p99 | max |", "|---|---|---|---|---|---|---|"]
         for kind, r in results.items():
             lat = r["latency_ms"]
             lines.append(f"| {kind} | {r['sent']} | {r['achieved_rate_hz']:.1f} Hz | {r['lost']} | "
                          f"{lat['p50']:.3f} ms | {lat['p99']:.3f} ms | {lat['max']:.3f} ms |")
-        with (ROOT / "docs" / "benchmarks.md").open("a") as f:
-            f.write("\n".join(lines) + "\n")
+        record_section("ros_stream", command, lines)
     print(json.dumps({"benchmark": "ros_stream", "seconds": args.seconds, "rate_hz": args.rate, **results,
                       "reference_p99_vs_joint_state": round(ratio, 3)}))
 

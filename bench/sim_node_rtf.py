@@ -14,7 +14,6 @@ Last line: one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import signal
@@ -23,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchlib import record_section
 
 
 def core_rtf(seconds: float) -> float:
@@ -115,15 +114,12 @@ def main() -> None:
     print(f"core backend in-process: real-time factor {core:.1f}; sim_node reaches {fast['rtf'] / core:.2f} of it")
     if not args.no_record:
         command = "python bench/sim_node_rtf.py" + ("" if args.seconds == 20 else f" --seconds {args.seconds:g}")
-        lines = [f"\n## sim_node_rtf: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", "",
-                 f"Command: `{command}`", "",
-                 "| run | real-time factor |", "|---|---|",
+        lines = ["| run | real-time factor |", "|---|---|",
                  f"| sim_node, as fast as possible, 30 Hz commands | {fast['rtf']:.1f} |",
                  f"| sim_node, paced (period mean {paced['period_ms']['mean']:.2f} ms, p99 "
                  f"{paced['period_ms']['p99']:.2f} ms) | {paced['rtf']:.3f} |",
-                 f"| peer: backend in-process, no ROS | {core:.1f} |", ""]
-        with (ROOT / "docs" / "benchmarks.md").open("a") as f:
-            f.write("\n".join(lines))
+                 f"| peer: backend in-process, no ROS | {core:.1f} |"]
+        record_section("sim_node_rtf", command, lines)
     print(json.dumps({"benchmark": "sim_node_rtf", "seconds": args.seconds, "fast": fast, "paced": paced,
                       "core_rtf": core, "node_vs_core": fast["rtf"] / core}))
 

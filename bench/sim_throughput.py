@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import importlib.util
 import io
 import json
 import multiprocessing as mp
 import os
-import platform
-import subprocess
 import sys
 import time
 import types
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchlib import record_section
+
 TARGETS = {"mujoco": 5.0, "pybullet": 1.0}
 
 
@@ -126,34 +123,17 @@ def measure(name: str, seconds: float) -> dict:
     return result
 
 
-def _git_revision() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def record(results: dict, ratios: dict, command: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
     lines = [
-        f"\n## sim_throughput: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-        f"commit {_git_revision()}",
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}; each contender alone on one pinned core.",
+        "Each contender alone on one pinned core.",
         "",
         "| contender | physics | control steps/s | ratio to port | episodes |",
         "|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        ratio = ratios.get(name)
-        lines.append(f"| {name} | {r['physics_hz']:.0f} Hz | {r['steps_per_s']:.0f} | "
-                     f"{'1.00' if name == 'port' else f'{ratio:.2f}'} | {r['episodes']} |")
-    lines.append("")
-    with path.open("a") as f:
-        f.write("\n".join(lines))
+        ratio = "1.00" if name == "port" else f"{ratios[name]:.2f}"
+        lines.append(f"| {name} | {r['physics_hz']:.0f} Hz | {r['steps_per_s']:.0f} | {ratio} | {r['episodes']} |")
+    record_section("sim_throughput", command, lines)
 
 
 def main() -> None:
