@@ -1,0 +1,86 @@
+"""Proximal policy optimization (Schulman et al. 2017), as DeepMimic trains its policies.
+
+One update, given a filled :class:`~mimic_policy.storage.RolloutStorage`: advantages
+normalized per batch, then ``epochs`` passes over ``minibatches`` random minibatches
+of the clipped surrogate objective, a clipped value loss and an optional entropy
+bonus, with gradient-norm clipping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mimic_policy.networks import ActorCritic
+from mimic_policy.storage import RolloutStorage
+
+
+@dataclass
+class PPOConfig:
+    learning_rate: float = 1e-4
+    """Adam step size (DeepMimic used SGD with momentum; Adam needs far less tuning)."""
+    num_steps: int = 512
+    """Steps per environment per iteration (samples per iteration = num_steps * num_envs)."""
+    epochs: int = 5
+    """Passes over the batch per iteration."""
+    minibatches: int = 4
+    """Minibatches per pass."""
+    gamma: float = 0.95
+    """Discount (DeepMimic's value)."""
+    lam: float = 0.95
+    """GAE lambda (DeepMimic's TD(lambda) value)."""
+    clip: float = 0.2
+    """Likelihood-ratio clip of the surrogate objective."""
+    value_clip: float = 0.2
+    """Clip of value updates around the old values (0 disables it)."""
+    value_coef: float = 1.0
+    entropy_coef: float = 0.0
+    """DeepMimic uses none: exploration comes from the (learned) action std."""
+    max_grad_norm: float = 1.0
+    hidden: tuple[int, ...] = (1024, 512)
+    """Hidden layer sizes of the policy and value networks (DeepMimic: 1024, 512)."""
+    init_log_std: float = -1.0
+    """Initial log std of the Gaussian policy, in radians of PD target (std 0.37)."""
+
+
+def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, storage: RolloutStorage, config: PPOConfig,
+               generator: torch.Generator) -> dict[str, float]:
+    """Update the model on one batch; the mean losses and diagnostics."""
+    advantages = storage.advantages
+    storage.advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0}
+    updates = 0
+    for _ in range(config.epochs):
+        for batch in storage.minibatches(config.minibatches, generator):
+            dist = model.distribution(batch["obs"])
+            log_probs = dist.log_prob(batch["actions"]).sum(-1)
+            log_ratio = log_probs - batch["log_probs"]
+            ratio = log_ratio.exp()
+            surrogate = torch.min(ratio * batch["advantages"],
+                                  ratio.clamp(1 - config.clip, 1 + config.clip) * batch["advantages"])
+            policy_loss = -surrogate.mean()
+
+            values = model.value(batch["obs"])
+            value_loss = (values - batch["returns"]) ** 2
+            if config.value_clip > 0:
+                clipped = batch["values"] + (values - batch["values"]).clamp(-config.value_clip, config.value_clip)
+                value_loss = torch.max(value_loss, (clipped - batch["returns"]) ** 2)
+            value_loss = 0.5 * value_loss.mean()
+            entropy = dist.entropy().sum(-1).mean()
+
+            loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+
+            with torch.no_grad():
+                stats["policy_loss"] += policy_loss.item()
+                stats["value_loss"] += value_loss.item()
+                stats["entropy"] += entropy.item()
+                stats["approx_kl"] += ((ratio - 1) - log_ratio).mean().item()
+                stats["clip_fraction"] += ((ratio - 1).abs() > config.clip).float().mean().item()
+            updates += 1
+    return {k: v / updates for k, v in stats.items()}
