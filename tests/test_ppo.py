@@ -85,3 +85,38 @@ def test_truncation_bootstraps_and_termination_does_not():
     storage.compute_returns(last_values=torch.ones(2), gamma=0.5, lam=1.0)
     assert storage.returns[0, 0].item() == 1.0  # done: nothing after the reward
     assert storage.returns[0, 1].item() == 1.0 + 0.5 * (1.0 + 0.5 * 1.0)
+
+
+def test_resume_after_kill_gives_the_same_next_update(tmp_path):
+    """A run restored from its checkpoint makes exactly the update the uninterrupted run makes."""
+    import dataclasses
+
+    from mimic_policy.session import TrainingSession
+
+    @dataclasses.dataclass
+    class Config:
+        seed: int = 5
+        checkpoint_every: int = 2
+        keep_checkpoints: int = 2
+
+    ppo = PPOConfig(num_steps=32, hidden=(16,), epochs=2, minibatches=2)
+    expect = {"task": "one_joint_tracking", "observation_size": 5}
+    uninterrupted = TrainingSession(Trainer(_envs(2), ppo, seed=5), Config(), tmp_path / "a", expect=expect)
+    for _ in range(3):  # checkpoint after iteration 2
+        uninterrupted.iterate()
+
+    resumed = TrainingSession(Trainer(_envs(2), ppo, seed=99), Config(), tmp_path / "a", expect=expect)
+    assert resumed.restore_latest().name == "iter_000002"
+    resumed.iterate()  # iteration 3 again, from the checkpoint
+    for pa, pb in zip(uninterrupted.trainer.model.parameters(), resumed.trainer.model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert resumed.trainer.samples == uninterrupted.trainer.samples
+
+    other = TrainingSession(Trainer(_envs(2), ppo, seed=5), Config(), tmp_path / "a",
+                            expect={"task": "two_joint_tracking", "observation_size": 5})
+    import pytest
+
+    from mimic_policy.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="task"):
+        other.restore_latest()

@@ -118,7 +118,7 @@ class Trainer:
         return {"iteration": float(self.iteration), "samples": float(self.samples),
                 "samples_per_second": batch / (collect_seconds + update_seconds),
                 "collect_seconds": collect_seconds, "update_seconds": update_seconds,
-                "action_std": float(self.model.log_std.exp().mean()), **losses, **self.stats.summary()}
+                "action_std": float(self.model.log_std.detach().exp().mean()), **losses, **self.stats.summary()}
 
     def train(self, total_samples: int, on_iteration: Callable[[dict[str, float]], None] | None = None) -> None:
         while self.samples < total_samples:
