@@ -120,3 +120,28 @@ def test_resume_after_kill_gives_the_same_next_update(tmp_path):
 
     with pytest.raises(CheckpointError, match="task"):
         other.restore_latest()
+
+
+def test_worker_vector_env_matches_a_sequential_one():
+    """Same seed, same results whether 4 environments live in 1 or 2 worker processes or in this one."""
+    from mimic_policy.vec_env import WorkerVectorEnv
+
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-3, 3, (130, 4, 1)).astype(np.float32)  # 130 steps: two autoresets per env
+
+    def run(envs) -> list:
+        out = [envs.reset(seed=11)[0]]
+        for a in actions:
+            obs, rewards, _terminated, truncated, infos = envs.step(a)
+            out += [obs, rewards, truncated]
+            if truncated.any():
+                out.append(np.stack([infos["final_obs"][i] for i in np.flatnonzero(truncated)]))
+        envs.close()
+        return out
+
+    expected = run(_envs(4))
+    for workers in (1, 2):
+        got = run(WorkerVectorEnv(OneJointTracking, 4, workers))
+        assert len(got) == len(expected)
+        for a, b in zip(got, expected, strict=True):
+            assert np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float))

@@ -25,7 +25,8 @@ class TrainConfig:
     clip: str = "walk"
     character: str = "humanoid"
     backend: str = "mujoco"
-    num_envs: int = 8
+    num_envs: int = 16
+    num_workers: int = 2
     total_samples: int = 10_000_000
     seed: int = 0
     checkpoint_every: int = 10
@@ -34,15 +35,13 @@ class TrainConfig:
 
 
 def make_envs(config: TrainConfig):
-    import gymnasium as gym
+    import functools
 
+    from mimic_policy.vec_env import WorkerVectorEnv
     from mimic_sim.envs.imitation import ImitationEnv
 
-    def make() -> ImitationEnv:
-        return ImitationEnv(clip=config.clip, character=config.character, backend=config.backend)
-
-    return gym.vector.AsyncVectorEnv([make] * config.num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-                                     context="spawn")
+    make = functools.partial(ImitationEnv, clip=config.clip, character=config.character, backend=config.backend)
+    return WorkerVectorEnv(make, config.num_envs, config.num_workers)
 
 
 def _config_from_json(data: dict) -> TrainConfig:
@@ -57,7 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--clip", default=defaults.clip)
     parser.add_argument("--character", default=defaults.character)
     parser.add_argument("--backend", default=defaults.backend, choices=("mujoco", "pybullet"))
-    parser.add_argument("--envs", type=int, default=defaults.num_envs, help="parallel environments (processes)")
+    parser.add_argument("--envs", type=int, default=defaults.num_envs, help="environments stepped in parallel")
+    parser.add_argument("--workers", type=int, default=defaults.num_workers,
+                        help="worker processes the environments are spread over (one per core)")
     parser.add_argument("--samples", type=float, default=None,
                         help=f"total environment steps (default {defaults.total_samples:.0e}; --resume: extend to)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         ppo = PPOConfig(num_steps=args.steps_per_env, learning_rate=args.learning_rate, epochs=args.epochs,
                         minibatches=args.minibatches, hidden=tuple(int(h) for h in args.hidden.split(",")))
         config = TrainConfig(clip=args.clip, character=args.character, backend=args.backend, num_envs=args.envs,
+                             num_workers=args.workers,
                              total_samples=int(args.samples or TrainConfig.total_samples), seed=args.seed,
                              checkpoint_every=args.checkpoint_every, ppo=ppo)
         run_dir = args.run_dir or Path("runs") / f"{args.clip}_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
