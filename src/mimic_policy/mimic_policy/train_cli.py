@@ -44,6 +44,19 @@ def make_envs(config: TrainConfig):
     return WorkerVectorEnv(make, config.num_envs, config.num_workers)
 
 
+def describe(config: TrainConfig, envs) -> tuple[dict, dict]:
+    """Checkpoint metadata of a run, and the fields a checkpoint must match to be resumed."""
+    from mimic_policy.checkpoint import character_meta
+    from mimic_sim.character import load_character
+    from mimic_sim.deepmimic_format import resolve_clip
+
+    space = envs.single_action_space
+    description = character_meta(load_character(config.character), action_lower=space.low, action_upper=space.high)
+    meta = {"clip": config.clip, "clip_file": str(resolve_clip(config.clip)), "backend": config.backend,
+            "control_hz": 30.0, **description}
+    return meta, {k: description[k] for k in ("character", "joint_names", "observation_size")}
+
+
 def _config_from_json(data: dict) -> TrainConfig:
     ppo = PPOConfig(**{**data["ppo"], "hidden": tuple(data["ppo"]["hidden"])})
     return TrainConfig(**{**data, "ppo": ppo})

@@ -1,0 +1,147 @@
+"""Evaluation of a trained policy: ``mimic eval CHECKPOINT``.
+
+The deterministic policy (the Gaussian's mean) runs N episodes of the imitation
+environment.  Reported:
+
+* normalized return: the sum of per-step rewards over the episode divided by the
+  number of steps of a full episode (20 s at 30 Hz = 600), so a fall counts as zero
+  for the rest of the episode; 1.0 is perfect tracking for the whole time;
+* the mean of each reward term over the steps taken;
+* MPJPE, the mean per-joint (tracked body) position error in mm against the
+  reference, in the world and relative to the root;
+* the fall rate (episodes ended by early termination).
+
+Writes ``eval.json``, ``tracking_error.png`` (error over time, first episode) and,
+unless ``--no-video``, ``eval.mp4`` of the first episode with the reference as ghost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mimic_policy.checkpoint import latest_checkpoint, load_checkpoint
+from mimic_policy.networks import ActorCritic
+from mimic_sim.paths import atomic_write_bytes, atomic_write_text
+
+
+def load_policy(path: Path) -> tuple[ActorCritic, dict]:
+    """The policy stored in a checkpoint (or a run folder's latest checkpoint) and its metadata."""
+    path = Path(path)
+    if (path / "checkpoints").is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"run folder {path} has no checkpoint")
+        path = latest
+    tensors, meta = load_checkpoint(path)
+    ppo = meta["config"]["ppo"]
+    model = ActorCritic(int(meta["observation_size"]), len(meta["joint_names"]), tuple(ppo["hidden"]),
+                        ppo["init_log_std"])
+    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    model.eval()
+    return model, meta
+
+
+def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float = 20.0, seed: int = 0,
+             video: Path | None = None) -> dict:
+    from mimic_sim.envs.imitation import ImitationEnv
+
+    env = ImitationEnv(clip=meta["clip_file"], character=meta["character"], backend=meta.get("backend", "mujoco"),
+                       episode_seconds=seconds, render_mode="rgb_array" if video else None)
+    if env.character.joint_names != meta["joint_names"]:
+        raise ValueError(f"checkpoint joints {meta['joint_names']} do not match character '{meta['character']}'")
+    full_steps = round(seconds * env.sim_config.control_hz)
+    results, curves, frames = [], [], []
+    root = int(np.flatnonzero(env.character.tracked_parents < 0)[0])
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        total, terms, errors, fell = 0.0, [], [], False
+        for _ in range(full_steps):
+            with torch.no_grad():
+                action = model.act_deterministic(torch.as_tensor(obs[None], dtype=torch.float32))[0].numpy()
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += reward
+            terms.append([info[f"reward_{k}"] for k in ("pose", "velocity", "end_effector", "com")])
+            sim = env.backend.body_states()
+            ref = env.backend.kinematics(*env.reference.state(env.time))
+            world = np.linalg.norm(sim.pos - ref.pos, axis=1)
+            local = np.linalg.norm((sim.pos - sim.pos[root]) - (ref.pos - ref.pos[root]), axis=1)
+            errors.append((env.time, world.mean() * 1e3, local.mean() * 1e3))
+            if video is not None and episode == 0:
+                frames.append(env.render())
+            if terminated or truncated:
+                fell = bool(terminated)
+                break
+        errors_arr = np.array(errors)
+        results.append({"normalized_return": total / full_steps, "steps": len(errors), "fell": fell,
+                        "terms": np.mean(terms, axis=0).tolist(), "mpjpe_mm": float(errors_arr[:, 1].mean()),
+                        "mpjpe_root_relative_mm": float(errors_arr[:, 2].mean())})
+        curves.append(errors_arr)
+    env.close()
+    summary = {
+        "episodes": episodes,
+        "episode_seconds": seconds,
+        "normalized_return": float(np.mean([r["normalized_return"] for r in results])),
+        "reward_terms": dict(zip(("pose", "velocity", "end_effector", "com"),
+                                 np.mean([r["terms"] for r in results], axis=0).tolist(), strict=True)),
+        "mpjpe_mm": float(np.mean([r["mpjpe_mm"] for r in results])),
+        "mpjpe_root_relative_mm": float(np.mean([r["mpjpe_root_relative_mm"] for r in results])),
+        "fall_rate": float(np.mean([r["fell"] for r in results])),
+        "per_episode": results,
+    }
+    if video is not None and frames:
+        from mimic_sim.render import write_video
+
+        write_video(frames, video, fps=env.sim_config.control_hz)
+    return {**summary, "_curve": curves[0]}
+
+
+def _plot(curve: np.ndarray, path: Path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(curve[:, 0], curve[:, 1], label="MPJPE (world)")
+    ax.plot(curve[:, 0], curve[:, 2], label="MPJPE (root-relative)")
+    ax.set_xlabel("clip time (s)")
+    ax.set_ylabel("mean body position error (mm)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate a trained policy (normalized return, MPJPE, falls)",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint folder or a run folder (its latest checkpoint)")
+    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=20.0, help="episode length")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <checkpoint>/eval)")
+    parser.add_argument("--no-video", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model, meta = load_policy(args.checkpoint)
+    out = args.out or Path(args.checkpoint) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    result = evaluate(model, meta, args.episodes, args.seconds, args.seed, None if args.no_video else out / "eval.mp4")
+    _plot(result.pop("_curve"), out / "tracking_error.png")
+    atomic_write_text(out / "eval.json", json.dumps(result, indent=2))
+    print(f"normalized return {result['normalized_return']:.3f}, MPJPE {result['mpjpe_mm']:.0f} mm "
+          f"(root-relative {result['mpjpe_root_relative_mm']:.0f} mm), fall rate {result['fall_rate']:.2f}; "
+          f"written to {out}")
+    return 0

@@ -1,0 +1,36 @@
+"""mimic eval on a checkpoint of the humanoid: metrics, files, and their definitions."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+
+from mimic_policy.ppo import PPOConfig
+from mimic_policy.runner import Trainer
+from mimic_policy.session import TrainingSession
+from mimic_policy.train_cli import TrainConfig, describe
+from mimic_sim.cli import main
+from mimic_sim.envs.imitation import ImitationEnv
+
+
+def test_eval_reports_normalized_return_mpjpe_and_falls(tmp_path):
+    config = TrainConfig(num_envs=1, checkpoint_every=1, ppo=PPOConfig(num_steps=16, hidden=(32,), epochs=1))
+    envs = gym.vector.SyncVectorEnv([ImitationEnv], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    meta, expect = describe(config, envs)
+    session = TrainingSession(Trainer(envs, config.ppo, seed=0), config, tmp_path / "run", meta=meta, expect=expect)
+    session.iterate()  # writes checkpoints/iter_000001
+    envs.close()
+
+    out = tmp_path / "eval"
+    assert main(["eval", str(tmp_path / "run"), "--episodes", "2", "--seconds", "2", "--out", str(out)]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert (out / "tracking_error.png").stat().st_size > 1000 and (out / "eval.mp4").stat().st_size > 1000
+    assert set(result["reward_terms"]) == {"pose", "velocity", "end_effector", "com"}
+    for episode in result["per_episode"]:
+        # normalized by the steps of a full episode: a fall caps it at the fraction of the episode lived
+        assert 0.0 <= episode["normalized_return"] <= episode["steps"] / 60 + 1e-9
+        assert episode["mpjpe_root_relative_mm"] >= 0 and episode["mpjpe_mm"] >= 0
+    assert result["fall_rate"] in (0.0, 0.5, 1.0)
+    assert np.isclose(result["normalized_return"], np.mean([e["normalized_return"] for e in result["per_episode"]]))
