@@ -239,3 +239,36 @@ def test_reference_player_to_recorder_to_bag_gives_the_clip(domain, tmp_path):
                            atol=1e-12)
         assert np.allclose([m.root_pose.orientation.w, m.root_pose.orientation.x, m.root_pose.orientation.y,
                             m.root_pose.orientation.z], qpos[3:7], atol=1e-12)
+
+
+def test_trainer_node_publishes_status_saves_on_request_and_stops(domain, tmp_path):
+    from std_srvs.srv import Trigger
+
+    from mimic_msgs.msg import TrainingStatus
+
+    node, executor = domain
+    statuses: list[TrainingStatus] = []
+    node.create_subscription(TrainingStatus, "training_status", statuses.append, 10)
+    run_dir = tmp_path / "run"
+    trainer = NodeProcess("trainer", "envs:=2", "workers:=1", "steps_per_env:=16", "hidden:=[32]", "epochs:=1",
+                          "samples:=100000", "checkpoint_every:=1000", f"run_dir:={run_dir}")
+    try:
+        assert spin_until(executor, lambda: len(statuses) >= 2, timeout=60), trainer.output()
+        status = statuses[-1]
+        assert status.samples == status.iteration * 32 and status.samples_per_second > 0
+        assert list(status.reward_terms) == ["pose", "velocity", "end_effector", "com"]
+        save = node.create_client(Trigger, "/trainer/save")
+        stop = node.create_client(Trigger, "/trainer/stop")
+        assert save.wait_for_service(timeout_sec=WAIT) and stop.wait_for_service(timeout_sec=WAIT)
+        future = save.call_async(Trigger.Request())
+        assert spin_until(executor, future.done, timeout=30) and future.result().success
+        saved = Path(future.result().message)
+        assert (saved / "weights.safetensors").is_file() and (saved / "meta.json").is_file()
+        future = stop.call_async(Trigger.Request())
+        assert spin_until(executor, future.done, timeout=30) and future.result().success
+        assert trainer.proc.wait(timeout=60) == 0, trainer.output()
+    finally:
+        trainer.stop()
+    assert "final checkpoint" in trainer.output()
+    assert (run_dir / "checkpoints" / "latest").is_file() and (run_dir / "progress.csv").is_file()
+    assert (run_dir / "learning_curve.png").is_file()

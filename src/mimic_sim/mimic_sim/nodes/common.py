@@ -21,7 +21,11 @@ def declare(node: Node, name: str, default: object, description: str, read_only:
 
 
 def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int:
-    """Init rclpy, spin the node until SIGINT/SIGTERM, shut down cleanly; the exit status."""
+    """Init rclpy, spin the node until SIGINT/SIGTERM, shut down cleanly; the exit status.
+
+    A node with a ``work()`` method (a long computation, like training) gets it called
+    between callbacks; the node stops when ``work()`` returns True.
+    """
     rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = None
     stop = {"requested": False}
@@ -33,8 +37,11 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
     signal.signal(signal.SIGTERM, on_signal)
     try:
         node = make()
+        work = getattr(node, "work", None)
         while rclpy.ok() and not stop["requested"]:
-            rclpy.spin_once(node, timeout_sec=0.1)
+            rclpy.spin_once(node, timeout_sec=0.0 if work is not None else 0.1)
+            if work is not None and work():
+                break
         return 0
     finally:
         if node is not None:

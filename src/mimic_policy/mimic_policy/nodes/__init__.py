@@ -1,0 +1,1 @@
+"""ROS 2 nodes of mimic_policy (the only modules here that import rclpy)."""
