@@ -13,7 +13,7 @@ import sys
 import textwrap
 
 import pytest
-from ros_helpers import spin_until
+from ros_helpers import spin_until, unique_domain_id
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("mimic_msgs")
@@ -40,7 +40,7 @@ from mimic_msgs.srv import Seek  # noqa: E402
 TIMEOUT = 5.0
 # 150..229: apart from conftest's default range (100..199 is shared, the pid part differs),
 # and every topic and service name below carries the pid as well.
-DOMAIN_ID = 150 + os.getpid() % 80
+DOMAIN_ID = unique_domain_id()
 SUFFIX = f"p{os.getpid()}"
 TOPIC = f"/mimic_test_{SUFFIX}/reference"
 SERVICE = f"/mimic_test_{SUFFIX}/seek"

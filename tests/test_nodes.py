@@ -7,12 +7,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from ros_helpers import spin_until
+from ros_helpers import spin_until, unique_domain_id
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("mimic_msgs")
@@ -31,7 +30,7 @@ WAIT = 10.0  # s, bound of every wait on the graph or on data
 @pytest.fixture()
 def domain(monkeypatch):
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(120 + (os.getpid() + int(time.time())) % 90))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(unique_domain_id()))
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("test_probe", context=context)
@@ -187,7 +186,11 @@ def test_mimic_launch_sim_runs_the_graph_records_it_and_stops_everything(domain,
             return {name for name, _ in node.get_topic_names_and_types()}
 
         assert spin_until(executor, lambda: declared <= published(), timeout=30), (declared - published(), lines)
-        spin_until(executor, lambda: False, timeout=2.0)  # let the recorder write for a while
+        # the recorder subscribes to a topic once it sees its publisher: wait for that (discovery can take
+        # seconds on a loaded machine), then let it record for a while
+        recorded = ("/reference", "/joint_states", "/base_pose")
+        assert spin_until(executor, lambda: all(node.count_subscribers(t) >= 1 for t in recorded), timeout=30), lines
+        spin_until(executor, lambda: False, timeout=1.5)
     finally:
         launcher.send_signal(signal.SIGINT)
         code = launcher.wait(timeout=30)
@@ -202,7 +205,7 @@ def test_mimic_launch_sim_runs_the_graph_records_it_and_stops_everything(domain,
     bags = list((tmp_path / "bags").iterdir())
     assert len(bags) == 1 and (bags[0] / "metadata.yaml").is_file(), text
     topics = {topic for topic, _, _ in read_bag(bags[0])}
-    assert {"/reference", "/joint_states", "/base_pose"} <= topics
+    assert {"/reference", "/joint_states", "/base_pose"} <= topics, text
 
 
 def test_reference_player_to_recorder_to_bag_gives_the_clip(domain, tmp_path):

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from ros_helpers import spin_until
+from ros_helpers import spin_until, unique_domain_id
 
 from mimic_sim.bag import BagWriter, find_interface_file, read_bag, reindex, scan_mcap
 
 TIMEOUT = 10.0
-DOMAIN_ID = 100 + (os.getpid() * 7 + 13) % 101
+DOMAIN_ID = unique_domain_id()
 SUFFIX = f"p{os.getpid()}"
 NAMES = [f"joint_{j:02d}" for j in range(30)]
 
