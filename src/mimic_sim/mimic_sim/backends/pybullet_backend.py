@@ -226,19 +226,20 @@ class PyBulletBackend(PhysicsBackend):
     def kinematics(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
         return self.pin.body_states(qpos, qvel)
 
-    def _planted_feet(self) -> np.ndarray:
-        """Tracked bodies allowed on the ground that rest on it flat (3+ contact points)."""
+    def _contact_counts(self) -> np.ndarray:
+        """Ground contact points per tracked body."""
         counts = np.zeros(len(self.character.tracked_bodies), dtype=int)
         for contact in pybullet.getContactPoints(bodyA=self.body.id, bodyB=self.plane,
                                                  physicsClientId=self.body.client_id):
             counts[self.body.link_to_tracked[contact[3]]] += 1
-        return np.flatnonzero((counts >= 3) & self._feet)
+        return counts
+
+    def _planted_feet(self) -> np.ndarray:
+        """Tracked bodies allowed on the ground that rest on it flat (3+ contact points)."""
+        return np.flatnonzero((self._contact_counts() >= 3) & self._feet)
 
     def ground_contacts(self) -> np.ndarray:
-        touching = np.zeros(len(self.character.tracked_bodies), dtype=bool)
-        for contact in self.client.getContactPoints(bodyA=self.body.id, bodyB=self.plane):
-            touching[self.body.link_to_tracked[contact[3]]] = True
-        return touching
+        return self._contact_counts() > 0
 
     def close(self) -> None:
         if self.client.isConnected():
