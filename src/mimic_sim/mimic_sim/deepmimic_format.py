@@ -160,10 +160,5 @@ def parse_deepmimic(data: object, source: str = "<memory>", name: str = "clip", 
     for joint, size in DEEPMIMIC_JOINTS:
         joints[joint] = quats(col, joint) if size == 4 else table[:, col].copy()
         col += size
-    # Keep consecutive quaternions on the same hemisphere so slerp and velocities are smooth.
-    for values in [root_rot, *[v for v in joints.values() if v.ndim == 2]]:
-        for i in range(1, len(values)):
-            if np.dot(values[i], values[i - 1]) < 0.0:
-                values[i] = -values[i]
     return Motion(name=name, frame_times=times, root_pos=root_pos, root_rot=root_rot, joints=joints,
                   loop=loop == "wrap", source=source, close_loop=close_loop)
