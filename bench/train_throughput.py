@@ -36,9 +36,9 @@ def main() -> None:
     from mimic_policy.ppo import PPOConfig
     from mimic_policy.runner import Trainer
     from mimic_policy.vec_env import WorkerVectorEnv
-    from mimic_sim.envs.imitation import ImitationEnv
+    from mimic_sim.envs.imitation_vector import ImitationVectorEnv
 
-    envs = WorkerVectorEnv(functools.partial(ImitationEnv, clip="walk"), args.envs, 2)
+    envs = WorkerVectorEnv(functools.partial(ImitationVectorEnv, clip="walk"), args.envs, 2)
     # environments alone
     rng = np.random.default_rng(0)
     envs.reset(seed=0)

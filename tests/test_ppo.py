@@ -141,7 +141,7 @@ def test_worker_vector_env_matches_a_sequential_one():
 
     expected = run(_envs(4))
     for workers in (1, 2):
-        got = run(WorkerVectorEnv(OneJointTracking, 4, workers))
+        got = run(WorkerVectorEnv(_envs, 4, workers))
         assert len(got) == len(expected)
         for a, b in zip(got, expected, strict=True):
             assert np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float))

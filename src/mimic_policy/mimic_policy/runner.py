@@ -76,6 +76,10 @@ class Trainer:
         start = time.perf_counter()
         model, storage = self.model, self.storage
         storage.clear()
+        # Inference on a few dozen observations gains nothing from a second thread, and an idle
+        # OpenMP thread spins on the core an environment worker needs.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         for _ in range(storage.num_steps):
             model.normalizer.update(self.obs)
             actions, log_probs, values = model.act(self.obs, self.generator)
@@ -93,6 +97,7 @@ class Trainer:
             self.obs = torch.as_tensor(obs, dtype=torch.float32)
         with torch.no_grad():
             storage.compute_returns(model.value(self.obs), self.config.gamma, self.config.lam)
+        torch.set_num_threads(threads)
         self.samples += storage.num_steps * self.num_envs
         return time.perf_counter() - start
 

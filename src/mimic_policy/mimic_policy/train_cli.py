@@ -38,9 +38,10 @@ def make_envs(config: TrainConfig):
     import functools
 
     from mimic_policy.vec_env import WorkerVectorEnv
-    from mimic_sim.envs.imitation import ImitationEnv
+    from mimic_sim.envs.imitation_vector import ImitationVectorEnv
 
-    make = functools.partial(ImitationEnv, clip=config.clip, character=config.character, backend=config.backend)
+    make = functools.partial(ImitationVectorEnv, clip=config.clip, character=config.character,
+                             backend=config.backend)
     return WorkerVectorEnv(make, config.num_envs, config.num_workers)
 
 
@@ -79,6 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--learning-rate", type=float, default=ppo.learning_rate)
     parser.add_argument("--epochs", type=int, default=ppo.epochs)
     parser.add_argument("--minibatches", type=int, default=ppo.minibatches)
+    parser.add_argument("--init-log-std", type=float, default=ppo.init_log_std,
+                        help="initial log std of the policy's PD-target noise, in radians")
     parser.add_argument("--hidden", default=",".join(map(str, ppo.hidden)), help="hidden layer sizes, e.g. 1024,512")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="iterations")
     parser.add_argument("--run-dir", type=Path, default=None, help="default: runs/<clip>_<UTC time>")
@@ -94,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
             config.total_samples = int(args.samples)
     else:
         ppo = PPOConfig(num_steps=args.steps_per_env, learning_rate=args.learning_rate, epochs=args.epochs,
-                        minibatches=args.minibatches, hidden=tuple(int(h) for h in args.hidden.split(",")))
+                        minibatches=args.minibatches, init_log_std=args.init_log_std,
+                        hidden=tuple(int(h) for h in args.hidden.split(",")))
         config = TrainConfig(clip=args.clip, character=args.character, backend=args.backend, num_envs=args.envs,
                              num_workers=args.workers,
                              total_samples=int(args.samples or TrainConfig.total_samples), seed=args.seed,

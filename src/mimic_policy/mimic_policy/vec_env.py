@@ -1,13 +1,16 @@
-"""Environments in worker processes, several per process.
+"""Environments in worker processes, one block of environments per process.
 
 gymnasium's ``AsyncVectorEnv`` runs one environment per process: with 16 environments
 on 2 cores, a vector step costs 16 pipe round trips and as many context switches,
 which measured ~10 ms of overhead against ~2.6 ms of simulation.  Here each worker
-process steps a block of environments in a loop and answers with one message, so a
-vector step costs one round trip per worker.  Semantics follow gymnasium's vector API
-with same-step autoreset: an environment that ends is reset in the same step, its
-last observation in ``infos["final_obs"]``.  Environment ``i`` is seeded ``seed + i``,
-whatever the number of workers.
+process owns a vector environment of its block (for the imitation task an
+:class:`~mimic_sim.envs.imitation_vector.ImitationVectorEnv`, which computes rewards
+and observations for the whole block at once) and answers a step with one message of
+arrays, so a vector step costs one round trip per worker.  Semantics follow
+gymnasium's vector API with same-step autoreset: an environment that ends is reset
+in the same step, its last observation in row ``i`` of ``infos["final_obs"]`` (valid
+where ``infos["_final_obs"]``).  Environment ``i`` is seeded ``seed + i``, whatever
+the number of workers.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from multiprocessing.connection import Connection
 import gymnasium as gym
 import numpy as np
 
+MakeBlock = Callable[[int], gym.vector.VectorEnv]
+"""Builds a vector environment of a given number of environments (same-step autoreset)."""
+
 
 class _WorkerError:
     """What a worker sends instead of a reply when an environment raised."""
@@ -29,56 +35,75 @@ class _WorkerError:
         self.traceback = traceback_text
 
 
-def _worker(connection: Connection, make_env: Callable[[], gym.Env], count: int) -> None:
+def _array_infos(infos: dict, count: int) -> dict[str, np.ndarray]:
+    """The per-environment numeric entries of a vector env's infos, as arrays of ``count`` rows."""
+    out = {}
+    for key, value in infos.items():
+        if key.startswith("_") and key != "_final_obs":
+            continue
+        value = np.asarray(value)
+        if value.dtype == object and key == "final_obs":  # SyncVectorEnv: None where not ended
+            ended = np.array([v is not None for v in value])
+            template = np.zeros_like(np.asarray(value[np.flatnonzero(ended)[0]]))
+            value = np.stack([template if v is None else np.asarray(v) for v in value])
+        if value.dtype != object and value.shape[:1] == (count,):
+            out[key] = value
+    return out
+
+
+def _worker(connection: Connection, make_block: MakeBlock, count: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    envs = [make_env() for _ in range(count)]
+    envs = make_block(count)
     try:
         while True:
             command, payload = connection.recv()
             if command == "reset":
-                results = [env.reset(seed=None if payload is None else payload + i) for i, env in enumerate(envs)]
-                connection.send((np.stack([r[0] for r in results]), [r[1] for r in results]))
+                connection.send(envs.reset(seed=payload)[0])
             elif command == "step":
-                out = []
-                for env, action in zip(envs, payload, strict=True):
-                    obs, reward, terminated, truncated, info = env.step(action)
-                    final_obs = None
-                    if terminated or truncated:
-                        final_obs = obs
-                        obs, _ = env.reset()
-                    out.append((obs, reward, terminated, truncated, info, final_obs))
-                connection.send(out)
+                obs, rewards, terminated, truncated, infos = envs.step(payload)
+                connection.send((obs, rewards, terminated, truncated, _array_infos(infos, count)))
             elif command == "close":
                 break
     except Exception:  # report, do not hang the trainer
         connection.send(_WorkerError(traceback.format_exc()))
     finally:
-        for env in envs:
-            env.close()
+        envs.close()
         connection.close()
 
 
-class WorkerVectorEnv:
-    """``num_envs`` environments from ``make_env`` spread over ``num_workers`` processes."""
+def _concatenate(parts: list[dict[str, np.ndarray]], counts: list[int]) -> dict[str, np.ndarray]:
+    """Join the workers' infos; a key some worker lacks (``final_obs`` when none of its
+    environments ended) gets zero rows there."""
+    out = {}
+    for key in {k for part in parts for k in part}:
+        like = next(part[key] for part in parts if key in part)
+        out[key] = np.concatenate([part.get(key, np.zeros((n, *like.shape[1:]), like.dtype))
+                                   for part, n in zip(parts, counts, strict=True)])
+    return out
 
-    def __init__(self, make_env: Callable[[], gym.Env], num_envs: int, num_workers: int = 2):
+
+class WorkerVectorEnv:
+    """``num_envs`` environments in ``num_workers`` processes, each building its block with ``make_block``."""
+
+    def __init__(self, make_block: MakeBlock, num_envs: int, num_workers: int = 2):
         if num_envs < 1 or num_workers < 1:
             raise ValueError(f"need at least one environment and one worker, got {num_envs} and {num_workers}")
         num_workers = min(num_workers, num_envs)
         self.num_envs = num_envs
-        probe = make_env()
-        self.single_observation_space = probe.observation_space
-        self.single_action_space = probe.action_space
+        probe = make_block(1)
+        self.single_observation_space = probe.single_observation_space
+        self.single_action_space = probe.single_action_space
         probe.close()
         self.blocks = np.array_split(np.arange(num_envs), num_workers)
+        self.counts = [len(block) for block in self.blocks]
         context = mp.get_context("spawn")
         self.connections: list[Connection] = []
         self.processes = []
-        for block in self.blocks:
+        for count in self.counts:
             parent, child = context.Pipe()
-            process = context.Process(target=_worker, args=(child, make_env, len(block)), daemon=True)
+            process = context.Process(target=_worker, args=(child, make_block, count), daemon=True)
             process.start()
             child.close()
             self.connections.append(parent)
@@ -93,25 +118,16 @@ class WorkerVectorEnv:
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
         for connection, block in zip(self.connections, self.blocks, strict=True):
             connection.send(("reset", None if seed is None else seed + int(block[0])))
-        obs = np.concatenate([self._receive(c)[0] for c in self.connections])
-        return obs, {}
+        return np.concatenate([self._receive(c) for c in self.connections]), {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         actions = np.asarray(actions)
         for connection, block in zip(self.connections, self.blocks, strict=True):
             connection.send(("step", actions[block]))
-        results = [r for c in self.connections for r in self._receive(c)]
-        obs = np.stack([r[0] for r in results])
-        rewards = np.array([r[1] for r in results], dtype=np.float64)
-        terminated = np.array([r[2] for r in results], dtype=bool)
-        truncated = np.array([r[3] for r in results], dtype=bool)
-        infos: dict = {}
-        keys = {k for r in results for k, v in r[4].items() if np.isscalar(v)}
-        for key in keys:
-            infos[key] = np.array([r[4].get(key, np.nan) for r in results])
-        if (terminated | truncated).any():
-            infos["final_obs"] = np.array([r[5] for r in results], dtype=object)
-        return obs, rewards, terminated, truncated, infos
+        replies = [self._receive(c) for c in self.connections]
+        obs, rewards, terminated, truncated = (np.concatenate([r[k] for r in replies]) for k in range(4))
+        infos = _concatenate([r[4] for r in replies], self.counts)
+        return obs, rewards.astype(np.float64), terminated, truncated, infos
 
     def close(self) -> None:
         for connection in self.connections:

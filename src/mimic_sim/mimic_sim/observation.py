@@ -38,18 +38,24 @@ def observation_layout(body_names: list[str]) -> list[tuple[str, int, int]]:
     return out
 
 
-def build_observation(states: BodyStates, root: int, phase: float) -> np.ndarray:
-    heading = heading_rotation(states.rotmat[root])
-    n = len(states.pos)
-    vectors = np.concatenate([states.pos - states.pos[root], states.lin_vel, states.ang_vel]) @ heading.T
+def build_observation(states: BodyStates, root: int, phase: float | np.ndarray) -> np.ndarray:
+    """The observation of one character, or of a batch (``states`` and ``phase`` with a leading axis)."""
+    heading = heading_rotation(states.rotmat[..., root, :, :])
+    n = states.pos.shape[-2]
+    batch = states.pos.shape[:-2]
+    vectors = np.concatenate([states.pos - states.pos[..., root, None, :], states.lin_vel, states.ang_vel], axis=-2)
+    vectors = np.einsum("...ij,...vj->...vi", heading, vectors)
     # heading quaternion^-1 * body quaternion; the heading is a yaw h with cos h = heading[0, 0]
-    cos, sin = heading[0, 0], heading[0, 1]
-    yaw_inv = np.array([np.sqrt(0.5 * (1.0 + cos)), 0.0, 0.0, -np.copysign(np.sqrt(0.5 * (1.0 - cos)), sin)])
-    quat = rot.quat_positive(rot.quat_mul(yaw_inv, states.quat))
-    out = np.empty(2 + 13 * n)
-    out[0] = phase
-    out[1] = states.pos[root, 2]
-    out[2 : 2 + 3 * n] = vectors[:n].ravel()
-    out[2 + 3 * n : 2 + 7 * n] = quat.ravel()
-    out[2 + 7 * n :] = vectors[n:].ravel()
+    cos, sin = heading[..., 0, 0], heading[..., 0, 1]
+    half_cos = np.sqrt(np.clip(0.5 * (1.0 + cos), 0.0, 1.0))
+    half_sin = np.copysign(np.sqrt(np.clip(0.5 * (1.0 - cos), 0.0, 1.0)), sin)
+    zero = np.zeros_like(cos)
+    yaw_inv = np.stack([half_cos, zero, zero, -half_sin], axis=-1)
+    quat = rot.quat_positive(rot.quat_mul(yaw_inv[..., None, :], states.quat))
+    out = np.empty((*batch, 2 + 13 * n))
+    out[..., 0] = phase
+    out[..., 1] = states.pos[..., root, 2]
+    out[..., 2 : 2 + 3 * n] = vectors[..., :n, :].reshape(*batch, 3 * n)
+    out[..., 2 + 3 * n : 2 + 7 * n] = quat.reshape(*batch, 4 * n)
+    out[..., 2 + 7 * n :] = vectors[..., n:, :].reshape(*batch, 6 * n)
     return out

@@ -43,42 +43,52 @@ TERMS = ("pose", "velocity", "end_effector", "com")
 def _local_rotations(states: BodyStates, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per body: rotation matrix and angular velocity relative to the parent body, in the parent frame."""
     root = parents < 0
-    parent_mat = states.rotmat[parents]
-    parent_mat[root] = np.eye(3)
-    rel_ang = states.ang_vel - states.ang_vel[parents]
-    rel_ang[root] = states.ang_vel[root]
-    local = np.matmul(parent_mat.transpose(0, 2, 1), states.rotmat)
-    local_ang = np.einsum("bji,bj->bi", parent_mat, rel_ang)
+    parent_mat = states.rotmat[..., parents, :, :]
+    parent_mat[..., root, :, :] = np.eye(3)
+    rel_ang = states.ang_vel - states.ang_vel[..., parents, :]
+    rel_ang[..., root, :] = states.ang_vel[..., root, :]
+    local = np.matmul(np.swapaxes(parent_mat, -1, -2), states.rotmat)
+    local_ang = np.einsum("...ji,...j->...i", parent_mat, rel_ang)
     return local, local_ang
 
 
 def heading_rotation(rotmat: np.ndarray) -> np.ndarray:
-    """3x3 rotation by minus the heading (the yaw of the body's x axis) about world z.
+    """3x3 rotations by minus the heading (the yaw of the body's x axis) about world z.
 
-    ``vectors @ heading_rotation(R).T`` expresses world vectors in the heading frame.
+    ``rotmat`` is (..., 3, 3); ``vectors @ heading_rotation(R).T`` expresses world
+    vectors in the heading frame of one body.
     """
-    c, s = rotmat[0, 0], rotmat[1, 0]
+    c, s = rotmat[..., 0, 0], rotmat[..., 1, 0]
     norm = np.hypot(c, s)
-    if norm < 1e-9:  # x axis vertical: heading undefined, use the world's
-        c, s, norm = 1.0, 0.0, 1.0
-    c, s = c / norm, s / norm
-    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    vertical = norm < 1e-9  # x axis vertical: heading undefined, use the world's
+    norm = np.where(vertical, 1.0, norm)
+    c, s = np.where(vertical, 1.0, c / norm), np.where(vertical, 0.0, s / norm)
+    out = np.zeros((*c.shape, 3, 3))
+    out[..., 0, 0], out[..., 0, 1], out[..., 1, 0], out[..., 1, 1], out[..., 2, 2] = c, s, -s, c, 1.0
+    return out
 
 
 def _end_effectors_in_root_frame(states: BodyStates, root: int, effectors: np.ndarray) -> np.ndarray:
-    rel = (states.pos[effectors] - states.pos[root]) @ heading_rotation(states.rotmat[root]).T
-    rel[:, 2] = states.pos[effectors, 2]
+    heading = heading_rotation(states.rotmat[..., root, :, :])
+    rel = np.einsum("...ij,...ej->...ei", heading, states.pos[..., effectors, :] - states.pos[..., root, None, :])
+    rel[..., 2] = states.pos[..., effectors, 2]
     return rel
 
 
 @dataclass(frozen=True)
 class TrackingFeatures:
-    """What the reward compares, for one character state (computed once per reference time)."""
+    """What the reward compares, for one character state (computed once per reference time),
+    or for a batch of them (a leading batch axis on every array)."""
 
-    local_rot: np.ndarray  # (B, 3, 3) rotation relative to the parent body
-    local_ang_vel: np.ndarray  # (B, 3) angular velocity relative to the parent, in its frame
-    end_effectors: np.ndarray  # (E, 3) root-relative in the heading frame, absolute height
-    com: np.ndarray  # (3,)
+    local_rot: np.ndarray  # (..., B, 3, 3) rotation relative to the parent body
+    local_ang_vel: np.ndarray  # (..., B, 3) angular velocity relative to the parent, in its frame
+    end_effectors: np.ndarray  # (..., E, 3) root-relative in the heading frame, absolute height
+    com: np.ndarray  # (..., 3)
+
+    @staticmethod
+    def stack(features: list[TrackingFeatures]) -> TrackingFeatures:
+        return TrackingFeatures(*(np.stack([getattr(f, k) for f in features]) for k in
+                                  ("local_rot", "local_ang_vel", "end_effectors", "com")))
 
 
 def tracking_features(states: BodyStates, parents: np.ndarray, end_effectors: np.ndarray) -> TrackingFeatures:
@@ -87,26 +97,31 @@ def tracking_features(states: BodyStates, parents: np.ndarray, end_effectors: np
     return TrackingFeatures(local, local_ang, _end_effectors_in_root_frame(states, root, end_effectors), states.com)
 
 
-def imitation_reward(
+def imitation_rewards(
     sim: TrackingFeatures, ref: TrackingFeatures, config: RewardConfig = RewardConfig()
-) -> tuple[float, dict[str, float]]:
-    """Total reward and each term (each in [0, 1]) for a simulated and a reference character."""
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Total reward and each term (each in [0, 1]) per simulated/reference pair of a batch."""
     # angle of R_ref^T R_sim from its trace
-    cos = 0.5 * (np.einsum("bij,bij->b", ref.local_rot, sim.local_rot) - 1.0)
+    cos = 0.5 * (np.einsum("...bij,...bij->...b", ref.local_rot, sim.local_rot) - 1.0)
     angle = np.arccos(np.clip(cos, -1.0, 1.0))
-    pose_err = float(np.dot(angle, angle))
-    diff = ref.local_ang_vel - sim.local_ang_vel
-    vel_err = float(np.vdot(diff, diff))
-    diff = ref.end_effectors - sim.end_effectors
-    ee_err = float(np.vdot(diff, diff))
-    diff = ref.com - sim.com
-    com_err = float(np.dot(diff, diff))
+    pose_err = np.einsum("...b,...b->...", angle, angle)
+    vel_err = np.square(ref.local_ang_vel - sim.local_ang_vel).sum(axis=(-2, -1))
+    ee_err = np.square(ref.end_effectors - sim.end_effectors).sum(axis=(-2, -1))
+    com_err = np.square(ref.com - sim.com).sum(axis=-1)
     terms = {
-        "pose": float(np.exp(-config.pose_scale * pose_err)),
-        "velocity": float(np.exp(-config.velocity_scale * vel_err)),
-        "end_effector": float(np.exp(-config.end_effector_scale * ee_err)),
-        "com": float(np.exp(-config.com_scale * com_err)),
+        "pose": np.exp(-config.pose_scale * pose_err),
+        "velocity": np.exp(-config.velocity_scale * vel_err),
+        "end_effector": np.exp(-config.end_effector_scale * ee_err),
+        "com": np.exp(-config.com_scale * com_err),
     }
     total = (config.pose_weight * terms["pose"] + config.velocity_weight * terms["velocity"]
              + config.end_effector_weight * terms["end_effector"] + config.com_weight * terms["com"])
-    return float(total), terms
+    return total, terms
+
+
+def imitation_reward(
+    sim: TrackingFeatures, ref: TrackingFeatures, config: RewardConfig = RewardConfig()
+) -> tuple[float, dict[str, float]]:
+    """:func:`imitation_rewards` of one simulated and one reference character, as floats."""
+    total, terms = imitation_rewards(sim, ref, config)
+    return float(total), {k: float(v) for k, v in terms.items()}

@@ -59,6 +59,12 @@ class BodyStates:
     ang_vel: np.ndarray  # (B, 3)
     com: np.ndarray  # (3,) centre of mass of the whole character
 
+    @staticmethod
+    def stack(states: list[BodyStates]) -> BodyStates:
+        """Several characters' states as one batch (a leading axis on every array)."""
+        return BodyStates(*(np.stack([getattr(s, k) for s in states]) for k in
+                            ("pos", "quat", "rotmat", "lin_vel", "ang_vel", "com")))
+
 
 class PhysicsBackend(ABC):
     """A character in a physics engine, driven by stable-PD targets (see :mod:`mimic_sim.pd`)."""

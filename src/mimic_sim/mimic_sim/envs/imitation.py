@@ -17,18 +17,19 @@ dictionary lookup instead of a slerp, an Euler split and forward kinematics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
 
-from mimic_sim.backends import SimConfig, make_backend
+from mimic_sim.backends import BodyStates, SimConfig, make_backend
 from mimic_sim.character import load_character
 from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
 from mimic_sim.observation import build_observation, observation_size
 from mimic_sim.reference import ReferenceMotion
-from mimic_sim.reward import RewardConfig, TrackingFeatures, imitation_reward, tracking_features
+from mimic_sim.reward import RewardConfig, TrackingFeatures, imitation_rewards, tracking_features
 
 
 @dataclass(frozen=True)
@@ -104,24 +105,41 @@ class ImitationEnv(gym.Env):
         return self._observation(sim), {"time": self._time, "phase": self.reference.phase(self._time)}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        self.backend.step(np.asarray(action, dtype=float))
-        self._time += self._dt
-        self._steps += 1
-        sim = self.backend.body_states()
-        ref = self._reference_at(self._time)[2]
-        reward, terms = imitation_reward(tracking_features(sim, self._parents, self._effectors), ref,
-                                         self.config.reward)
-        finite = bool(np.isfinite(sim.pos).all() and np.isfinite(sim.lin_vel).all())
-        fell = self.config.early_termination and bool((self.backend.ground_contacts() & self._forbidden).any())
-        terminated = fell or not finite
-        if terminated:
-            reward = 0.0
-        clip_over = not self.motion.loop and self._time >= self.motion.duration
-        truncated = not terminated and (self._steps >= self._max_steps or clip_over)
-        obs = self._observation(sim) if finite else np.zeros(self.observation_space.shape, np.float32)
+        obs, rewards, terminated, truncated, info = self.step_batch([self], np.asarray(action)[None])
+        return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {k: v[0].item()
+                                                                                      for k, v in info.items()}
+
+    @staticmethod
+    def step_batch(envs: Sequence[ImitationEnv], actions: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Step environments of one task (same config) together: the physics one by one, the
+        reward, termination and observation as arrays over all of them (per-call numpy overhead
+        is most of a step's cost).  ``step`` is this with one environment."""
+        first = envs[0]
+        for env, action in zip(envs, actions, strict=True):
+            env.backend.step(np.asarray(action, dtype=float))
+            env._time += env._dt
+            env._steps += 1
+        times = np.array([env._time for env in envs])
+        sim = BodyStates.stack([env.backend.body_states() for env in envs])
+        ref = TrackingFeatures.stack([env._reference_at(env._time)[2] for env in envs])
+        rewards, terms = imitation_rewards(tracking_features(sim, first._parents, first._effectors), ref,
+                                           first.config.reward)
+        finite = np.isfinite(sim.pos).all(axis=(-2, -1)) & np.isfinite(sim.lin_vel).all(axis=(-2, -1))
+        fell = np.array([bool((env.backend.ground_contacts() & env._forbidden).any()) for env in envs])
+        fell &= first.config.early_termination
+        terminated = fell | ~finite
+        rewards = np.where(terminated, 0.0, rewards)
+        clip_over = (not first.motion.loop) & (times >= first.motion.duration)
+        steps = np.array([env._steps for env in envs])
+        truncated = ~terminated & ((steps >= first._max_steps) | clip_over)
+        phases = np.array([first.reference.phase(t) for t in times])
+        with np.errstate(invalid="ignore"):
+            obs = build_observation(sim, first._root, phases).astype(np.float32)
+        obs[~finite] = 0.0
         info = {f"reward_{k}": v for k, v in terms.items()}
-        info.update(time=self._time, phase=self.reference.phase(self._time), fell=fell)
-        return obs, reward, terminated, truncated, info
+        info.update(time=times, phase=phases, fell=fell)
+        return obs, rewards, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
