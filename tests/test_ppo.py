@@ -78,10 +78,9 @@ def test_same_seed_gives_the_same_training():
 
 def test_truncation_bootstraps_and_termination_does_not():
     storage = RolloutStorage(num_steps=2, num_envs=2, obs_size=1, action_size=1)
-    zeros = torch.zeros(2)
     # env 0 ends after step 0 (done), env 1 runs on; values all 1, rewards 1
-    storage.add(torch.zeros(2, 1), torch.zeros(2, 1), zeros, torch.ones(2), torch.ones(2), torch.tensor([1.0, 0.0]))
-    storage.add(torch.zeros(2, 1), torch.zeros(2, 1), zeros, torch.ones(2), torch.ones(2), torch.zeros(2))
+    storage.fill(torch.zeros(2, 2, 1), torch.zeros(2, 2, 1), torch.zeros(2, 2), torch.ones(2, 2), torch.ones(2, 2),
+                 torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
     storage.compute_returns(last_values=torch.ones(2), gamma=0.5, lam=1.0)
     assert storage.returns[0, 0].item() == 1.0  # done: nothing after the reward
     assert storage.returns[0, 1].item() == 1.0 + 0.5 * (1.0 + 0.5 * 1.0)
@@ -145,3 +144,28 @@ def test_worker_vector_env_matches_a_sequential_one():
         assert len(got) == len(expected)
         for a, b in zip(got, expected, strict=True):
             assert np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+
+
+def test_rollouts_in_workers_match_rollouts_in_process():
+    """A policy's rollout in one worker process equals the in-process one; two workers repeat exactly."""
+    from mimic_policy.networks import ActorCritic
+    from mimic_policy.rollout import LocalRollouts
+    from mimic_policy.vec_env import WorkerVectorEnv
+
+    torch.manual_seed(0)
+    model = ActorCritic(5, 1, hidden=(16,), init_log_std=0.0)
+
+    def rollouts(envs) -> list:
+        envs.reset(seed=4)
+        out = [envs.rollout(model, 70, seed=9) for _ in range(2)]  # 140 steps: episodes end and restart
+        envs.close()
+        return out
+
+    local = rollouts(LocalRollouts(_envs(4)))
+    assert local[0].truncated.any() and len(local[0].final_index) == local[0].truncated.sum()
+    for workers, expected in ((1, local), (2, rollouts(WorkerVectorEnv(_envs, 4, 2)))):
+        got = rollouts(WorkerVectorEnv(_envs, 4, workers))
+        for a, b in zip(got, expected, strict=True):
+            for name in ("obs", "actions", "log_probs", "rewards", "truncated", "final_index", "final_obs", "last_obs"):
+                assert np.array_equal(getattr(a, name), getattr(b, name)), (workers, name)
+            assert np.allclose(a.terms["tracking"], b.terms["tracking"], equal_nan=True)

@@ -62,6 +62,9 @@ class ActorCritic(nn.Module):
                  init_log_std: float = -1.0, action_offset: np.ndarray | None = None,
                  activation: type[nn.Module] = nn.ReLU):
         super().__init__()
+        self.spec = {"obs_size": obs_size, "action_size": action_size, "hidden": tuple(hidden),
+                     "init_log_std": float(init_log_std)}
+        """Constructor arguments: with :meth:`policy_state`, what a copy of the policy is built from."""
         self.normalizer = RunningNormalizer(obs_size)
         self.actor = mlp([obs_size, *hidden, action_size], activation, out_gain=0.01)
         self.critic = mlp([obs_size, *hidden, 1], activation, out_gain=1.0)
@@ -77,13 +80,16 @@ class ActorCritic(nn.Module):
         return self.critic(self.normalizer(obs)).squeeze(-1)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, generator: torch.Generator | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(sampled action, its log-probability, value) for a batch of observations."""
+    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sampled action, its log-probability) for a batch of observations."""
         dist = self.distribution(obs)
-        noise = torch.randn(dist.mean.shape, generator=generator)  # a trainer's own stream: reproducible runs
+        noise = torch.randn(dist.mean.shape, generator=generator)  # a stream of its own: reproducible runs
         action = dist.mean + dist.stddev * noise
-        return action, dist.log_prob(action).sum(-1), self.value(obs)
+        return action, dist.log_prob(action).sum(-1)
+
+    def policy_state(self) -> dict[str, torch.Tensor]:
+        """What acting needs (the state dict without the value network), for copies in rollout workers."""
+        return {k: v.detach().clone() for k, v in self.state_dict().items() if not k.startswith("critic.")}
 
     @torch.no_grad()
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:

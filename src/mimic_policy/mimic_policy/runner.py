@@ -13,7 +13,9 @@ import torch
 
 from mimic_policy.networks import ActorCritic
 from mimic_policy.ppo import PPOConfig, ppo_update
+from mimic_policy.rollout import LocalRollouts, Rollout
 from mimic_policy.storage import RolloutStorage
+from mimic_policy.vec_env import WorkerVectorEnv
 
 
 @dataclass
@@ -35,7 +37,8 @@ class EpisodeStats:
     def add_terms(self, terms: dict[str, np.ndarray]) -> None:
         for name, values in terms.items():
             queue = self.terms.setdefault(name, deque(maxlen=self.window * 50))
-            queue.extend(np.asarray(values, dtype=float).ravel().tolist())
+            values = np.asarray(values, dtype=float).ravel()
+            queue.extend(values[np.isfinite(values)].tolist())
 
     def summary(self) -> dict[str, float]:
         out = {"episodes": float(len(self.returns))}
@@ -49,11 +52,12 @@ class EpisodeStats:
 
 
 class Trainer:
-    """PPO on ``envs`` (a gymnasium vector env with same-step autoreset)."""
+    """PPO on ``envs``: a :class:`~mimic_policy.vec_env.WorkerVectorEnv` (rollouts in its
+    workers) or a gymnasium vector env with same-step autoreset (rollouts in this process)."""
 
-    def __init__(self, envs: gym.vector.VectorEnv, config: PPOConfig, seed: int = 0,
+    def __init__(self, envs: gym.vector.VectorEnv | WorkerVectorEnv, config: PPOConfig, seed: int = 0,
                  action_offset: np.ndarray | None = None):
-        self.envs = envs
+        self.envs = envs if hasattr(envs, "rollout") else LocalRollouts(envs)
         self.config = config
         self.num_envs = envs.num_envs
         obs_size = int(np.prod(envs.single_observation_space.shape))
@@ -63,60 +67,66 @@ class Trainer:
         self.model = ActorCritic(obs_size, action_size, config.hidden, config.init_log_std, action_offset)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.storage = RolloutStorage(config.num_steps, self.num_envs, obs_size, action_size)
-        obs, _ = envs.reset(seed=seed)
-        self.obs = torch.as_tensor(obs, dtype=torch.float32)
+        obs, _ = self.envs.reset(seed=seed)
+        # First normalization statistics from the start states (a spread of reference states),
+        # so the first rollout's inputs are already on the scale later ones will be.
+        self.model.normalizer.update(torch.as_tensor(obs))
         self._episode_return = np.zeros(self.num_envs)
         self._episode_length = np.zeros(self.num_envs, dtype=int)
         self.stats = EpisodeStats()
         self.iteration = 0
         self.samples = 0
 
-    def collect(self) -> float:
-        """Fill the storage with one rollout; the wall time it took."""
-        start = time.perf_counter()
-        model, storage = self.model, self.storage
-        storage.clear()
-        # Inference on a few dozen observations gains nothing from a second thread, and an idle
-        # OpenMP thread spins on the core an environment worker needs.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        for _ in range(storage.num_steps):
-            model.normalizer.update(self.obs)
-            actions, log_probs, values = model.act(self.obs, self.generator)
-            obs, rewards, terminated, truncated, infos = self.envs.step(actions.numpy())
-            rewards = torch.as_tensor(rewards, dtype=torch.float32)
-            truncated_t = torch.as_tensor(truncated)
-            if truncated_t.any():
-                # Time limit, not failure: bootstrap with the value of the state reached.
-                final = np.stack([infos["final_obs"][i] for i in np.flatnonzero(truncated)])
-                with torch.no_grad():
-                    rewards[truncated_t] += self.config.gamma * model.value(torch.as_tensor(final, dtype=torch.float32))
-            dones = torch.as_tensor(terminated | truncated, dtype=torch.float32)
-            storage.add(self.obs, actions, log_probs, values, rewards, dones)
-            self._track(np.asarray(rewards), terminated, truncated, infos)
-            self.obs = torch.as_tensor(obs, dtype=torch.float32)
-        with torch.no_grad():
-            storage.compute_returns(model.value(self.obs), self.config.gamma, self.config.lam)
-        torch.set_num_threads(threads)
-        self.samples += storage.num_steps * self.num_envs
-        return time.perf_counter() - start
+    def reset_envs(self, seed: int) -> None:
+        """Restart every environment from ``seed`` (environment ``i`` from ``seed + i``)."""
+        self.envs.reset(seed=seed)
+        self._episode_return[:] = 0.0
+        self._episode_length[:] = 0
 
-    def _track(self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, infos: dict) -> None:
-        self._episode_return += rewards
-        self._episode_length += 1
-        terms = {k.removeprefix("reward_"): v for k, v in infos.items() if k.startswith("reward_")}
-        if terms:
-            self.stats.add_terms(terms)
-        for i in np.flatnonzero(terminated | truncated):
-            self.stats.add(float(self._episode_return[i]), int(self._episode_length[i]), bool(terminated[i]))
-            self._episode_return[i] = 0.0
-            self._episode_length[i] = 0
+    def collect(self) -> tuple[float, np.ndarray]:
+        """Fill the storage with one rollout; its wall time and observations."""
+        start = time.perf_counter()
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
+        rollout = self.envs.rollout(self.model, self.config.num_steps, seed)
+        steps, envs = rollout.rewards.shape
+        obs = torch.as_tensor(rollout.obs)
+        rewards = torch.as_tensor(rollout.rewards, dtype=torch.float32)
+        with torch.no_grad():  # values in one batch, while the workers wait anyway
+            values = self.model.value(obs.reshape(steps * envs, -1)).reshape(steps, envs)
+            last_values = self.model.value(torch.as_tensor(rollout.last_obs))
+            if len(rollout.final_index):
+                # Time limit, not failure: bootstrap with the value of the state reached.
+                t, i = rollout.final_index.T
+                rewards[t, i] += self.config.gamma * self.model.value(torch.as_tensor(rollout.final_obs))
+        dones = torch.as_tensor(rollout.terminated | rollout.truncated, dtype=torch.float32)
+        self.storage.fill(obs, torch.as_tensor(rollout.actions), torch.as_tensor(rollout.log_probs), values,
+                          rewards, dones)
+        self.storage.compute_returns(last_values, self.config.gamma, self.config.lam)
+        self._track(rollout)
+        self.samples += steps * envs
+        return time.perf_counter() - start, rollout.obs
+
+    def _track(self, rollout: Rollout) -> None:
+        """Episode returns, lengths and falls from a rollout (rewards as the environments gave them)."""
+        for t in range(rollout.rewards.shape[0]):
+            self._episode_return += rollout.rewards[t]
+            self._episode_length += 1
+            ended = rollout.terminated[t] | rollout.truncated[t]
+            for i in np.flatnonzero(ended):
+                self.stats.add(float(self._episode_return[i]), int(self._episode_length[i]),
+                               bool(rollout.terminated[t, i]))
+            self._episode_return[ended] = 0.0
+            self._episode_length[ended] = 0
+        self.stats.add_terms(rollout.terms)
 
     def iterate(self) -> dict[str, float]:
         """One rollout and one PPO update; statistics for logging."""
-        collect_seconds = self.collect()
+        collect_seconds, obs = self.collect()
         start = time.perf_counter()
         losses = ppo_update(self.model, self.optimizer, self.storage, self.config, self.generator)
+        # Normalization statistics move after the update, so the update saw the inputs exactly as
+        # the rollout's policy did (its likelihood ratios start at 1).
+        self.model.normalizer.update(torch.as_tensor(obs))
         update_seconds = time.perf_counter() - start
         self.iteration += 1
         batch = self.storage.num_steps * self.num_envs

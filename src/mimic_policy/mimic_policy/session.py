@@ -13,8 +13,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mimic_policy.checkpoint import (
     flatten_state,
     latest_checkpoint,
@@ -40,11 +38,7 @@ class TrainingSession:
 
     def _restart_envs(self) -> None:
         """Restart every environment from a seed derived from the iteration (see module doc)."""
-        t = self.trainer
-        obs, _ = t.envs.reset(seed=int(self.config.seed) + 7919 * t.iteration)
-        t.obs = torch.as_tensor(obs, dtype=torch.float32)
-        t._episode_return[:] = 0.0
-        t._episode_length[:] = 0
+        self.trainer.reset_envs(int(self.config.seed) + 7919 * self.trainer.iteration)
 
     def iterate(self) -> dict[str, float]:
         stats = self.trainer.iterate()

@@ -23,18 +23,16 @@ class RolloutStorage:
         self.dones = torch.zeros(num_steps, num_envs)  # episode ended after this step (either way)
         self.advantages = torch.zeros(num_steps, num_envs)
         self.returns = torch.zeros(num_steps, num_envs)
-        self.step = 0
 
     @property
     def num_steps(self) -> int:
         return self.obs.shape[0]
 
-    def add(self, obs: torch.Tensor, actions: torch.Tensor, log_probs: torch.Tensor, values: torch.Tensor,
-            rewards: torch.Tensor, dones: torch.Tensor) -> None:
-        t = self.step
-        self.obs[t], self.actions[t], self.log_probs[t], self.values[t] = obs, actions, log_probs, values
-        self.rewards[t], self.dones[t] = rewards, dones
-        self.step += 1
+    def fill(self, obs: torch.Tensor, actions: torch.Tensor, log_probs: torch.Tensor, values: torch.Tensor,
+             rewards: torch.Tensor, dones: torch.Tensor) -> None:
+        """A whole rollout, every argument shaped (num_steps, num_envs, ...)."""
+        self.obs[:], self.actions[:], self.log_probs[:], self.values[:] = obs, actions, log_probs, values
+        self.rewards[:], self.dones[:] = rewards, dones
 
     def compute_returns(self, last_values: torch.Tensor, gamma: float, lam: float) -> None:
         advantage = torch.zeros_like(last_values)
@@ -59,5 +57,3 @@ class RolloutStorage:
             index = order[i * size : (i + 1) * size]
             yield {k: v[index] for k, v in flat.items()}
 
-    def clear(self) -> None:
-        self.step = 0

@@ -31,6 +31,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 10
     keep_checkpoints: int = 3
+    residual_actions: bool = True
+    """Actions are offsets from the reference pose (see ``ImitationConfig.residual_actions``)."""
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
 
 
@@ -41,7 +43,7 @@ def make_envs(config: TrainConfig):
     from mimic_sim.envs.imitation_vector import ImitationVectorEnv
 
     make = functools.partial(ImitationVectorEnv, clip=config.clip, character=config.character,
-                             backend=config.backend)
+                             backend=config.backend, residual_actions=config.residual_actions)
     return WorkerVectorEnv(make, config.num_envs, config.num_workers)
 
 
@@ -54,7 +56,7 @@ def describe(config: TrainConfig, envs) -> tuple[dict, dict]:
     space = envs.single_action_space
     description = character_meta(load_character(config.character), action_lower=space.low, action_upper=space.high)
     meta = {"clip": config.clip, "clip_file": str(resolve_clip(config.clip)), "backend": config.backend,
-            "control_hz": 30.0, **description}
+            "control_hz": 30.0, "residual_actions": config.residual_actions, **description}
     return meta, {k: description[k] for k in ("character", "joint_names", "observation_size")}
 
 
@@ -82,6 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--minibatches", type=int, default=ppo.minibatches)
     parser.add_argument("--init-log-std", type=float, default=ppo.init_log_std,
                         help="initial log std of the policy's PD-target noise, in radians")
+    parser.add_argument("--absolute-actions", action="store_true",
+                        help="actions are the PD targets themselves, not offsets from the reference pose")
     parser.add_argument("--hidden", default=",".join(map(str, ppo.hidden)), help="hidden layer sizes, e.g. 1024,512")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="iterations")
     parser.add_argument("--run-dir", type=Path, default=None, help="default: runs/<clip>_<UTC time>")
@@ -102,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig(clip=args.clip, character=args.character, backend=args.backend, num_envs=args.envs,
                              num_workers=args.workers,
                              total_samples=int(args.samples or TrainConfig.total_samples), seed=args.seed,
-                             checkpoint_every=args.checkpoint_every, ppo=ppo)
+                             checkpoint_every=args.checkpoint_every, residual_actions=not args.absolute_actions,
+                             ppo=ppo)
         run_dir = args.run_dir or Path("runs") / f"{args.clip}_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
         if run_dir.exists() and any(run_dir.iterdir()):
             raise FileExistsError(f"run folder {run_dir} is not empty; use --resume {run_dir} to continue it")
@@ -114,20 +119,12 @@ def run(args: argparse.Namespace) -> int:
 def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> int:
     from tqdm import tqdm
 
-    from mimic_policy.checkpoint import character_meta
     from mimic_policy.logs import TrainingLog
     from mimic_policy.runner import Trainer
     from mimic_policy.session import TrainingSession
-    from mimic_sim.character import load_character
-    from mimic_sim.deepmimic_format import resolve_clip
 
     envs = make_envs(config)
-    character = load_character(config.character)
-    space = envs.single_action_space
-    description = character_meta(character, action_lower=space.low, action_upper=space.high)
-    meta = {"clip": config.clip, "clip_file": str(resolve_clip(config.clip)), "backend": config.backend,
-            "control_hz": 30.0, **description}
-    expect = {k: description[k] for k in ("character", "joint_names", "observation_size")}
+    meta, expect = describe(config, envs)
     session = TrainingSession(Trainer(envs, config.ppo, seed=config.seed), config, run_dir, meta=meta, expect=expect)
     if resume:
         session.restore_latest()

@@ -24,6 +24,9 @@ from multiprocessing.connection import Connection
 import gymnasium as gym
 import numpy as np
 
+from mimic_policy.networks import ActorCritic
+from mimic_policy.rollout import Rollout
+
 MakeBlock = Callable[[int], gym.vector.VectorEnv]
 """Builds a vector environment of a given number of environments (same-step autoreset)."""
 
@@ -51,19 +54,29 @@ def _array_infos(infos: dict, count: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _worker(connection: Connection, make_block: MakeBlock, count: int) -> None:
+def _worker(connection: Connection, make_block: MakeBlock, count: int, first: int) -> None:
     import torch
+
+    from mimic_policy.rollout import collect_rollout, policy_copy
 
     torch.set_num_threads(1)
     envs = make_block(count)
+    obs, model = None, None
     try:
         while True:
             command, payload = connection.recv()
             if command == "reset":
-                connection.send(envs.reset(seed=payload)[0])
+                obs = envs.reset(seed=payload)[0]
+                connection.send(obs)
             elif command == "step":
                 obs, rewards, terminated, truncated, infos = envs.step(payload)
                 connection.send((obs, rewards, terminated, truncated, _array_infos(infos, count)))
+            elif command == "rollout":
+                spec, state, steps, seed = payload
+                model = policy_copy(spec, state, model)
+                rollout = collect_rollout(envs, obs, model, steps, torch.Generator().manual_seed(seed + first))
+                obs = rollout.last_obs
+                connection.send(rollout)
             elif command == "close":
                 break
     except Exception:  # report, do not hang the trainer
@@ -101,9 +114,9 @@ class WorkerVectorEnv:
         context = mp.get_context("spawn")
         self.connections: list[Connection] = []
         self.processes = []
-        for count in self.counts:
+        for count, block in zip(self.counts, self.blocks, strict=True):
             parent, child = context.Pipe()
-            process = context.Process(target=_worker, args=(child, make_block, count), daemon=True)
+            process = context.Process(target=_worker, args=(child, make_block, count, int(block[0])), daemon=True)
             process.start()
             child.close()
             self.connections.append(parent)
@@ -128,6 +141,15 @@ class WorkerVectorEnv:
         obs, rewards, terminated, truncated = (np.concatenate([r[k] for r in replies]) for k in range(4))
         infos = _concatenate([r[4] for r in replies], self.counts)
         return obs, rewards.astype(np.float64), terminated, truncated, infos
+
+    def rollout(self, model: ActorCritic, steps: int, seed: int) -> Rollout:
+        """Every worker acts ``steps`` times in its block with a copy of ``model``'s policy
+        (environment ``i`` continuing its episode; worker noise streams seeded ``seed`` plus
+        the index of its first environment)."""
+        state = model.policy_state()
+        for connection in self.connections:
+            connection.send(("rollout", (model.spec, state, steps, seed)))
+        return Rollout.concatenate([self._receive(c) for c in self.connections])
 
     def close(self) -> None:
         for connection in self.connections:

@@ -50,6 +50,11 @@ class ImitationConfig:
     """Reference state initialization: start each episode at a uniform random clip time."""
     early_termination: bool = True
     """End the episode when a body not listed in ``ground_contact_allowed`` touches the ground."""
+    residual_actions: bool = True
+    """Actions are offsets from the reference pose at the end of the control period (PD target =
+    reference angle + action), so an untrained policy already plays the clip open loop and
+    learning only has to find the feedback; False: actions are the PD targets themselves
+    (DeepMimic's original parameterization)."""
 
 
 def default_config() -> ImitationConfig:
@@ -73,7 +78,11 @@ class ImitationEnv(gym.Env):
         self._root = int(np.flatnonzero(self._parents < 0)[0])
         self._effectors = c.body_index(c.end_effectors)
         self._forbidden = np.array([b not in c.ground_contact_allowed for b in c.tracked_bodies])
-        self.action_space = gym.spaces.Box(c.joint_lower.astype(np.float32), c.joint_upper.astype(np.float32))
+        if cfg.residual_actions:  # any offset that can reach the whole joint range from the reference
+            span = (c.joint_upper - c.joint_lower).astype(np.float32)
+            self.action_space = gym.spaces.Box(-span, span)
+        else:
+            self.action_space = gym.spaces.Box(c.joint_lower.astype(np.float32), c.joint_upper.astype(np.float32))
         n = observation_size(len(c.tracked_bodies))
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
         self.sim_config = self.backend.config  # with the backend's physics rate filled in
@@ -117,7 +126,7 @@ class ImitationEnv(gym.Env):
         is most of a step's cost).  ``step`` is this with one environment."""
         first = envs[0]
         for env, action in zip(envs, actions, strict=True):
-            env.backend.step(np.asarray(action, dtype=float))
+            env.backend.step(env.pd_targets(action))
             env._time += env._dt
             env._steps += 1
         times = np.array([env._time for env in envs])
@@ -179,7 +188,17 @@ class ImitationEnv(gym.Env):
     def _observation(self, sim) -> np.ndarray:
         return build_observation(sim, self._root, self.reference.phase(self._time)).astype(np.float32)
 
-    def reference_action(self, time: float | None = None) -> np.ndarray:
-        """PD targets equal to the reference pose (a baseline policy; falls without feedback)."""
-        qpos = self._reference_at(self._time if time is None else time)[0]
+    def pd_targets(self, action: np.ndarray) -> np.ndarray:
+        """The PD targets an action commands for the coming control period."""
+        action = np.asarray(action, dtype=float)
+        if not self.config.residual_actions:
+            return action
+        return self._reference_at(self._time + self._dt)[0][7:] + action
+
+    def reference_action(self) -> np.ndarray:
+        """The action whose PD targets are the reference pose at the end of the control period
+        (a baseline policy: it plays the clip open loop, and falls without feedback)."""
+        if self.config.residual_actions:
+            return np.zeros(self.action_space.shape, np.float32)
+        qpos = self._reference_at(self._time + self._dt)[0]
         return np.clip(qpos[7:], self.action_space.low, self.action_space.high).astype(np.float32)
