@@ -25,15 +25,26 @@ def env(request):
 def test_passes_gymnasium_check_env():
     env = ImitationEnv()
     check_env(env, skip_render_check=True)
-    assert env.observation_space.shape == (197,)  # DeepMimic's state size for the humanoid
+    assert env.observation_space.shape == (302,)  # DeepMimic's 197 and the reference pose (15 bodies x 7)
+    assert ImitationEnv(target_observation=False).observation_space.shape == (197,)  # DeepMimic's state size
     assert env.action_space.shape == (28,)
     env.close()
 
 
 def test_observation_layout_matches_the_vector(env):
-    layout = observation_layout(env.character.tracked_bodies)
+    layout = observation_layout(env.character.tracked_bodies, target=True)
     name, start, length = layout[-1]
-    assert start + length == env.observation_space.shape[0] and name == "body_ang_vel"
+    assert start + length == env.observation_space.shape[0] and name == "target_body_quat"
+    # The target blocks at t hold the reference pose of t + 1/30 s: the body blocks of the
+    # reference state at that time, up to the root's motion over the step.
+    def blocks(time: float) -> dict[str, np.ndarray]:
+        obs, _ = env.reset(options={"start_time": time})
+        return {n: obs[s : s + k].reshape(-1, 4 if n.endswith("quat") else 3) for n, s, k in layout[2:]}
+
+    now, later = blocks(0.5), blocks(0.5 + 1 / 30)
+    assert np.abs(now["target_body_quat"] - later["body_quat"]).max() < 0.02  # heading turns a little
+    shift = now["target_body_pos"] - later["body_pos"]  # the root's displacement, the same for every body
+    assert 0.01 < np.linalg.norm(shift[0]) < 0.1 and np.abs(shift - shift[0]).max() < 0.01
 
 
 def _features(env: ImitationEnv, states: BodyStates):

@@ -259,17 +259,18 @@ def _np_restore(value: Any) -> Any:
 
 
 def character_meta(character: Any, body_names: list[str] | None = None, action_lower: Any = None,
-                   action_upper: Any = None) -> dict:
+                   action_upper: Any = None, target_observation: bool = False) -> dict:
     """The meta entries that tie a checkpoint to one character: name, joint order, observation and action layouts.
 
     ``character`` is a :class:`mimic_sim.character.Character`; ``body_names`` the
     tracked bodies the observation is built from (default: the character's);
-    action bounds default to the joint limits.
+    action bounds default to the joint limits; ``target_observation``: the observation
+    ends with the reference pose (:mod:`mimic_sim.observation`).
     """
     from mimic_sim.observation import observation_layout  # imports MuJoCo; only the trainer needs it
 
     bodies = list(body_names if body_names is not None else character.tracked_bodies)
-    layout = [[name, start, length] for name, start, length in observation_layout(bodies)]
+    layout = [[name, start, length] for name, start, length in observation_layout(bodies, target_observation)]
     joints = list(character.joint_names)
     lower = character.joint_lower if action_lower is None else action_lower
     upper = character.joint_upper if action_upper is None else action_upper

@@ -51,7 +51,8 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
     from mimic_sim.envs.imitation import ImitationEnv
 
     env = ImitationEnv(clip=meta["clip_file"], character=meta["character"], backend=meta.get("backend", "mujoco"),
-                       residual_actions=bool(meta.get("residual_actions", False)), episode_seconds=seconds,
+                       residual_actions=bool(meta.get("residual_actions", False)),
+                       target_observation=bool(meta.get("target_observation", False)), episode_seconds=seconds,
                        render_mode="rgb_array" if video else None)
     if env.character.joint_names != meta["joint_names"]:
         raise ValueError(f"checkpoint joints {meta['joint_names']} do not match character '{meta['character']}'")

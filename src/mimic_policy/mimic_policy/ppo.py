@@ -20,12 +20,17 @@ from mimic_policy.storage import RolloutStorage
 @dataclass
 class PPOConfig:
     learning_rate: float = 1e-4
-    """Adam step size (DeepMimic used SGD with momentum; Adam needs far less tuning)."""
-    num_steps: int = 512
+    """Initial Adam step size (DeepMimic used SGD with momentum; Adam needs far less tuning)."""
+    desired_kl: float | None = 0.01
+    """Adapt the step size after every minibatch to keep the policy's KL change near this
+    (divided by 1.5 above twice it, multiplied by 1.5 under half, within [1e-5, 1e-2],
+    as rsl_rl does); None keeps ``learning_rate``."""
+    num_steps: int = 256
     """Steps per environment per iteration (samples per iteration = num_steps * num_envs)."""
-    epochs: int = 5
-    """Passes over the batch per iteration."""
-    minibatches: int = 4
+    epochs: int = 2
+    """Passes over the batch per iteration (DeepMimic: 1; each pass costs as much as the
+    environments' steps on 2 cores, see docs/benchmarks.md)."""
+    minibatches: int = 8
     """Minibatches per pass."""
     gamma: float = 0.95
     """Discount (DeepMimic's value)."""
@@ -41,8 +46,9 @@ class PPOConfig:
     max_grad_norm: float = 1.0
     hidden: tuple[int, ...] = (1024, 512)
     """Hidden layer sizes of the policy and value networks (DeepMimic: 1024, 512)."""
-    init_log_std: float = -1.0
-    """Initial log std of the Gaussian policy, in radians of PD target (std 0.37)."""
+    init_log_std: float = -2.3
+    """Initial log std of the Gaussian policy, in radians of PD target (std 0.1; DeepMimic
+    explored with 0.05 of its normalized action range)."""
 
 
 def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, storage: RolloutStorage, config: PPOConfig,
@@ -77,10 +83,23 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, storage: Ro
             optimizer.step()
 
             with torch.no_grad():
+                approx_kl = ((ratio - 1) - log_ratio).mean().item()
                 stats["policy_loss"] += policy_loss.item()
                 stats["value_loss"] += value_loss.item()
                 stats["entropy"] += entropy.item()
-                stats["approx_kl"] += ((ratio - 1) - log_ratio).mean().item()
+                stats["approx_kl"] += approx_kl
                 stats["clip_fraction"] += ((ratio - 1).abs() > config.clip).float().mean().item()
+            if config.desired_kl is not None:
+                _adapt_learning_rate(optimizer, approx_kl, config.desired_kl)
             updates += 1
-    return {k: v / updates for k, v in stats.items()}
+    out = {k: v / updates for k, v in stats.items()}
+    out["learning_rate"] = optimizer.param_groups[0]["lr"]
+    return out
+
+
+def _adapt_learning_rate(optimizer: torch.optim.Optimizer, kl: float, desired: float) -> None:
+    for group in optimizer.param_groups:
+        if kl > 2.0 * desired:
+            group["lr"] = max(group["lr"] / 1.5, 1e-5)
+        elif kl < 0.5 * desired:
+            group["lr"] = min(group["lr"] * 1.5, 1e-2)

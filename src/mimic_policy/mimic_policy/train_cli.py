@@ -25,7 +25,7 @@ class TrainConfig:
     clip: str = "walk"
     character: str = "humanoid"
     backend: str = "mujoco"
-    num_envs: int = 16
+    num_envs: int = 32
     num_workers: int = 2
     total_samples: int = 10_000_000
     seed: int = 0
@@ -33,6 +33,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     residual_actions: bool = True
     """Actions are offsets from the reference pose (see ``ImitationConfig.residual_actions``)."""
+    target_observation: bool = True
+    """The observation includes the reference pose (see ``ImitationConfig.target_observation``)."""
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
 
 
@@ -43,7 +45,8 @@ def make_envs(config: TrainConfig):
     from mimic_sim.envs.imitation_vector import ImitationVectorEnv
 
     make = functools.partial(ImitationVectorEnv, clip=config.clip, character=config.character,
-                             backend=config.backend, residual_actions=config.residual_actions)
+                             backend=config.backend, residual_actions=config.residual_actions,
+                             target_observation=config.target_observation)
     return WorkerVectorEnv(make, config.num_envs, config.num_workers)
 
 
@@ -54,9 +57,11 @@ def describe(config: TrainConfig, envs) -> tuple[dict, dict]:
     from mimic_sim.deepmimic_format import resolve_clip
 
     space = envs.single_action_space
-    description = character_meta(load_character(config.character), action_lower=space.low, action_upper=space.high)
+    description = character_meta(load_character(config.character), action_lower=space.low, action_upper=space.high,
+                                 target_observation=config.target_observation)
     meta = {"clip": config.clip, "clip_file": str(resolve_clip(config.clip)), "backend": config.backend,
-            "control_hz": 30.0, "residual_actions": config.residual_actions, **description}
+            "control_hz": 30.0, "residual_actions": config.residual_actions,
+            "target_observation": config.target_observation, **description}
     return meta, {k: description[k] for k in ("character", "joint_names", "observation_size")}
 
 
@@ -86,6 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="initial log std of the policy's PD-target noise, in radians")
     parser.add_argument("--absolute-actions", action="store_true",
                         help="actions are the PD targets themselves, not offsets from the reference pose")
+    parser.add_argument("--phase-only-observation", action="store_true",
+                        help="DeepMimic's observation: no reference pose in it")
     parser.add_argument("--hidden", default=",".join(map(str, ppo.hidden)), help="hidden layer sizes, e.g. 1024,512")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="iterations")
     parser.add_argument("--run-dir", type=Path, default=None, help="default: runs/<clip>_<UTC time>")
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
                              num_workers=args.workers,
                              total_samples=int(args.samples or TrainConfig.total_samples), seed=args.seed,
                              checkpoint_every=args.checkpoint_every, residual_actions=not args.absolute_actions,
+                             target_observation=not args.phase_only_observation,
                              ppo=ppo)
         run_dir = args.run_dir or Path("runs") / f"{args.clip}_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
         if run_dir.exists() and any(run_dir.iterdir()):

@@ -8,9 +8,18 @@ Layout (``observation_size(B) = 2 + 13 B`` for B tracked bodies; 197 for the hum
      body linear velocities (B x 3),
      body angular velocities (B x 3)]
 
+and, with a target (``observation_size(B, target=True) = 2 + 20 B``; 302), the
+reference pose the character should reach at the end of the control period:
+
+     target body positions relative to the (simulated) root (B x 3),
+     target body rotations (B x 4)
+
 everything but the height expressed in the character's heading frame: the root's
 position with the world rotated so that the root faces +x.  The policy so sees the
-same state wherever and whichever way the character walks.
+same state wherever and whichever way the character walks.  DeepMimic gave the
+policy only the phase, so it had to learn the whole clip as a function of phase;
+the target (as later motion trackers do) tells it where to go and leaves it to learn
+how, which learns faster.
 """
 
 from __future__ import annotations
@@ -22,15 +31,17 @@ from mimic_sim.backends.base import BodyStates
 from mimic_sim.reward import heading_rotation
 
 
-def observation_size(num_bodies: int) -> int:
-    return 2 + 13 * num_bodies
+def observation_size(num_bodies: int, target: bool = False) -> int:
+    return 2 + (20 if target else 13) * num_bodies
 
 
-def observation_layout(body_names: list[str]) -> list[tuple[str, int, int]]:
+def observation_layout(body_names: list[str], target: bool = False) -> list[tuple[str, int, int]]:
     """(name, start, length) of each block, for checkpoints and the policy node."""
     n = len(body_names)
     blocks = [("phase", 1), ("root_height", 1), ("body_pos", 3 * n), ("body_quat", 4 * n),
               ("body_lin_vel", 3 * n), ("body_ang_vel", 3 * n)]
+    if target:
+        blocks += [("target_body_pos", 3 * n), ("target_body_quat", 4 * n)]
     out, start = [], 0
     for name, length in blocks:
         out.append((name, start, length))
@@ -38,24 +49,31 @@ def observation_layout(body_names: list[str]) -> list[tuple[str, int, int]]:
     return out
 
 
-def build_observation(states: BodyStates, root: int, phase: float | np.ndarray) -> np.ndarray:
-    """The observation of one character, or of a batch (``states`` and ``phase`` with a leading axis)."""
+def build_observation(states: BodyStates, root: int, phase: float | np.ndarray,
+                      target: BodyStates | None = None) -> np.ndarray:
+    """The observation of one character, or of a batch (``states``, ``phase`` and ``target``
+    with a leading axis); ``target``: the reference pose to append (see the module doc)."""
     heading = heading_rotation(states.rotmat[..., root, :, :])
     n = states.pos.shape[-2]
     batch = states.pos.shape[:-2]
-    vectors = np.concatenate([states.pos - states.pos[..., root, None, :], states.lin_vel, states.ang_vel], axis=-2)
-    vectors = np.einsum("...ij,...vj->...vi", heading, vectors)
+    root_pos = states.pos[..., root, None, :]
+    blocks = [states.pos - root_pos, states.lin_vel, states.ang_vel]
+    if target is not None:
+        blocks.append(target.pos - root_pos)
+    vectors = np.einsum("...ij,...vj->...vi", heading, np.concatenate(blocks, axis=-2))
     # heading quaternion^-1 * body quaternion; the heading is a yaw h with cos h = heading[0, 0]
     cos, sin = heading[..., 0, 0], heading[..., 0, 1]
     half_cos = np.sqrt(np.clip(0.5 * (1.0 + cos), 0.0, 1.0))
     half_sin = np.copysign(np.sqrt(np.clip(0.5 * (1.0 - cos), 0.0, 1.0)), sin)
     zero = np.zeros_like(cos)
-    yaw_inv = np.stack([half_cos, zero, zero, -half_sin], axis=-1)
-    quat = rot.quat_positive(rot.quat_mul(yaw_inv[..., None, :], states.quat))
-    out = np.empty((*batch, 2 + 13 * n))
+    yaw_inv = np.stack([half_cos, zero, zero, -half_sin], axis=-1)[..., None, :]
+    out = np.empty((*batch, observation_size(n, target is not None)))
     out[..., 0] = phase
     out[..., 1] = states.pos[..., root, 2]
     out[..., 2 : 2 + 3 * n] = vectors[..., :n, :].reshape(*batch, 3 * n)
-    out[..., 2 + 3 * n : 2 + 7 * n] = quat.reshape(*batch, 4 * n)
-    out[..., 2 + 7 * n :] = vectors[..., n:, :].reshape(*batch, 6 * n)
+    out[..., 2 + 3 * n : 2 + 7 * n] = rot.quat_positive(rot.quat_mul(yaw_inv, states.quat)).reshape(*batch, 4 * n)
+    out[..., 2 + 7 * n : 2 + 13 * n] = vectors[..., n : 3 * n, :].reshape(*batch, 6 * n)
+    if target is not None:
+        out[..., 2 + 13 * n : 2 + 16 * n] = vectors[..., 3 * n :, :].reshape(*batch, 3 * n)
+        out[..., 2 + 16 * n :] = rot.quat_positive(rot.quat_mul(yaw_inv, target.quat)).reshape(*batch, 4 * n)
     return out

@@ -50,6 +50,9 @@ class ImitationConfig:
     """Reference state initialization: start each episode at a uniform random clip time."""
     early_termination: bool = True
     """End the episode when a body not listed in ``ground_contact_allowed`` touches the ground."""
+    target_observation: bool = True
+    """Append the reference pose of the end of the control period to the observation
+    (:mod:`mimic_sim.observation`); False: DeepMimic's observation (phase only)."""
     residual_actions: bool = True
     """Actions are offsets from the reference pose at the end of the control period (PD target =
     reference angle + action), so an untrained policy already plays the clip open loop and
@@ -83,7 +86,7 @@ class ImitationEnv(gym.Env):
             self.action_space = gym.spaces.Box(-span, span)
         else:
             self.action_space = gym.spaces.Box(c.joint_lower.astype(np.float32), c.joint_upper.astype(np.float32))
-        n = observation_size(len(c.tracked_bodies))
+        n = observation_size(len(c.tracked_bodies), cfg.target_observation)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
         self.sim_config = self.backend.config  # with the backend's physics rate filled in
         self._dt = cfg.sim.control_dt
@@ -93,7 +96,7 @@ class ImitationEnv(gym.Env):
         self._max_steps = round(cfg.episode_seconds * cfg.sim.control_hz)
         self._renderer = None
         self._ticks_per_second = self.sim_config.physics_hz
-        self._ref_cache: dict[int, tuple[np.ndarray, np.ndarray, TrackingFeatures]] = {}
+        self._ref_cache: dict[int, tuple[np.ndarray, np.ndarray, TrackingFeatures, BodyStates]] = {}
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -108,7 +111,7 @@ class ImitationEnv(gym.Env):
             self._start = 0.0
         self._time = self._start
         self._steps = 0
-        qpos, qvel, _ = self._reference_at(self._time)
+        qpos, qvel = self._reference_at(self._time)[:2]
         self.backend.reset(qpos, qvel)
         sim = self.backend.body_states()
         return self._observation(sim), {"time": self._time, "phase": self.reference.phase(self._time)}
@@ -143,8 +146,11 @@ class ImitationEnv(gym.Env):
         steps = np.array([env._steps for env in envs])
         truncated = ~terminated & ((steps >= first._max_steps) | clip_over)
         phases = np.array([first.reference.phase(t) for t in times])
+        target = None
+        if first.config.target_observation:
+            target = BodyStates.stack([env._reference_at(env._time + env._dt)[3] for env in envs])
         with np.errstate(invalid="ignore"):
-            obs = build_observation(sim, first._root, phases).astype(np.float32)
+            obs = build_observation(sim, first._root, phases, target).astype(np.float32)
         obs[~finite] = 0.0
         info = {f"reward_{k}": v for k, v in terms.items()}
         info.update(time=times, phase=phases, fell=fell)
@@ -172,21 +178,22 @@ class ImitationEnv(gym.Env):
     def time(self) -> float:
         return self._time
 
-    def _reference_at(self, time: float) -> tuple[np.ndarray, np.ndarray, TrackingFeatures]:
-        """Reference (qpos, qvel, reward features) at a time, memoized on the physics-step grid."""
+    def _reference_at(self, time: float) -> tuple[np.ndarray, np.ndarray, TrackingFeatures, BodyStates]:
+        """Reference (qpos, qvel, reward features, body states) at a time, memoized on the physics-step grid."""
         tick = round(time * self._ticks_per_second)
         on_grid = abs(time * self._ticks_per_second - tick) < 1e-6
         if on_grid and tick in self._ref_cache:
             return self._ref_cache[tick]
         qpos, qvel = self.reference.state(time)
         states = self.backend.kinematics(qpos, qvel)
-        entry = (qpos, qvel, tracking_features(states, self._parents, self._effectors))
+        entry = (qpos, qvel, tracking_features(states, self._parents, self._effectors), states)
         if on_grid:
             self._ref_cache[tick] = entry
         return entry
 
-    def _observation(self, sim) -> np.ndarray:
-        return build_observation(sim, self._root, self.reference.phase(self._time)).astype(np.float32)
+    def _observation(self, sim: BodyStates) -> np.ndarray:
+        target = self._reference_at(self._time + self._dt)[3] if self.config.target_observation else None
+        return build_observation(sim, self._root, self.reference.phase(self._time), target).astype(np.float32)
 
     def pd_targets(self, action: np.ndarray) -> np.ndarray:
         """The PD targets an action commands for the coming control period."""
