@@ -67,10 +67,14 @@ class Trainer:
         self.model = ActorCritic(obs_size, action_size, config.hidden, config.init_log_std, action_offset)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.storage = RolloutStorage(config.num_steps, self.num_envs, obs_size, action_size)
-        obs, _ = self.envs.reset(seed=seed)
-        # First normalization statistics from the start states (a spread of reference states),
-        # so the first rollout's inputs are already on the scale later ones will be.
-        self.model.normalizer.update(torch.as_tensor(obs))
+        self.envs.reset(seed=seed)
+        # First normalization statistics from one rollout of the untrained policy, which is not
+        # learned from: the first update then sees inputs on the scale later ones have (with
+        # only the start states' statistics, inputs that barely vary there reached the clip
+        # and the first update changed the policy by a KL of 17).
+        warmup = self.envs.rollout(self.model, config.num_steps, int(torch.randint(0, 2**31 - 1, (1,),
+                                                                                   generator=self.generator)))
+        self.model.normalizer.update(torch.as_tensor(warmup.obs))
         self._episode_return = np.zeros(self.num_envs)
         self._episode_length = np.zeros(self.num_envs, dtype=int)
         self.stats = EpisodeStats()

@@ -45,7 +45,7 @@ class TrainerNode(Node):
                                          "iterations between checkpoints")),
             ppo=PPOConfig(
                 num_steps=int(declare(self, "steps_per_env", ppo.num_steps, "steps per environment per iteration")),
-                learning_rate=float(declare(self, "learning_rate", ppo.learning_rate, "initial Adam step size")),
+                learning_rate=float(declare(self, "learning_rate", ppo.learning_rate, "Adam step size")),
                 epochs=int(declare(self, "epochs", ppo.epochs, "PPO passes per iteration")),
                 minibatches=int(declare(self, "minibatches", ppo.minibatches, "minibatches per pass")),
                 hidden=tuple(int(h) for h in declare(self, "hidden", list(ppo.hidden), "hidden layer sizes")),
