@@ -117,9 +117,10 @@ def predict_qdot_next(
 
 
 def clamp_targets(targets: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """PD targets limited to the joint range; non-finite targets are an error."""
+    """PD targets (one per joint, or rows of them) limited to the joint range; non-finite
+    targets are an error."""
     targets = np.asarray(targets, dtype=float)
     if not np.all(np.isfinite(targets)):
-        bad = int(np.flatnonzero(~np.isfinite(targets))[0])
-        raise ValueError(f"PD target {bad} is not finite: {targets[bad]}")
+        bad = np.argwhere(~np.isfinite(targets))[0]
+        raise ValueError(f"PD target {int(bad[-1])} is not finite: {targets[tuple(bad)]}")
     return np.clip(targets, lower, upper)

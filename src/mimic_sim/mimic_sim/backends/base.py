@@ -87,6 +87,14 @@ class PhysicsBackend(ABC):
         """Hold PD targets (one per ``Character.joint_names``) for one control period."""
         self._step(clamp_targets(targets, self._lower, self._upper))
 
+    @classmethod
+    def step_many(cls, backends: list[PhysicsBackend], targets: np.ndarray) -> None:
+        """:meth:`step` for several characters (same character), one row of targets each,
+        with the targets checked and clamped at once."""
+        first = backends[0]
+        for backend, row in zip(backends, clamp_targets(targets, first._lower, first._upper), strict=True):
+            backend._step(row)
+
     @abstractmethod
     def _step(self, targets: np.ndarray) -> None: ...
 
@@ -97,6 +105,11 @@ class PhysicsBackend(ABC):
     @abstractmethod
     def body_states(self) -> BodyStates:
         """Tracked bodies of the simulated character."""
+
+    @classmethod
+    def body_states_of(cls, backends: list[PhysicsBackend]) -> BodyStates:
+        """Tracked bodies of several simulated characters (same character), as one batch."""
+        return BodyStates.stack([b.body_states() for b in backends])
 
     @abstractmethod
     def kinematics(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:

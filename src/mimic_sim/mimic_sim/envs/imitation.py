@@ -128,12 +128,14 @@ class ImitationEnv(gym.Env):
         reward, termination and observation as arrays over all of them (per-call numpy overhead
         is most of a step's cost).  ``step`` is this with one environment."""
         first = envs[0]
-        for env, action in zip(envs, actions, strict=True):
-            env.backend.step(env.pd_targets(action))
+        backends = [env.backend for env in envs]
+        targets = np.stack([env.pd_targets(action) for env, action in zip(envs, actions, strict=True)])
+        type(first.backend).step_many(backends, targets)
+        for env in envs:
             env._time += env._dt
             env._steps += 1
         times = np.array([env._time for env in envs])
-        sim = BodyStates.stack([env.backend.body_states() for env in envs])
+        sim = type(first.backend).body_states_of(backends)
         ref = TrackingFeatures.stack([env._reference_at(env._time)[2] for env in envs])
         rewards, terms = imitation_rewards(tracking_features(sim, first._parents, first._effectors), ref,
                                            first.config.reward)
