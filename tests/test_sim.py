@@ -22,7 +22,7 @@ from mimic_sim.deepmimic_format import DEEPMIMIC_JOINTS, load_deepmimic, resolve
 from mimic_sim.humanoid_urdf import source_urdf
 from mimic_sim.kinematics import PinocchioModel
 from mimic_sim.motion import MotionError
-from mimic_sim.pd import PDGains, pd_torque, predict_qdot_next
+from mimic_sim.pd import PASSIVE_DAMPING, PDGains, pd_torque, predict_qdot_next
 from mimic_sim.reference import ReferenceMotion
 
 BACKENDS = ["mujoco", "pybullet"]
@@ -249,8 +249,11 @@ def test_mujoco_realizes_the_pd_law(backends, humanoid):
                          humanoid.joint_upper - 0.3)
         qpos = np.concatenate([[0.0, 0.0, 3.0], rot.quat_normalize(rng.normal(size=4)), joints])
         qvel = rng.normal(size=6 + humanoid.num_joints)
-        # large errors on some joints (torque-limited drive), small on others
+        # large errors on some joints (saturated), small on others
         target = qpos[7:] + rng.uniform(-0.6, 0.6, humanoid.num_joints) * (trial + 1) / 5
+        motor = humanoid.kp * (target - qpos[7:]) - (1 - PASSIVE_DAMPING) * humanoid.kd * qvel[6:]
+        saturated = np.abs(motor) >= humanoid.torque_limit
+        assert trial < 2 or saturated.sum() >= 3  # the test covers the clamped branch of the law
         backend.reset(qpos, qvel)
         backend.step(target)
         mass, bias = pin.dynamics(qpos, qvel)
@@ -259,13 +262,21 @@ def test_mujoco_realizes_the_pd_law(backends, humanoid):
         assert np.abs(got - expected).max() < 1e-6 * (1 + np.abs(expected).max())
 
 
-def test_pd_torque_limits_bound_the_drive():
+def test_pd_torque_limit_bounds_the_motor_output():
     gains = PDGains(np.array([500.0, 500.0]), np.array([50.0, 50.0]), np.array([150.0, 150.0]))
     q, target, dt = np.zeros(2), np.array([1.0, 0.1]), 1 / 120
-    tau = pd_torque(gains, q, np.zeros(2), target, dt)
-    assert tau[0] == pytest.approx(150.0) and tau[1] == pytest.approx(50.0)
-    moving = pd_torque(gains, q, np.array([2.0, 0.0]), target, dt)
-    assert moving[0] == pytest.approx(150.0 - (50.0 + 500.0 * dt) * 2.0)
+    at_rest = pd_torque(gains, q, np.zeros(2), np.zeros(2), target, dt)
+    assert at_rest[0] == pytest.approx(150.0) and at_rest[1] == pytest.approx(50.0)
+    # joint 0 saturated: the limit minus the passive damping and the look-ahead on qdot_next;
+    # joint 1 unsaturated: spring minus all the damping and the look-ahead on qdot_next
+    qdot_next = np.array([4.0, 0.2])
+    moving = pd_torque(gains, q, np.array([4.0, 0.0]), qdot_next, target, dt)
+    assert moving[0] == pytest.approx(150.0 - (PASSIVE_DAMPING * 50.0 + 500.0 * dt) * 4.0)
+    assert moving[1] == pytest.approx(50.0 - (50.0 + 500.0 * dt) * 0.2)
+    # a joint far from its target keeps accelerating past tau_max / (kd + kp dt) = 2.8 rad/s
+    assert moving[0] > 0
+    # near the target the motor brakes
+    assert pd_torque(gains, np.array([0.99, 0.0]), np.array([4.0, 0.0]), qdot_next, target, dt)[0] < 0
 
 
 def test_mujoco_model_keeps_urdf_geometry(humanoid, backends):

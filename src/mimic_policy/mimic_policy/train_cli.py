@@ -86,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps-per-env", type=int, default=ppo.num_steps)
     parser.add_argument("--learning-rate", type=float, default=ppo.learning_rate)
     parser.add_argument("--epochs", type=int, default=ppo.epochs)
+    parser.add_argument("--gamma", type=float, default=ppo.gamma, help="discount")
     parser.add_argument("--minibatches", type=int, default=ppo.minibatches)
     parser.add_argument("--init-log-std", type=float, default=ppo.init_log_std,
                         help="initial log std of the policy's PD-target noise, in radians")
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             config.total_samples = int(args.samples)
     else:
         ppo = PPOConfig(num_steps=args.steps_per_env, learning_rate=args.learning_rate, epochs=args.epochs,
-                        minibatches=args.minibatches, init_log_std=args.init_log_std,
+                        minibatches=args.minibatches, init_log_std=args.init_log_std, gamma=args.gamma,
                         hidden=tuple(int(h) for h in args.hidden.split(",")))
         config = TrainConfig(clip=args.clip, character=args.character, backend=args.backend, num_envs=args.envs,
                              num_workers=args.workers,

@@ -15,7 +15,7 @@ import pinocchio
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates
 from mimic_sim.character import Character
-from mimic_sim.pd import PDGains, pd_drive
+from mimic_sim.pd import PDGains, pd_terms
 
 
 class PinocchioModel:
@@ -37,7 +37,6 @@ class PinocchioModel:
         # A copy whose armature carries the PD law's implicit damping (pd_qdot_next).
         self._pd_model = pinocchio.Model(self.model)
         self._pd_data = self._pd_model.createData()
-        self._pd_key: tuple | None = None
         self._tau = np.zeros(self.model.nv)
 
     def load(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
@@ -75,13 +74,11 @@ class PinocchioModel:
         (~13 us) instead of building and factoring the mass matrix; with ``planted``
         bodies held in place it is Pinocchio's constrained forward dynamics.
         """
-        key = (id(gains), dt)
-        if self._pd_key != key:
-            self._pd_model.armature[self.joint_v] = dt * gains.effective_damping(dt)
-            self._pd_key = key
+        drive, damping = pd_terms(gains, qpos[7:], qvel[6:], targets, dt)
+        self._pd_model.armature[self.joint_v] = dt * damping
         self.load(qpos, qvel)
         tau = self._tau
-        tau[self.joint_v] = pd_drive(gains, qpos[7:], targets) - gains.effective_damping(dt) * qvel[6:]
+        tau[self.joint_v] = drive - damping * qvel[6:]
         m, d = self._pd_model, self._pd_data
         if planted is not None and len(planted):
             jacobian = self.body_jacobians(planted)

@@ -1,32 +1,42 @@
 """The PD law: one definition, used by training, the sim node and the policy node.
 
 mimic drives every actuated joint with stable PD control (Tan, Liu and Turk 2011,
-as in DeepMimic), with the torque limit on the drive:
+as in DeepMimic).  The torque limit bounds the motor's PD output; a quarter of the
+damping is the joint's own (passive, never limited):
 
-    tau = clip(kp * (q_target - q) + kd * qdot_target, -tau_max, tau_max) - (kd + kp * dt) * qdot_next
+    u   = kp * (q_target - q) + kd * qdot_target - (1 - f) * kd * qdot     (at the step's start)
+    tau = kp * (q_target - q) + kd * qdot_target - (kd + kp * dt) * qdot_next       if |u| < tau_max
+    tau = sign(u) * tau_max                      - (f * kd + kp * dt) * qdot_next   otherwise
 
-``dt`` is the physics step and ``qdot_next`` the joint velocity at the end of the
-step (semi-implicit Euler: ``q_next = q + dt * qdot_next``), so the damping, and
-the spring's look-ahead ``kp * dt * qdot_next`` that makes the PD "stable", are
-integrated implicitly.  That keeps DeepMimic's high gains (kp = 1000 on a 14 kg
-chest, 400 on a 1 kg foot) stable while a 30 Hz policy holds its targets between
-physics steps.  ``qdot_next`` comes from the equations of motion
-``M qddot + bias = S^T tau`` with the PD torque on the right-hand side
-(:func:`predict_qdot_next`).
+with ``f = PASSIVE_DAMPING``, ``dt`` the physics step and ``qdot_next`` the joint
+velocity at the end of the step (semi-implicit Euler: ``q_next = q + dt * qdot_next``).
+The damping and the spring's look-ahead ``kp * dt * qdot_next`` that makes the PD
+"stable" are integrated implicitly, which keeps DeepMimic's high gains (kp = 1000 on
+a 14 kg chest, 400 on a 1 kg foot) stable at 120-240 Hz while a 30 Hz policy holds
+its targets.  ``qdot_next`` comes from the equations of motion ``M qddot + bias =
+S^T tau`` with the PD torque on the right-hand side (:func:`predict_qdot_next`).
+Unsaturated, the law is the same whatever ``f``.
 
-Why the limit bounds the drive and not the damping: DeepMimic clips the whole
-stable-PD torque and applies it explicitly.  With the humanoid's light feet
-(roll inertia ~1.5e-3 kg m^2) that is unstable at 120-240 Hz: a foot pressed on the
-ground saturates at 90 N m, and 90 N m applied for a whole step spins it to
-~500 rad/s (measured).  MuJoCo's own actuator clamp does the same.  With the limit
-on the drive, the damping stays implicit and every step is stable; the damping acts
-like a passive joint damper, which the torque limit does not bound.
+How much damping stays outside the limit was measured (open-loop walk playback):
+
+* all of it (the first version of this law): every joint's speed is capped at
+  ``tau_max / (kd + kp dt)``, knee 2.8 rad/s, ankle 2.1 rad/s, while a walk swings
+  the knee at ~6 rad/s; the character could not follow the clips, open loop or
+  trained (knee 0.77 rad behind after 0.2 s);
+* none, only the look-ahead (DeepMimic limits its whole stable-PD torque): MuJoCo
+  stays stable, but in PyBullet, whose contacts are solved after the torque is set,
+  a saturated ankle on a foot's edge gets no damping and spins to PyBullet's
+  100 rad/s clamp within a step; episodes ended after 4 steps;
+* a quarter: speeds up to ``tau_max / (kd / 4 + kp dt)`` (knee 9 rad/s, ankle
+  6.8 rad/s) and both backends as stable as with all of it.
 
 How each backend realizes it:
 
-* MuJoCo: natively.  Position actuators with gain ``kp`` and force range
-  ``tau_max`` carry the drive; joint damping ``kd + kp * dt`` is integrated
-  implicitly by the ``implicitfast`` integrator (contacts included).
+* MuJoCo: natively.  Position actuators with gain ``kp``, velocity bias
+  ``-(1 - f) kd`` and force range ``tau_max`` carry ``clip(u)``; joint damping
+  ``f kd + kp dt`` carries the rest.  The ``implicitfast`` integrator integrates the
+  actuators' velocity terms implicitly except where the force range clamps them, and
+  the joint damping always (contacts included), which is this law.
 * PyBullet: :func:`pd_torque` every physics step at the ``qdot_next`` that
   :meth:`mimic_sim.kinematics.PinocchioModel.pd_qdot_next` solves for with
   Pinocchio's dynamics of the same URDF (the solve of :func:`predict_qdot_next`,
@@ -39,6 +49,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+PASSIVE_DAMPING = 0.25
+"""Share of ``kd`` outside the torque limit (see the module doc for why a quarter)."""
+
 
 @dataclass(frozen=True)
 class PDGains:
@@ -48,24 +61,25 @@ class PDGains:
     kd: np.ndarray
     torque_limit: np.ndarray
 
-    def effective_damping(self, dt: float) -> np.ndarray:
-        """Damping on ``qdot_next``: kd plus the spring's share ``kp * dt``."""
-        return self.kd + self.kp * dt
 
-
-def pd_drive(gains: PDGains, q: np.ndarray, q_target: np.ndarray, qdot_target: np.ndarray | None = None
-             ) -> np.ndarray:
-    """The torque-limited drive ``clip(kp (q* - q) + kd qdot*)``."""
-    drive = gains.kp * (q_target - q)
+def pd_terms(gains: PDGains, q: np.ndarray, qdot: np.ndarray, q_target: np.ndarray, dt: float,
+             qdot_target: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The law at a state as ``tau = drive - damping * qdot_next``: (drive, damping) per joint."""
+    spring = gains.kp * (q_target - q)
     if qdot_target is not None:
-        drive += gains.kd * qdot_target
-    return np.clip(drive, -gains.torque_limit, gains.torque_limit)
+        spring = spring + gains.kd * qdot_target
+    output = spring - (1.0 - PASSIVE_DAMPING) * gains.kd * qdot
+    saturated = np.abs(output) >= gains.torque_limit
+    drive = np.where(saturated, np.sign(output) * gains.torque_limit, spring)
+    damping = gains.kp * dt + np.where(saturated, PASSIVE_DAMPING, 1.0) * gains.kd
+    return drive, damping
 
 
-def pd_torque(gains: PDGains, q: np.ndarray, qdot_next: np.ndarray, q_target: np.ndarray, dt: float,
-              qdot_target: np.ndarray | None = None) -> np.ndarray:
-    """The law evaluated for given joint positions and end-of-step velocities."""
-    return pd_drive(gains, q, q_target, qdot_target) - gains.effective_damping(dt) * qdot_next
+def pd_torque(gains: PDGains, q: np.ndarray, qdot: np.ndarray, qdot_next: np.ndarray, q_target: np.ndarray,
+              dt: float, qdot_target: np.ndarray | None = None) -> np.ndarray:
+    """The law evaluated for joint positions and velocities at the step's start and end-of-step velocities."""
+    drive, damping = pd_terms(gains, q, qdot, q_target, dt, qdot_target)
+    return drive - damping * qdot_next
 
 
 def predict_qdot_next(
@@ -86,18 +100,18 @@ def predict_qdot_next(
     the character's dynamics, ``qdot`` its full generalized velocity, and
     ``joint_dofs`` the velocity indices of the actuated joints (``q`` order).
     Substituting ``qdot_next = qdot + dt * qddot`` into the law gives
-    ``(M + dt * D) qddot = S^T (drive - D qdot) - bias`` with ``D = kd + kp dt`` on
-    the actuated diagonal.  ``contact_jacobian`` (k x nv) holds the bodies touching
+    ``(M + dt * D) qddot = S^T (drive - D qdot) - bias`` with ``(drive, D)`` of
+    :func:`pd_terms` (``D`` on the actuated diagonal).  ``contact_jacobian`` (k x nv) holds the bodies touching
     the ground in place over the step (``J qdot_next = 0``): without it a light foot
     on the ground is predicted to swing freely to its target, and its ankle torque
     comes out near zero.
     """
-    damping = gains.effective_damping(dt)
     q_dot_joints = qdot[joint_dofs]
+    drive, damping = pd_terms(gains, q, q_dot_joints, q_target, dt, qdot_target)
     system = mass_matrix.copy()
     system[joint_dofs, joint_dofs] += dt * damping
     rhs = -bias
-    rhs[joint_dofs] += pd_drive(gains, q, q_target, qdot_target) - damping * q_dot_joints
+    rhs[joint_dofs] += drive - damping * q_dot_joints
     if contact_jacobian is not None and len(contact_jacobian):
         k = contact_jacobian.shape[0]
         nv = system.shape[0]

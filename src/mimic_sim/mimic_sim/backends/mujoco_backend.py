@@ -8,7 +8,7 @@ import numpy as np
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates, PhysicsBackend, SimConfig
 from mimic_sim.character import Character
-from mimic_sim.pd import PDGains
+from mimic_sim.pd import PASSIVE_DAMPING
 
 FLOOR = "floor"
 
@@ -63,17 +63,18 @@ def build_model(character: Character, config: SimConfig) -> mujoco.MjModel:
     floor.contype, floor.conaffinity = 0 if not config.self_collision else 1, 1
     floor.rgba = [0.55, 0.6, 0.65, 1.0]
     spec.worldbody.add_light(pos=[0, 0, 4], dir=[0, 0, -1], castshadow=False)
-    # The PD law (mimic_sim.pd): drive kp (q* - q) clipped to the torque limit by the
-    # actuator, damping kd + kp dt as joint damping, which implicitfast integrates implicitly.
-    damping = PDGains(character.kp, character.kd, character.torque_limit).effective_damping(config.physics_dt)
+    # The PD law (mimic_sim.pd): kp (q* - q) - (1 - f) kd qdot clipped to the torque limit by
+    # the actuator, the passive share f kd and the stable-PD look-ahead kp dt as joint damping;
+    # implicitfast integrates the actuator's damping implicitly while it is not clamped, the
+    # joint damping always.
     for j, name in enumerate(character.joint_names):
-        spec.joint(name).damping = [damping[j], 0.0, 0.0]
+        spec.joint(name).damping = [PASSIVE_DAMPING * character.kd[j] + character.kp[j] * config.physics_dt, 0.0, 0.0]
         act = spec.add_actuator(name=name, target=name)
         act.trntype = mujoco.mjtTrn.mjTRN_JOINT
         act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
         act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
         act.gainprm[0] = character.kp[j]
-        act.biasprm[:3] = [0.0, -character.kp[j], 0.0]
+        act.biasprm[:3] = [0.0, -character.kp[j], -(1.0 - PASSIVE_DAMPING) * character.kd[j]]
         act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
         act.forcerange = [-character.torque_limit[j], character.torque_limit[j]]
         act.ctrllimited = mujoco.mjtLimited.mjLIMITED_FALSE

@@ -212,7 +212,7 @@ class PyBulletBackend(PhysicsBackend):
         for _ in range(self.config.substeps):
             qpos, qvel = body.get_state()
             qdot_next = pin.pd_qdot_next(self.gains, qpos, qvel, targets, dt, self._planted_feet())
-            tau = pd_torque(self.gains, qpos[7:], qdot_next, targets, dt)
+            tau = pd_torque(self.gains, qpos[7:], qvel[6:], qdot_next, targets, dt)
             pybullet.setJointMotorControlArray(body.id, body.joints, pybullet.TORQUE_CONTROL, forces=tau.tolist(),
                                                physicsClientId=body.client_id)
             pybullet.stepSimulation(physicsClientId=body.client_id)
