@@ -243,6 +243,7 @@ def test_mujoco_realizes_the_pd_law(backends, humanoid):
     pin = PinocchioModel(humanoid)
     gains = PDGains(humanoid.kp, humanoid.kd, humanoid.torque_limit)
     rng = np.random.default_rng(0)
+    saturated = 0
     for trial in range(5):
         # away from joint limits, whose constraints are not part of the law
         joints = np.clip(rng.uniform(-0.5, 0.5, humanoid.num_joints), humanoid.joint_lower + 0.3,
@@ -251,15 +252,18 @@ def test_mujoco_realizes_the_pd_law(backends, humanoid):
         qvel = rng.normal(size=6 + humanoid.num_joints)
         # large errors on some joints (saturated), small on others
         target = qpos[7:] + rng.uniform(-0.6, 0.6, humanoid.num_joints) * (trial + 1) / 5
-        motor = humanoid.kp * (target - qpos[7:]) - (1 - PASSIVE_DAMPING) * humanoid.kd * qvel[6:]
-        saturated = np.abs(motor) >= humanoid.torque_limit
-        assert trial < 2 or saturated.sum() >= 3  # the test covers the clamped branch of the law
+        velocity = rng.normal(size=humanoid.num_joints) if trial % 2 else None  # target velocities too
+        motor = (humanoid.kp * (target - qpos[7:]) + humanoid.kd * (0 if velocity is None else velocity)
+                 - (1 - PASSIVE_DAMPING) * humanoid.kd * qvel[6:])
+        saturated += int((np.abs(motor) >= humanoid.torque_limit).sum())
         backend.reset(qpos, qvel)
-        backend.step(target)
+        backend.step(target, velocity)
         mass, bias = pin.dynamics(qpos, qvel)
-        expected = predict_qdot_next(gains, mass, bias, pin.joint_v, qpos[7:], pin.v, target, config.physics_dt)
+        expected = predict_qdot_next(gains, mass, bias, pin.joint_v, qpos[7:], pin.v, target, config.physics_dt,
+                                     qdot_target=velocity)
         got = backend.get_state()[1][6:]
         assert np.abs(got - expected).max() < 1e-6 * (1 + np.abs(expected).max())
+    assert saturated >= 5  # the clamped branch of the law is covered
 
 
 def test_pd_torque_limit_bounds_the_motor_output():
@@ -299,12 +303,13 @@ def test_pinocchio_fast_path_equals_the_written_law(humanoid):
                                rng.uniform(-0.3, 0.3, humanoid.num_joints)])
         qvel = rng.normal(size=6 + humanoid.num_joints)
         target = qpos[7:] + rng.uniform(-0.8, 0.8, humanoid.num_joints)
-        for planted in (None, feet):
-            fast = pin.pd_qdot_next(gains, qpos, qvel, target, dt, planted)
+        velocity = rng.normal(size=humanoid.num_joints)
+        for planted, target_velocity in ((None, None), (feet, None), (feet, velocity)):
+            fast = pin.pd_qdot_next(gains, qpos, qvel, target, dt, planted, target_velocity)
             mass, bias = pin.dynamics(qpos, qvel)
             jacobian = pin.body_jacobians(planted) if planted is not None else None
             written = predict_qdot_next(gains, mass, bias, pin.joint_v, qpos[7:], pin.v, target, dt,
-                                        contact_jacobian=jacobian)
+                                        qdot_target=target_velocity, contact_jacobian=jacobian)
             assert np.abs(fast - written).max() < 1e-8
 
 

@@ -66,7 +66,7 @@ class PinocchioModel:
         return mass, pinocchio.nonLinearEffects(m, d, self.q, self.v)
 
     def pd_qdot_next(self, gains: PDGains, qpos: np.ndarray, qvel: np.ndarray, targets: np.ndarray, dt: float,
-                     planted: np.ndarray | None = None) -> np.ndarray:
+                     planted: np.ndarray | None = None, target_velocities: np.ndarray | None = None) -> np.ndarray:
         """End-of-step joint velocities under the PD law (:func:`mimic_sim.pd.predict_qdot_next`), fast.
 
         The implicit damping ``dt * D`` is the same matrix term as rotor inertia, so it is
@@ -74,7 +74,7 @@ class PinocchioModel:
         (~13 us) instead of building and factoring the mass matrix; with ``planted``
         bodies held in place it is Pinocchio's constrained forward dynamics.
         """
-        drive, damping = pd_terms(gains, qpos[7:], qvel[6:], targets, dt)
+        drive, damping = pd_terms(gains, qpos[7:], qvel[6:], targets, dt, target_velocities)
         self._pd_model.armature[self.joint_v] = dt * damping
         self.load(qpos, qvel)
         tau = self._tau

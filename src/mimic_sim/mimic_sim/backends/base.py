@@ -66,6 +66,16 @@ class BodyStates:
                             ("pos", "quat", "rotmat", "lin_vel", "ang_vel", "com")))
 
 
+def _checked_velocities(velocities: np.ndarray | None) -> np.ndarray | None:
+    if velocities is None:
+        return None
+    velocities = np.asarray(velocities, dtype=float)
+    if not np.all(np.isfinite(velocities)):
+        bad = np.argwhere(~np.isfinite(velocities))[0]
+        raise ValueError(f"PD target velocity {int(bad[-1])} is not finite: {velocities[tuple(bad)]}")
+    return velocities
+
+
 class PhysicsBackend(ABC):
     """A character in a physics engine, driven by stable-PD targets (see :mod:`mimic_sim.pd`)."""
 
@@ -83,20 +93,24 @@ class PhysicsBackend(ABC):
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """Put the character in a state (see ``Character`` for the coordinate layout)."""
 
-    def step(self, targets: np.ndarray) -> None:
-        """Hold PD targets (one per ``Character.joint_names``) for one control period."""
-        self._step(clamp_targets(targets, self._lower, self._upper))
+    def step(self, targets: np.ndarray, target_velocities: np.ndarray | None = None) -> None:
+        """Hold PD targets (one per ``Character.joint_names``), and target velocities
+        (default zero), for one control period."""
+        self._step(clamp_targets(targets, self._lower, self._upper), _checked_velocities(target_velocities))
 
     @classmethod
-    def step_many(cls, backends: list[PhysicsBackend], targets: np.ndarray) -> None:
+    def step_many(cls, backends: list[PhysicsBackend], targets: np.ndarray,
+                  target_velocities: np.ndarray | None = None) -> None:
         """:meth:`step` for several characters (same character), one row of targets each,
         with the targets checked and clamped at once."""
         first = backends[0]
-        for backend, row in zip(backends, clamp_targets(targets, first._lower, first._upper), strict=True):
-            backend._step(row)
+        targets = clamp_targets(targets, first._lower, first._upper)
+        velocities = _checked_velocities(target_velocities)
+        for i, backend in enumerate(backends):
+            backend._step(targets[i], None if velocities is None else velocities[i])
 
     @abstractmethod
-    def _step(self, targets: np.ndarray) -> None: ...
+    def _step(self, targets: np.ndarray, target_velocities: np.ndarray | None) -> None: ...
 
     @abstractmethod
     def get_state(self) -> tuple[np.ndarray, np.ndarray]:

@@ -106,6 +106,7 @@ class MujocoBackend(PhysicsBackend):
         self._root_q = m.jnt_qposadr[root_joint]
         self._root_v = m.jnt_dofadr[root_joint]
         self._act_ids = np.array([m.actuator(n).id for n in character.joint_names])
+        self._kd_over_kp = character.kd / np.maximum(character.kp, 1e-12)
         self._floor = m.geom(FLOOR).id
         # body id -> tracked-body index (connector links report for the body they belong to)
         tracked = {int(b): i for i, b in enumerate(self._body_ids)}
@@ -132,7 +133,9 @@ class MujocoBackend(PhysicsBackend):
         self.data.ctrl[self._act_ids] = qpos[7:]
         mujoco.mj_forward(self.model, self.data)
 
-    def _step(self, targets: np.ndarray) -> None:
+    def _step(self, targets: np.ndarray, target_velocities: np.ndarray | None) -> None:
+        if target_velocities is not None:  # the actuator's kp * ctrl then carries kp q* + kd qdot*
+            targets = targets + self._kd_over_kp * target_velocities
         self.data.ctrl[self._act_ids] = targets
         mujoco.mj_step(self.model, self.data, nstep=self.config.substeps)
 

@@ -206,13 +206,13 @@ class PyBulletBackend(PhysicsBackend):
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         self.body.set_state(qpos, qvel)
 
-    def _step(self, targets: np.ndarray) -> None:
+    def _step(self, targets: np.ndarray, target_velocities: np.ndarray | None) -> None:
         body, pin = self.body, self.pin
         dt = self.config.physics_dt
         for _ in range(self.config.substeps):
             qpos, qvel = body.get_state()
-            qdot_next = pin.pd_qdot_next(self.gains, qpos, qvel, targets, dt, self._planted_feet())
-            tau = pd_torque(self.gains, qpos[7:], qvel[6:], qdot_next, targets, dt)
+            qdot_next = pin.pd_qdot_next(self.gains, qpos, qvel, targets, dt, self._planted_feet(), target_velocities)
+            tau = pd_torque(self.gains, qpos[7:], qvel[6:], qdot_next, targets, dt, target_velocities)
             pybullet.setJointMotorControlArray(body.id, body.joints, pybullet.TORQUE_CONTROL, forces=tau.tolist(),
                                                physicsClientId=body.client_id)
             pybullet.stepSimulation(physicsClientId=body.client_id)

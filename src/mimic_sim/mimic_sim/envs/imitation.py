@@ -54,10 +54,10 @@ class ImitationConfig:
     """Append the reference pose of the end of the control period to the observation
     (:mod:`mimic_sim.observation`); False: DeepMimic's observation (phase only)."""
     residual_actions: bool = True
-    """Actions are offsets from the reference pose at the end of the control period (PD target =
-    reference angle + action), so an untrained policy already plays the clip open loop and
-    learning only has to find the feedback; False: actions are the PD targets themselves
-    (DeepMimic's original parameterization)."""
+    """Actions are offsets from the reference motion at the end of the control period (PD target =
+    reference angle + action, PD target velocity = reference velocity), so an untrained policy
+    already plays the clip open loop and learning only has to find the feedback; False: actions
+    are the PD targets themselves, at target velocity zero (DeepMimic's parameterization)."""
 
 
 def default_config() -> ImitationConfig:
@@ -130,7 +130,10 @@ class ImitationEnv(gym.Env):
         first = envs[0]
         backends = [env.backend for env in envs]
         targets = np.stack([env.pd_targets(action) for env, action in zip(envs, actions, strict=True)])
-        type(first.backend).step_many(backends, targets)
+        velocities = None
+        if first.config.residual_actions:
+            velocities = np.stack([env._reference_at(env._time + env._dt)[1][6:] for env in envs])
+        type(first.backend).step_many(backends, targets, velocities)
         for env in envs:
             env._time += env._dt
             env._steps += 1
