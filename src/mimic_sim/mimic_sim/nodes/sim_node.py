@@ -6,15 +6,17 @@ wrong lengths, NaN or out-of-range targets are rejected with a logged reason and
 never applied; the character keeps its previous targets.
 
 Subscribes:  pd_command (mimic_msgs/JointPDCommand); with ``track_reference``,
-             reference (mimic_msgs/ReferenceFrame) as open-loop PD targets
+             reference (mimic_msgs/ReferenceFrame) as open-loop PD targets and target
+             velocities
 Publishes:   joint_states (sensor_msgs/JointState), base_pose (geometry_msgs/PoseStamped),
              base_twist (geometry_msgs/TwistStamped, world frame), imu (sensor_msgs/Imu,
              root frame), foot_contacts (mimic_msgs/FootContacts), /tf (tf2_msgs/TFMessage,
              every link), /clock (rosgraph_msgs/Clock, when not real time)
 Services:    ~/reset (std_srvs/Trigger), ~/pause (std_srvs/SetBool)
 
-Per-command gains (kp, kd) and feed-forward effort are checked but not applied: the
-simulated character uses its configured gains, as in training.
+Target velocities are applied (the PD law's ``qdot_target``; zero when a command gives
+none).  Per-command gains (kp, kd) and feed-forward effort are checked but not applied:
+the simulated character uses its configured gains, as in training.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class SimNode(Node):
         self.dt = self.backend.config.control_dt
         self.initial = self._initial_state(initial)
         self.targets = self.initial[0][7:].copy()
+        self.target_velocities: np.ndarray | None = None
         self.paused = False
         self.sim_time = 0.0
         self.rejected = 0
@@ -116,17 +119,20 @@ class SimNode(Node):
                 self._last_reason, self._last_logged = str(exc), now
             return
         self.targets = command.targets
+        self.target_velocities = command.target_velocities
 
     def _on_command(self, msg: JointPDCommand) -> None:
         self._apply(msg.joint_names, msg.positions, velocities=msg.velocities, kp=msg.kp, kd=msg.kd,
                     effort=msg.effort)
 
     def _on_reference(self, msg: ReferenceFrame) -> None:
-        self._apply(msg.joint_names, msg.positions)
+        # the reference's pose and velocities as PD targets: what a zero residual action commands
+        self._apply(msg.joint_names, msg.positions, velocities=msg.velocities)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.backend.reset(*self.initial)
         self.targets = self.initial[0][7:].copy()
+        self.target_velocities = None
         self._prev_lin_vel = None
         response.success, response.message = True, "reset to the initial state"
         return response
@@ -140,7 +146,7 @@ class SimNode(Node):
     def _tick(self) -> None:
         if self.paused:
             return
-        self.backend.step(self.targets)
+        self.backend.step(self.targets, self.target_velocities)
         self.sim_time += self.dt
         self._publish()
 
