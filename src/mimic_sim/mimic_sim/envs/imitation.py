@@ -96,7 +96,10 @@ class ImitationEnv(gym.Env):
         self._max_steps = round(cfg.episode_seconds * cfg.sim.control_hz)
         self._renderer = None
         self._ticks_per_second = self.sim_config.physics_hz
-        self._ref_cache: dict[int, tuple[np.ndarray, np.ndarray, TrackingFeatures, BodyStates]] = {}
+        self._ref_cache: dict[int, tuple] = {}
+        b, e, j = len(c.tracked_bodies), len(self._effectors), c.num_joints
+        self._packed_shapes = [(7 + j,), (6 + j,), (b, 3, 3), (b, 3), (e, 3), (3,),
+                               (b, 3), (b, 4), (b, 3, 3), (b, 3), (b, 3), (3,)]
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -129,19 +132,20 @@ class ImitationEnv(gym.Env):
         is most of a step's cost).  ``step`` is this with one environment."""
         first = envs[0]
         backends = [env.backend for env in envs]
-        targets = np.stack([env.pd_targets(action) for env, action in zip(envs, actions, strict=True)])
-        velocities = None
+        # the reference at the end of the coming period: PD targets now, the reward's reference after
+        ahead = first._unpack_references([env._reference_at(env._time + env._dt) for env in envs])
+        actions = np.asarray(actions, dtype=float)
         if first.config.residual_actions:
-            velocities = np.stack([env._reference_at(env._time + env._dt)[1][6:] for env in envs])
-        type(first.backend).step_many(backends, targets, velocities)
+            type(first.backend).step_many(backends, ahead["qpos"][:, 7:] + actions, ahead["qvel"][:, 6:])
+        else:
+            type(first.backend).step_many(backends, actions)
         for env in envs:
             env._time += env._dt
             env._steps += 1
         times = np.array([env._time for env in envs])
         sim = type(first.backend).body_states_of(backends)
-        ref = TrackingFeatures.stack([env._reference_at(env._time)[2] for env in envs])
-        rewards, terms = imitation_rewards(tracking_features(sim, first._parents, first._effectors), ref,
-                                           first.config.reward)
+        rewards, terms = imitation_rewards(tracking_features(sim, first._parents, first._effectors),
+                                           ahead["features"], first.config.reward)
         finite = np.isfinite(sim.pos).all(axis=(-2, -1)) & np.isfinite(sim.lin_vel).all(axis=(-2, -1))
         fell = np.array([bool((env.backend.ground_contacts() & env._forbidden).any()) for env in envs])
         fell &= first.config.early_termination
@@ -153,7 +157,7 @@ class ImitationEnv(gym.Env):
         phases = np.array([first.reference.phase(t) for t in times])
         target = None
         if first.config.target_observation:
-            target = BodyStates.stack([env._reference_at(env._time + env._dt)[3] for env in envs])
+            target = first._unpack_references([env._reference_at(env._time + env._dt) for env in envs])["states"]
         with np.errstate(invalid="ignore"):
             obs = build_observation(sim, first._root, phases, target).astype(np.float32)
         obs[~finite] = 0.0
@@ -183,29 +187,37 @@ class ImitationEnv(gym.Env):
     def time(self) -> float:
         return self._time
 
-    def _reference_at(self, time: float) -> tuple[np.ndarray, np.ndarray, TrackingFeatures, BodyStates]:
-        """Reference (qpos, qvel, reward features, body states) at a time, memoized on the physics-step grid."""
+    def _reference_at(self, time: float) -> tuple[np.ndarray, np.ndarray, TrackingFeatures, BodyStates, np.ndarray]:
+        """Reference (qpos, qvel, reward features, body states, all of them packed in one vector)
+        at a time, memoized on the physics-step grid."""
         tick = round(time * self._ticks_per_second)
         on_grid = abs(time * self._ticks_per_second - tick) < 1e-6
         if on_grid and tick in self._ref_cache:
             return self._ref_cache[tick]
         qpos, qvel = self.reference.state(time)
         states = self.backend.kinematics(qpos, qvel)
-        entry = (qpos, qvel, tracking_features(states, self._parents, self._effectors), states)
+        features = tracking_features(states, self._parents, self._effectors)
+        parts = (qpos, qvel, features.local_rot, features.local_ang_vel, features.end_effectors, features.com,
+                 states.pos, states.quat, states.rotmat, states.lin_vel, states.ang_vel, states.com)
+        entry = (qpos, qvel, features, states, np.concatenate([np.ravel(p) for p in parts]))
         if on_grid:
             self._ref_cache[tick] = entry
         return entry
 
+    def _unpack_references(self, entries: list[tuple]) -> dict:
+        """Several ``_reference_at`` entries as batched arrays, from one stack of their packed vectors."""
+        packed = np.stack([e[4] for e in entries])
+        parts, start = [], 0
+        for shape in self._packed_shapes:
+            size = int(np.prod(shape))
+            parts.append(packed[:, start : start + size].reshape(len(entries), *shape))
+            start += size
+        return {"qpos": parts[0], "qvel": parts[1], "features": TrackingFeatures(*parts[2:6]),
+                "states": BodyStates(*parts[6:])}
+
     def _observation(self, sim: BodyStates) -> np.ndarray:
         target = self._reference_at(self._time + self._dt)[3] if self.config.target_observation else None
         return build_observation(sim, self._root, self.reference.phase(self._time), target).astype(np.float32)
-
-    def pd_targets(self, action: np.ndarray) -> np.ndarray:
-        """The PD targets an action commands for the coming control period."""
-        action = np.asarray(action, dtype=float)
-        if not self.config.residual_actions:
-            return action
-        return self._reference_at(self._time + self._dt)[0][7:] + action
 
     def reference_action(self) -> np.ndarray:
         """The action whose PD targets are the reference pose at the end of the control period
