@@ -9,7 +9,12 @@ reference-initialized episodes that end in a fall, like early training.
 
 Contenders: the ``pybullet_envs`` DeepMimic port (the peer: its own humanoid,
 stable PD in PyBullet at 240 Hz), mimic's MuJoCo backend and mimic's PyBullet
-backend, each at its default physics rate and at the other rate for reference.
+backend, each at its default physics rate and at the other rate for reference, all
+in DeepMimic's formulation as the port computes it (197-number state, actions are
+the PD targets: ``target_observation=False, residual_actions=False``); and, not
+compared with a target, MuJoCo with mimic's training defaults (``mujoco@default+ref``:
+302-number observation with the reference pose, actions are offsets from the
+reference, so the all-zero action plays the clip open loop).
 
 Usage:  python bench/sim_throughput.py [--seconds 20] [--no-record]
 Prints one line per contender, the ratios to the port, appends a section to
@@ -80,14 +85,15 @@ def run_port(seconds: float) -> dict:
     return {"steps_per_s": steps / elapsed, "steps": steps, "episodes": episodes, "physics_hz": 240.0}
 
 
-def run_mimic(seconds: float, backend: str, physics_hz: float | None) -> dict:
+def run_mimic(seconds: float, backend: str, physics_hz: float | None, deepmimic: bool = True) -> dict:
     _one_core()
     import numpy as np
 
     from mimic_sim.backends import SimConfig
     from mimic_sim.envs.imitation import ImitationEnv
 
-    env = ImitationEnv(clip="walk", backend=backend, sim=SimConfig(physics_hz=physics_hz))
+    formulation = {"target_observation": False, "residual_actions": False} if deepmimic else {}
+    env = ImitationEnv(clip="walk", backend=backend, sim=SimConfig(physics_hz=physics_hz), **formulation)
     env.reset(seed=0)
     action = np.zeros(env.action_space.shape, dtype=np.float32)
     steps = episodes = 0
@@ -109,8 +115,9 @@ def _worker(queue: mp.Queue, name: str, seconds: float) -> None:
     if name == "port":
         queue.put(run_port(seconds))
     else:
-        backend, hz = name.split("@")
-        queue.put(run_mimic(seconds, backend, float(hz) if hz != "default" else None))
+        backend, rate = name.split("@")
+        hz, _, defaults = rate.partition("+")
+        queue.put(run_mimic(seconds, backend, float(hz) if hz != "default" else None, deepmimic=not defaults))
 
 
 def measure(name: str, seconds: float) -> dict:
@@ -141,7 +148,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="wall time per contender")
     parser.add_argument("--no-record", action="store_true", help="do not append to docs/benchmarks.md")
     args = parser.parse_args()
-    contenders = ["port", "mujoco@default", "mujoco@240", "pybullet@default", "pybullet@120"]
+    contenders = ["port", "mujoco@default", "mujoco@240", "pybullet@default", "pybullet@120", "mujoco@default+ref"]
     results = {}
     for name in contenders:
         results[name] = measure(name, args.seconds)

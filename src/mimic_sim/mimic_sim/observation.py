@@ -71,9 +71,11 @@ def build_observation(states: BodyStates, root: int, phase: float | np.ndarray,
     out[..., 0] = phase
     out[..., 1] = states.pos[..., root, 2]
     out[..., 2 : 2 + 3 * n] = vectors[..., :n, :].reshape(*batch, 3 * n)
-    out[..., 2 + 3 * n : 2 + 7 * n] = rot.quat_positive(rot.quat_mul(yaw_inv, states.quat)).reshape(*batch, 4 * n)
+    quats = states.quat if target is None else np.concatenate([states.quat, target.quat], axis=-2)
+    quats = rot.quat_positive(rot.quat_mul(yaw_inv, quats))
+    out[..., 2 + 3 * n : 2 + 7 * n] = quats[..., :n, :].reshape(*batch, 4 * n)
     out[..., 2 + 7 * n : 2 + 13 * n] = vectors[..., n : 3 * n, :].reshape(*batch, 6 * n)
     if target is not None:
         out[..., 2 + 13 * n : 2 + 16 * n] = vectors[..., 3 * n :, :].reshape(*batch, 3 * n)
-        out[..., 2 + 16 * n :] = rot.quat_positive(rot.quat_mul(yaw_inv, target.quat)).reshape(*batch, 4 * n)
+        out[..., 2 + 16 * n :] = quats[..., n:, :].reshape(*batch, 4 * n)
     return out

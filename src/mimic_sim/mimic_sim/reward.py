@@ -61,8 +61,9 @@ def heading_rotation(rotmat: np.ndarray) -> np.ndarray:
     c, s = rotmat[..., 0, 0], rotmat[..., 1, 0]
     norm = np.hypot(c, s)
     vertical = norm < 1e-9  # x axis vertical: heading undefined, use the world's
-    norm = np.where(vertical, 1.0, norm)
-    c, s = np.where(vertical, 1.0, c / norm), np.where(vertical, 0.0, s / norm)
+    if vertical.any():
+        c, s, norm = np.where(vertical, 1.0, c), np.where(vertical, 0.0, s), np.where(vertical, 1.0, norm)
+    c, s = c / norm, s / norm
     out = np.zeros((*c.shape, 3, 3))
     out[..., 0, 0], out[..., 0, 1], out[..., 1, 0], out[..., 1, 1], out[..., 2, 2] = c, s, -s, c, 1.0
     return out

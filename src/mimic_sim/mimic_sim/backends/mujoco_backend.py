@@ -177,11 +177,14 @@ class MujocoBackend(PhysicsBackend):
             mujoco.mj_comPos(backend.model, d)
             mujoco.mj_comVel(backend.model, d)
             raw.append((d.xpos, d.xquat, d.xmat, d.cvel, d.subtree_com))
-        xpos, xquat, xmat, cvel, subtree_com = (np.stack(a) for a in zip(*raw, strict=True))
+        if len(raw) == 1:  # a batch of one: views, no copies
+            xpos, xquat, xmat, cvel, subtree_com = (a[None] for a in raw[0])
+        else:
+            xpos, xquat, xmat, cvel, subtree_com = (np.stack(a) for a in zip(*raw, strict=True))
         pos, ang = xpos[:, ids], cvel[:, ids, :3]
         lin = cvel[:, ids, 3:] + rot.cross(ang, pos - subtree_com[:, first._subtree_root])
         return BodyStates(pos, xquat[:, ids], xmat[:, ids].reshape(len(backends), -1, 3, 3), lin, ang,
-                          subtree_com[:, first._root_id])
+                          subtree_com[:, first._root_id].copy())
 
     def kinematics(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
         self._write(self._ref, qpos, qvel)

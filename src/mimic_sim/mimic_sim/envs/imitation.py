@@ -98,8 +98,10 @@ class ImitationEnv(gym.Env):
         self._ticks_per_second = self.sim_config.physics_hz
         self._ref_cache: dict[int, tuple] = {}
         b, e, j = len(c.tracked_bodies), len(self._effectors), c.num_joints
-        self._packed_shapes = [(7 + j,), (6 + j,), (b, 3, 3), (b, 3), (e, 3), (3,),
-                               (b, 3), (b, 4), (b, 3, 3), (b, 3), (b, 3), (3,)]
+        shapes = [(7 + j,), (6 + j,), (b, 3, 3), (b, 3), (e, 3), (3,), (b, 3), (b, 4), (b, 3, 3), (b, 3), (b, 3), (3,)]
+        ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
+        self._packed_parts = [(int(end - np.prod(shape)), int(end), shape) for shape, end in zip(shapes, ends,
+                                                                                                   strict=True)]
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -206,12 +208,9 @@ class ImitationEnv(gym.Env):
 
     def _unpack_references(self, entries: list[tuple]) -> dict:
         """Several ``_reference_at`` entries as batched arrays, from one stack of their packed vectors."""
-        packed = np.stack([e[4] for e in entries])
-        parts, start = [], 0
-        for shape in self._packed_shapes:
-            size = int(np.prod(shape))
-            parts.append(packed[:, start : start + size].reshape(len(entries), *shape))
-            start += size
+        packed = entries[0][4][None] if len(entries) == 1 else np.stack([e[4] for e in entries])
+        n = len(entries)
+        parts = [packed[:, start:end].reshape(n, *shape) for start, end, shape in self._packed_parts]
         return {"qpos": parts[0], "qvel": parts[1], "features": TrackingFeatures(*parts[2:6]),
                 "states": BodyStates(*parts[6:])}
 
