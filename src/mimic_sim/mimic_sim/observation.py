@@ -63,8 +63,8 @@ def build_observation(states: BodyStates, root: int, phase: float | np.ndarray,
     vectors = np.einsum("...ij,...vj->...vi", heading, np.concatenate(blocks, axis=-2))
     # heading quaternion^-1 * body quaternion; the heading is a yaw h with cos h = heading[0, 0]
     cos, sin = heading[..., 0, 0], heading[..., 0, 1]
-    half_cos = np.sqrt(np.clip(0.5 * (1.0 + cos), 0.0, 1.0))
-    half_sin = np.copysign(np.sqrt(np.clip(0.5 * (1.0 - cos), 0.0, 1.0)), sin)
+    half_cos = np.sqrt(np.maximum(0.5 * (1.0 + cos), 0.0))  # |cos| <= 1 up to rounding
+    half_sin = np.copysign(np.sqrt(np.maximum(0.5 * (1.0 - cos), 0.0)), sin)
     zero = np.zeros_like(cos)
     yaw_inv = np.stack([half_cos, zero, zero, -half_sin], axis=-1)[..., None, :]
     out = np.empty((*batch, observation_size(n, target is not None)))

@@ -137,4 +137,4 @@ def clamp_targets(targets: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> 
     if not np.all(np.isfinite(targets)):
         bad = np.argwhere(~np.isfinite(targets))[0]
         raise ValueError(f"PD target {int(bad[-1])} is not finite: {targets[tuple(bad)]}")
-    return np.clip(targets, lower, upper)
+    return np.minimum(np.maximum(targets, lower), upper)
