@@ -130,11 +130,16 @@ def predict_qdot_next(
     return q_dot_joints + dt * qddot[joint_dofs]
 
 
+def require_finite(values: np.ndarray, what: str = "PD target") -> np.ndarray:
+    """``values`` (one per joint, or rows of them) as floats; a non-finite one is an error naming its joint index."""
+    values = np.asarray(values, dtype=float)
+    if not np.all(np.isfinite(values)):
+        bad = np.argwhere(~np.isfinite(values))[0]
+        raise ValueError(f"{what} {int(bad[-1])} is not finite: {values[tuple(bad)]}")
+    return values
+
+
 def clamp_targets(targets: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """PD targets (one per joint, or rows of them) limited to the joint range; non-finite
     targets are an error."""
-    targets = np.asarray(targets, dtype=float)
-    if not np.all(np.isfinite(targets)):
-        bad = np.argwhere(~np.isfinite(targets))[0]
-        raise ValueError(f"PD target {int(bad[-1])} is not finite: {targets[tuple(bad)]}")
-    return np.minimum(np.maximum(targets, lower), upper)
+    return np.minimum(np.maximum(require_finite(targets), lower), upper)

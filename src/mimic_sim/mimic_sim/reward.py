@@ -86,11 +86,6 @@ class TrackingFeatures:
     end_effectors: np.ndarray  # (..., E, 3) root-relative in the heading frame, absolute height
     com: np.ndarray  # (..., 3)
 
-    @staticmethod
-    def stack(features: list[TrackingFeatures]) -> TrackingFeatures:
-        return TrackingFeatures(*(np.stack([getattr(f, k) for f in features]) for k in
-                                  ("local_rot", "local_ang_vel", "end_effectors", "com")))
-
 
 def tracking_features(states: BodyStates, parents: np.ndarray, end_effectors: np.ndarray) -> TrackingFeatures:
     root = int(np.flatnonzero(parents < 0)[0])

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mimic_sim.character import Character
-from mimic_sim.pd import PDGains, clamp_targets
+from mimic_sim.pd import PDGains, clamp_targets, require_finite
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,7 @@ class BodyStates:
 
 
 def _checked_velocities(velocities: np.ndarray | None) -> np.ndarray | None:
-    if velocities is None:
-        return None
-    velocities = np.asarray(velocities, dtype=float)
-    if not np.all(np.isfinite(velocities)):
-        bad = np.argwhere(~np.isfinite(velocities))[0]
-        raise ValueError(f"PD target velocity {int(bad[-1])} is not finite: {velocities[tuple(bad)]}")
-    return velocities
+    return None if velocities is None else require_finite(velocities, "PD target velocity")
 
 
 class PhysicsBackend(ABC):
