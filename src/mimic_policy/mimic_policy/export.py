@@ -28,16 +28,15 @@ METADATA_KEYS = ("character", "clip", "joint_names", "observation_layout", "obse
 
 
 class DeterministicPolicy(nn.Module):
-    """Observation -> the policy's mean action (what a deployed policy commands)."""
+    """Observation -> :meth:`ActorCritic.mean` (the exported graph keeps only what that uses:
+    no value network)."""
 
     def __init__(self, model: ActorCritic):
         super().__init__()
-        self.normalizer = model.normalizer
-        self.actor = model.actor
-        self.register_buffer("action_offset", model.action_offset.detach().clone())
+        self.model = model
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        return self.actor(self.normalizer(observation)) + self.action_offset
+        return self.model.mean(observation)
 
 
 def export_onnx(model: ActorCritic, meta: dict, path: Path) -> Path:

@@ -72,8 +72,12 @@ class ActorCritic(nn.Module):
         offset = torch.zeros(action_size) if action_offset is None else torch.as_tensor(action_offset)
         self.register_buffer("action_offset", offset.to(torch.float32))
 
+    def mean(self, obs: torch.Tensor) -> torch.Tensor:
+        """The Gaussian's mean: the action a deployed policy commands."""
+        return self.actor(self.normalizer(obs)) + self.action_offset
+
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
-        mean = self.actor(self.normalizer(obs)) + self.action_offset
+        mean = self.mean(obs)
         return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
@@ -93,4 +97,4 @@ class ActorCritic(nn.Module):
 
     @torch.no_grad()
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(self.normalizer(obs)) + self.action_offset
+        return self.mean(obs)

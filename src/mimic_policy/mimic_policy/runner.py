@@ -72,14 +72,17 @@ class Trainer:
         # learned from: the first update then sees inputs on the scale later ones have (with
         # only the start states' statistics, inputs that barely vary there reached the clip
         # and the first update changed the policy by a KL of 17).
-        warmup = self.envs.rollout(self.model, config.num_steps, int(torch.randint(0, 2**31 - 1, (1,),
-                                                                                   generator=self.generator)))
+        warmup = self.envs.rollout(self.model, config.num_steps, self._next_seed())
         self.model.normalizer.update(torch.as_tensor(warmup.obs))
         self._episode_return = np.zeros(self.num_envs)
         self._episode_length = np.zeros(self.num_envs, dtype=int)
         self.stats = EpisodeStats()
         self.iteration = 0
         self.samples = 0
+
+    def _next_seed(self) -> int:
+        """A rollout's action-noise seed, from the trainer's own (checkpointed) stream."""
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
 
     def reset_envs(self, seed: int) -> None:
         """Restart every environment from ``seed`` (environment ``i`` from ``seed + i``)."""
@@ -90,8 +93,7 @@ class Trainer:
     def collect(self) -> tuple[float, np.ndarray]:
         """Fill the storage with one rollout; its wall time and observations."""
         start = time.perf_counter()
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
-        rollout = self.envs.rollout(self.model, self.config.num_steps, seed)
+        rollout = self.envs.rollout(self.model, self.config.num_steps, self._next_seed())
         steps, envs = rollout.rewards.shape
         obs = torch.as_tensor(rollout.obs)
         rewards = torch.as_tensor(rollout.rewards, dtype=torch.float32)
