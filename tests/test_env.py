@@ -52,11 +52,15 @@ def _features(env: ImitationEnv, states: BodyStates):
     return tracking_features(states, character.tracked_parents, character.body_index(character.end_effectors))
 
 
+def _reward(env: ImitationEnv, states: BodyStates, ref) -> tuple[float, dict[str, float]]:
+    return imitation_reward(_features(env, states), ref, env.character.pose_weights, 0)
+
+
 def test_reference_pose_scores_one_and_a_perturbed_pose_less(env):
     env.reset(options={"start_time": 0.4})
     qpos, qvel = env.reference.state(0.4)
     ref = _features(env, env.backend.kinematics(qpos, qvel))
-    total, terms = imitation_reward(_features(env, env.backend.body_states()), ref)
+    total, terms = _reward(env, env.backend.body_states(), ref)
     assert set(terms) == set(TERMS)
     for name, value in terms.items():
         assert value == pytest.approx(1.0, abs=1e-6), name
@@ -64,14 +68,35 @@ def test_reference_pose_scores_one_and_a_perturbed_pose_less(env):
 
     bent = qpos.copy()
     bent[7 + env.character.joint_names.index("right_knee")] -= 0.5
-    total_bent, bent_terms = imitation_reward(_features(env, env.backend.kinematics(bent, qvel)), ref)
-    assert bent_terms["pose"] < 0.9 and bent_terms["end_effector"] < 0.99 and total_bent < total
+    total_bent, bent_terms = _reward(env, env.backend.kinematics(bent, qvel), ref)
+    assert bent_terms["pose"] < 0.99 and bent_terms["end_effector"] < 0.99 and total_bent < total
+    assert bent_terms["root"] == pytest.approx(1.0) and bent_terms["velocity"] == pytest.approx(1.0)
     fast = qvel.copy()
-    fast[6:] += 1.0
-    assert imitation_reward(_features(env, env.backend.kinematics(qpos, fast)), ref)[1]["velocity"] < 0.5
+    fast[6:] += 3.0
+    assert _reward(env, env.backend.kinematics(qpos, fast), ref)[1]["velocity"] < 0.5
     moved = qpos.copy()
     moved[:2] += 0.3
-    assert imitation_reward(_features(env, env.backend.kinematics(moved, qvel)), ref)[1]["com"] < 0.5
+    _, moved_terms = _reward(env, env.backend.kinematics(moved, qvel), ref)
+    assert moved_terms["root"] < 0.7 and moved_terms["pose"] == pytest.approx(1.0)
+    pushed = qvel.copy()
+    pushed[:2] += 1.5
+    assert _reward(env, env.backend.kinematics(qpos, pushed), ref)[1]["com"] < 0.2
+
+
+def test_pose_error_is_weighted_per_body(env):
+    """The same 0.5 rad error costs more at a heavily weighted body (hip) than at a light one (ankle)."""
+    qpos, qvel = env.reference.state(0.4)
+    ref = _features(env, env.backend.kinematics(qpos, qvel))
+    weights = dict(zip(env.character.tracked_bodies, env.character.pose_weights, strict=True))
+    assert sum(weights.values()) == pytest.approx(1.0) and weights["right_wrist"] == 0.0
+    assert weights["root"] == pytest.approx(1.0 / 4.8) and weights["right_hip"] == pytest.approx(0.5 / 4.8)
+    scores = {}
+    for joint in ("right_hip_y", "right_ankle_y"):
+        turned = qpos.copy()
+        turned[7 + env.character.joint_names.index(joint)] += 0.5
+        scores[joint] = _reward(env, env.backend.kinematics(turned, qvel), ref)[1]["pose"]
+    assert scores["right_hip_y"] == pytest.approx(np.exp(-2 * weights["right_hip"] * 0.25), abs=1e-6)
+    assert scores["right_ankle_y"] == pytest.approx(np.exp(-2 * weights["right_ankle"] * 0.25), abs=1e-6)
 
 
 def test_step_reports_every_reward_term(env):
@@ -79,10 +104,9 @@ def test_step_reports_every_reward_term(env):
     _, reward, _, _, info = env.step(env.reference_action())
     terms = {k.removeprefix("reward_"): v for k, v in info.items() if k.startswith("reward_")}
     assert set(terms) == set(TERMS)
-    weights = env.config.reward
-    expected = (weights.pose_weight * terms["pose"] + weights.velocity_weight * terms["velocity"]
-                + weights.end_effector_weight * terms["end_effector"] + weights.com_weight * terms["com"])
-    assert reward == pytest.approx(expected)
+    weights = env.config.reward.weights
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert reward == pytest.approx(sum(weights[k] * terms[k] for k in TERMS))
     assert 0.0 < reward <= 1.0
 
 
@@ -184,7 +208,7 @@ def test_observation_is_invariant_to_heading_and_position(env):
         q = rot.heading_quat(yaw)
         m = rot.quat_to_mat(q)
         turned = BodyStates(sim.pos @ m.T + np.array([3.0, -1.0, 0.0]), rot.quat_mul(q, sim.quat), m @ sim.rotmat,
-                            sim.lin_vel @ m.T, sim.ang_vel @ m.T, sim.com @ m.T)
+                            sim.lin_vel @ m.T, sim.ang_vel @ m.T, sim.com @ m.T, sim.com_vel @ m.T)
         assert np.abs(build_observation(turned, 0, 0.25) - base).max() < 1e-9
 
 

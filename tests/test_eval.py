@@ -27,7 +27,7 @@ def test_eval_reports_normalized_return_mpjpe_and_falls(tmp_path):
     assert main(["eval", str(tmp_path / "run"), "--episodes", "2", "--seconds", "2", "--out", str(out)]) == 0
     result = json.loads((out / "eval.json").read_text())
     assert (out / "tracking_error.png").stat().st_size > 1000 and (out / "eval.mp4").stat().st_size > 1000
-    assert set(result["reward_terms"]) == {"pose", "velocity", "end_effector", "com"}
+    assert set(result["reward_terms"]) == {"pose", "velocity", "end_effector", "root", "com"}
     for episode in result["per_episode"]:
         # normalized by the steps of a full episode: a fall caps it at the fraction of the episode lived
         assert 0.0 <= episode["normalized_return"] <= episode["steps"] / 60 + 1e-9

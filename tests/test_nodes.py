@@ -259,7 +259,7 @@ def test_trainer_node_publishes_status_saves_on_request_and_stops(domain, tmp_pa
         assert spin_until(executor, lambda: len(statuses) >= 2, timeout=60), trainer.output()
         status = statuses[-1]
         assert status.samples == status.iteration * 32 and status.samples_per_second > 0
-        assert list(status.reward_terms) == ["pose", "velocity", "end_effector", "com"]
+        assert list(status.reward_terms) == ["pose", "velocity", "end_effector", "root", "com"]
         save = node.create_client(Trigger, "/trainer/save")
         stop = node.create_client(Trigger, "/trainer/stop")
         assert save.wait_for_service(timeout_sec=WAIT) and stop.wait_for_service(timeout_sec=WAIT)

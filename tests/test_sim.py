@@ -181,6 +181,7 @@ def test_forward_kinematics_agree_between_backends(clip, humanoid, backends):
         worst_vel = max(worst_vel, float(np.abs(a.lin_vel - b.lin_vel).max()),
                         float(np.abs(a.ang_vel - b.ang_vel).max()))
         assert np.abs(a.com - b.com).max() < 1e-3
+        assert np.abs(a.com_vel - b.com_vel).max() < 1e-3
     assert worst_pos < 1e-3, f"body positions differ by {worst_pos * 1000:.3f} mm"
     assert worst_rot < 1e-4
     assert worst_vel < 1e-3

@@ -27,6 +27,7 @@ import torch
 from mimic_policy.checkpoint import latest_checkpoint, load_checkpoint
 from mimic_policy.networks import ActorCritic
 from mimic_sim.paths import atomic_write_bytes, atomic_write_text
+from mimic_sim.reward import TERMS
 
 
 def load_policy(path: Path) -> tuple[ActorCritic, dict]:
@@ -67,7 +68,7 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
                 action = model.act_deterministic(torch.as_tensor(obs[None], dtype=torch.float32))[0].numpy()
             obs, reward, terminated, truncated, info = env.step(action)
             total += reward
-            terms.append([info[f"reward_{k}"] for k in ("pose", "velocity", "end_effector", "com")])
+            terms.append([info[f"reward_{k}"] for k in TERMS])
             sim = env.backend.body_states()
             ref = env.backend.kinematics(*env.reference.state(env.time))
             world = np.linalg.norm(sim.pos - ref.pos, axis=1)
@@ -88,7 +89,7 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
         "episodes": episodes,
         "episode_seconds": seconds,
         "normalized_return": float(np.mean([r["normalized_return"] for r in results])),
-        "reward_terms": dict(zip(("pose", "velocity", "end_effector", "com"),
+        "reward_terms": dict(zip(TERMS,
                                  np.mean([r["terms"] for r in results], axis=0).tolist(), strict=True)),
         "mpjpe_mm": float(np.mean([r["mpjpe_mm"] for r in results])),
         "mpjpe_root_relative_mm": float(np.mean([r["mpjpe_root_relative_mm"] for r in results])),

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from mimic_sim.paths import atomic_write_bytes
+from mimic_sim.reward import TERMS
 
 
 class TrainingLog:
@@ -63,7 +64,7 @@ class TrainingLog:
         top.plot(samples, [r["mean_return"] for r in rows], label="mean episode return")
         top.set_ylabel("return")
         top.grid(alpha=0.3)
-        for key in ("reward_pose", "reward_velocity", "reward_end_effector", "reward_com"):
+        for key in (f"reward_{term}" for term in TERMS):
             if key in rows[-1]:
                 bottom.plot(samples, [r.get(key, float("nan")) for r in rows], label=key.removeprefix("reward_"))
         bottom.set_xlabel("samples (millions)")

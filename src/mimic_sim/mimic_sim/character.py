@@ -53,6 +53,7 @@ class Character:
     torque_limit: np.ndarray
     tracked_bodies: list[str]
     tracked_parents: np.ndarray  # index in tracked_bodies of each body's nearest tracked ancestor, -1 for the root
+    pose_weights: np.ndarray  # per tracked body, summing to 1: its share of the reward's pose and velocity errors
     end_effectors: list[str]
     ground_contact_allowed: list[str]
     spherical_joints: dict[str, str]
@@ -130,6 +131,25 @@ def _actuated_names_from_config(cfg: dict, source: Path) -> list[str]:
     return names
 
 
+def _pose_weights(weights: dict | None, tracked: list[str], path: Path) -> np.ndarray:
+    """The ``pose_weights`` field (tracked body -> weight; unlisted bodies weigh 0, no field: all
+    weigh the same) as an array over the tracked bodies, normalized to sum to 1."""
+    if weights is None:
+        return np.full(len(tracked), 1.0 / len(tracked))
+    if not isinstance(weights, dict):
+        raise CharacterError(f"{path}: field 'pose_weights' must map tracked body names to weights")
+    out = np.zeros(len(tracked))
+    for body, weight in weights.items():
+        if body not in tracked:
+            raise CharacterError(f"{path}: field 'pose_weights': '{body}' is not in tracked_bodies")
+        if not isinstance(weight, int | float) or not np.isfinite(weight) or weight < 0:
+            raise CharacterError(f"{path}: field 'pose_weights.{body}': {weight!r} is not a finite weight >= 0")
+        out[tracked.index(body)] = float(weight)
+    if out.sum() <= 0:
+        raise CharacterError(f"{path}: field 'pose_weights': every weight is 0")
+    return out / out.sum()
+
+
 def load_character(name_or_path: str | Path) -> Character:
     """Load ``config/characters/<name>.yaml`` (or a YAML path) and its model."""
     path = Path(name_or_path)
@@ -178,6 +198,7 @@ def load_character(name_or_path: str | Path) -> Character:
                 raise CharacterError(f"{path}: field '{field}': model {model_path.name} has no body '{b}'")
     if root_body not in body_names:
         raise CharacterError(f"{path}: field 'root_body': model {model_path.name} has no body '{root_body}'")
+    pose_weights = _pose_weights(cfg.get("pose_weights"), tracked, path)
     for motion_joint, order in spherical.items():
         for axis in str(order):
             if f"{motion_joint}_{axis}" not in [j.name for j in joints]:
@@ -200,6 +221,7 @@ def load_character(name_or_path: str | Path) -> Character:
         torque_limit=np.array([float(g["torque_limit"]) for g in gains]),
         tracked_bodies=tracked,
         tracked_parents=np.array(parents, dtype=int),
+        pose_weights=pose_weights,
         end_effectors=list(cfg.get("end_effectors") or []),
         ground_contact_allowed=list(cfg.get("ground_contact_allowed") or []),
         spherical_joints={k: str(v) for k, v in spherical.items()},

@@ -110,8 +110,8 @@ class PinocchioModel:
             motion = pinocchio.getFrameVelocity(m, d, f, world)
             lin[i] = motion.linear
             ang[i] = motion.angular
-        com = pinocchio.centerOfMass(m, d, self.q)
-        return BodyStates(pos, rot.mat_to_quat_fast(mats), mats, lin, ang, np.array(com))
+        com = pinocchio.centerOfMass(m, d, self.q, self.v)
+        return BodyStates(pos, rot.mat_to_quat_fast(mats), mats, lin, ang, np.array(com), d.vcom[0].copy())
 
 
 class LinkTree:

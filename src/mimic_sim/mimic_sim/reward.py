@@ -1,19 +1,26 @@
 """DeepMimic's imitation reward, defined here and nowhere else.
 
-    r = 0.65 r_pose + 0.10 r_velocity + 0.15 r_end_effector + 0.10 r_com
+    r = 0.50 r_pose + 0.05 r_velocity + 0.15 r_end_effector + 0.20 r_root + 0.10 r_com
 
-    r_pose         = exp(-2   * sum_j angle(q_ref_j^-1 q_j)^2)
-    r_velocity     = exp(-0.1 * sum_j |w_ref_j - w_j|^2)
-    r_end_effector = exp(-40  * sum_e |p_ref_e - p_e|^2)
-    r_com          = exp(-10  * |c_ref - c|^2)
+    r_pose         = exp(-2   * sum_j w_j angle(q_ref_j^-1 q_j)^2)
+    r_velocity     = exp(-0.1 * sum_j w_j |w_ref_j - w_j|^2)
+    r_end_effector = exp(-40  * mean_e |p_ref_e - p_e|^2)
+    r_root         = exp(-5   * (|x_ref - x|^2 + 0.1 angle(q_ref_0^-1 q_0)^2
+                                 + 0.01 |v_ref - v|^2 + 0.001 |w_ref_0 - w_0|^2))
+    r_com          = exp(-10  * 0.1 |c'_ref - c'|^2)
 
-(Peng et al. 2018, eq. 6-10).  Joints j are every tracked body: a body's rotation
-and angular velocity relative to its parent body, expressed in the parent's frame
-(the local joint rotation a hinge chain or a ball joint produces), plus the root's
-world orientation and angular velocity.  End-effector positions are taken relative
-to the root in its heading frame, height kept absolute, as DeepMimic's released code
-does, so a character that drifts sideways is not punished twice (the centre-of-mass
-term already sees the drift).  The centre of mass is compared in the world.
+This is the reward of DeepMimic's released code (``cSceneImitate::CalcRewardImitate``),
+which its published results, the 0.985 normalized return of the walk included, were
+measured with; the paper's equations (Peng et al. 2018, eq. 6-10) sum the pose error
+over joints unweighted, have no root term and compare centre-of-mass positions, and
+score the same motion far lower (docs/simulation.md).  Joints j are every tracked body,
+weighted by the character's ``pose_weights`` (summing to 1): a body's rotation and
+angular velocity relative to its parent body, in the parent's frame (the local joint
+rotation a hinge chain or a ball joint produces), and for the root its world
+orientation and angular velocity.  End-effector positions are taken relative to the
+root in its heading frame, height kept absolute, so a character that drifts sideways
+is not punished twice (the root term sees the drift).  The root position x and
+velocity v and the centre-of-mass velocity c' are compared in the world.
 """
 
 from __future__ import annotations
@@ -27,17 +34,29 @@ from mimic_sim.backends.base import BodyStates
 
 @dataclass(frozen=True)
 class RewardConfig:
-    pose_weight: float = 0.65
-    velocity_weight: float = 0.10
+    """Weights (summing to 1) and error scales of the terms, DeepMimic's values."""
+
+    pose_weight: float = 0.50
+    velocity_weight: float = 0.05
     end_effector_weight: float = 0.15
+    root_weight: float = 0.20
     com_weight: float = 0.10
     pose_scale: float = 2.0
     velocity_scale: float = 0.1
     end_effector_scale: float = 40.0
-    com_scale: float = 10.0
+    root_scale: float = 5.0
+    com_scale: float = 1.0
+    """Of the squared centre-of-mass velocity error (DeepMimic: 10 times a 0.1 factor)."""
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {"pose": self.pose_weight, "velocity": self.velocity_weight,
+                "end_effector": self.end_effector_weight, "root": self.root_weight, "com": self.com_weight}
 
 
-TERMS = ("pose", "velocity", "end_effector", "com")
+TERMS = ("pose", "velocity", "end_effector", "root", "com")
+ROOT_ERROR_FACTORS = (1.0, 0.1, 0.01, 0.001)
+"""The root error's factors of squared position, orientation angle, velocity, angular velocity errors."""
 
 
 def _local_rotations(states: BodyStates, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,43 +100,55 @@ class TrackingFeatures:
     """What the reward compares, for one character state (computed once per reference time),
     or for a batch of them (a leading batch axis on every array)."""
 
-    local_rot: np.ndarray  # (..., B, 3, 3) rotation relative to the parent body
+    local_rot: np.ndarray  # (..., B, 3, 3) rotation relative to the parent body (the root's: in the world)
     local_ang_vel: np.ndarray  # (..., B, 3) angular velocity relative to the parent, in its frame
     end_effectors: np.ndarray  # (..., E, 3) root-relative in the heading frame, absolute height
-    com: np.ndarray  # (..., 3)
+    root_pos: np.ndarray  # (..., 3) world
+    root_vel: np.ndarray  # (..., 3) world
+    com_vel: np.ndarray  # (..., 3) world
 
 
 def tracking_features(states: BodyStates, parents: np.ndarray, end_effectors: np.ndarray) -> TrackingFeatures:
     root = int(np.flatnonzero(parents < 0)[0])
     local, local_ang = _local_rotations(states, parents)
-    return TrackingFeatures(local, local_ang, _end_effectors_in_root_frame(states, root, end_effectors), states.com)
+    return TrackingFeatures(local, local_ang, _end_effectors_in_root_frame(states, root, end_effectors),
+                            states.pos[..., root, :], states.lin_vel[..., root, :], states.com_vel)
 
 
 def imitation_rewards(
-    sim: TrackingFeatures, ref: TrackingFeatures, config: RewardConfig = RewardConfig()
+    sim: TrackingFeatures, ref: TrackingFeatures, pose_weights: np.ndarray, root: int,
+    config: RewardConfig = RewardConfig(),
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Total reward and each term (each in [0, 1]) per simulated/reference pair of a batch."""
+    """Total reward and each term (each in [0, 1]) per simulated/reference pair of a batch;
+    ``pose_weights`` per tracked body (``Character.pose_weights``), ``root`` its index."""
     # angle of R_ref^T R_sim from its trace
     cos = 0.5 * (np.einsum("...bij,...bij->...b", ref.local_rot, sim.local_rot) - 1.0)
     angle = np.arccos(np.minimum(np.maximum(cos, -1.0), 1.0))  # ufuncs: np.clip's wrapper costs more here
-    pose_err = np.einsum("...b,...b->...", angle, angle)
-    vel_err = np.square(ref.local_ang_vel - sim.local_ang_vel).sum(axis=(-2, -1))
-    ee_err = np.square(ref.end_effectors - sim.end_effectors).sum(axis=(-2, -1))
-    com_err = np.square(ref.com - sim.com).sum(axis=-1)
+    squared_angle = angle * angle
+    pose_err = squared_angle @ pose_weights
+    ang_vel_err = np.square(ref.local_ang_vel - sim.local_ang_vel).sum(axis=-1)
+    vel_err = ang_vel_err @ pose_weights
+    ee_err = np.square(ref.end_effectors - sim.end_effectors).sum(axis=-1).mean(axis=-1)
+    pos_f, rot_f, vel_f, ang_f = ROOT_ERROR_FACTORS
+    root_err = (pos_f * np.square(ref.root_pos - sim.root_pos).sum(axis=-1) + rot_f * squared_angle[..., root]
+                + vel_f * np.square(ref.root_vel - sim.root_vel).sum(axis=-1) + ang_f * ang_vel_err[..., root])
+    com_err = np.square(ref.com_vel - sim.com_vel).sum(axis=-1)
     terms = {
         "pose": np.exp(-config.pose_scale * pose_err),
         "velocity": np.exp(-config.velocity_scale * vel_err),
         "end_effector": np.exp(-config.end_effector_scale * ee_err),
+        "root": np.exp(-config.root_scale * root_err),
         "com": np.exp(-config.com_scale * com_err),
     }
-    total = (config.pose_weight * terms["pose"] + config.velocity_weight * terms["velocity"]
-             + config.end_effector_weight * terms["end_effector"] + config.com_weight * terms["com"])
+    weights = config.weights
+    total = sum(weights[name] * value for name, value in terms.items())
     return total, terms
 
 
 def imitation_reward(
-    sim: TrackingFeatures, ref: TrackingFeatures, config: RewardConfig = RewardConfig()
+    sim: TrackingFeatures, ref: TrackingFeatures, pose_weights: np.ndarray, root: int,
+    config: RewardConfig = RewardConfig(),
 ) -> tuple[float, dict[str, float]]:
     """:func:`imitation_rewards` of one simulated and one reference character, as floats."""
-    total, terms = imitation_rewards(sim, ref, config)
+    total, terms = imitation_rewards(sim, ref, pose_weights, root, config)
     return float(total), {k: float(v) for k, v in terms.items()}

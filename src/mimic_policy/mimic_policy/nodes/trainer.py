@@ -24,8 +24,7 @@ from mimic_policy.runner import Trainer
 from mimic_policy.session import TrainingSession
 from mimic_policy.train_cli import TrainConfig, describe, make_envs
 from mimic_sim.nodes.common import declare, run_node
-
-TERMS = ("pose", "velocity", "end_effector", "com")
+from mimic_sim.reward import TERMS
 
 
 class TrainerNode(Node):

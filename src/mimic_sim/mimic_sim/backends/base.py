@@ -58,12 +58,13 @@ class BodyStates:
     lin_vel: np.ndarray  # (B, 3)
     ang_vel: np.ndarray  # (B, 3)
     com: np.ndarray  # (3,) centre of mass of the whole character
+    com_vel: np.ndarray  # (3,) its velocity
 
     @staticmethod
     def stack(states: list[BodyStates]) -> BodyStates:
         """Several characters' states as one batch (a leading axis on every array)."""
         return BodyStates(*(np.stack([getattr(s, k) for s in states]) for k in
-                            ("pos", "quat", "rotmat", "lin_vel", "ang_vel", "com")))
+                            ("pos", "quat", "rotmat", "lin_vel", "ang_vel", "com", "com_vel")))
 
 
 def _checked_velocities(velocities: np.ndarray | None) -> np.ndarray | None:

@@ -153,6 +153,7 @@ class MujocoBackend(PhysicsBackend):
         mujoco.mj_kinematics(m, data)
         mujoco.mj_comPos(m, data)
         mujoco.mj_comVel(m, data)
+        mujoco.mj_subtreeVel(m, data)
         ids = self._body_ids
         pos = data.xpos[ids]
         cvel = data.cvel[ids]
@@ -160,7 +161,7 @@ class MujocoBackend(PhysicsBackend):
         # cvel is the spatial velocity about the subtree centre of mass; move it to the body origin.
         lin = cvel[:, 3:] + rot.cross(ang, pos - data.subtree_com[self._subtree_root])
         return BodyStates(pos, data.xquat[ids], data.xmat[ids].reshape(-1, 3, 3), lin, ang,
-                          data.subtree_com[self._root_id].copy())
+                          data.subtree_com[self._root_id].copy(), data.subtree_linvel[self._root_id].copy())
 
     def body_states(self) -> BodyStates:
         return self._bodies(self.data)
@@ -176,15 +177,16 @@ class MujocoBackend(PhysicsBackend):
             mujoco.mj_kinematics(backend.model, d)
             mujoco.mj_comPos(backend.model, d)
             mujoco.mj_comVel(backend.model, d)
-            raw.append((d.xpos, d.xquat, d.xmat, d.cvel, d.subtree_com))
+            mujoco.mj_subtreeVel(backend.model, d)
+            raw.append((d.xpos, d.xquat, d.xmat, d.cvel, d.subtree_com, d.subtree_linvel))
         if len(raw) == 1:  # a batch of one: views, no copies
-            xpos, xquat, xmat, cvel, subtree_com = (a[None] for a in raw[0])
+            xpos, xquat, xmat, cvel, subtree_com, subtree_linvel = (a[None] for a in raw[0])
         else:
-            xpos, xquat, xmat, cvel, subtree_com = (np.stack(a) for a in zip(*raw, strict=True))
+            xpos, xquat, xmat, cvel, subtree_com, subtree_linvel = (np.stack(a) for a in zip(*raw, strict=True))
         pos, ang = xpos[:, ids], cvel[:, ids, :3]
         lin = cvel[:, ids, 3:] + rot.cross(ang, pos - subtree_com[:, first._subtree_root])
         return BodyStates(pos, xquat[:, ids], xmat[:, ids].reshape(len(backends), -1, 3, 3), lin, ang,
-                          subtree_com[:, first._root_id].copy())
+                          subtree_com[:, first._root_id].copy(), subtree_linvel[:, first._root_id].copy())
 
     def kinematics(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
         self._write(self._ref, qpos, qvel)

@@ -18,7 +18,7 @@ dictionary lookup instead of a slerp, an Euler split and forward kinematics.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
 
 import gymnasium as gym
@@ -98,7 +98,9 @@ class ImitationEnv(gym.Env):
         self._ticks_per_second = self.sim_config.physics_hz
         self._ref_cache: dict[int, tuple] = {}
         b, e, j = len(c.tracked_bodies), len(self._effectors), c.num_joints
-        shapes = [(7 + j,), (6 + j,), (b, 3, 3), (b, 3), (e, 3), (3,), (b, 3), (b, 4), (b, 3, 3), (b, 3), (b, 3), (3,)]
+        # packed reference entries: qpos, qvel, TrackingFeatures fields, BodyStates fields
+        shapes = [(7 + j,), (6 + j,), (b, 3, 3), (b, 3), (e, 3), (3,), (3,), (3,),
+                  (b, 3), (b, 4), (b, 3, 3), (b, 3), (b, 3), (3,), (3,)]
         ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
         self._packed_parts = [(int(end - np.prod(shape)), int(end), shape) for shape, end in zip(shapes, ends,
                                                                                                    strict=True)]
@@ -147,7 +149,8 @@ class ImitationEnv(gym.Env):
         times = np.array([env._time for env in envs])
         sim = type(first.backend).body_states_of(backends)
         rewards, terms = imitation_rewards(tracking_features(sim, first._parents, first._effectors),
-                                           ahead["features"], first.config.reward)
+                                           ahead["features"], first.character.pose_weights, first._root,
+                                           first.config.reward)
         finite = np.isfinite(sim.pos).all(axis=(-2, -1)) & np.isfinite(sim.lin_vel).all(axis=(-2, -1))
         fell = np.array([bool((env.backend.ground_contacts() & env._forbidden).any()) for env in envs])
         fell &= first.config.early_termination
@@ -199,8 +202,8 @@ class ImitationEnv(gym.Env):
         qpos, qvel = self.reference.state(time)
         states = self.backend.kinematics(qpos, qvel)
         features = tracking_features(states, self._parents, self._effectors)
-        parts = (qpos, qvel, features.local_rot, features.local_ang_vel, features.end_effectors, features.com,
-                 states.pos, states.quat, states.rotmat, states.lin_vel, states.ang_vel, states.com)
+        parts = (qpos, qvel, *(getattr(features, f.name) for f in fields(features)),
+                 *(getattr(states, f.name) for f in fields(states)))
         entry = (qpos, qvel, features, states, np.concatenate([np.ravel(p) for p in parts]))
         if on_grid:
             self._ref_cache[tick] = entry
@@ -211,8 +214,8 @@ class ImitationEnv(gym.Env):
         packed = entries[0][4][None] if len(entries) == 1 else np.stack([e[4] for e in entries])
         n = len(entries)
         parts = [packed[:, start:end].reshape(n, *shape) for start, end, shape in self._packed_parts]
-        return {"qpos": parts[0], "qvel": parts[1], "features": TrackingFeatures(*parts[2:6]),
-                "states": BodyStates(*parts[6:])}
+        return {"qpos": parts[0], "qvel": parts[1], "features": TrackingFeatures(*parts[2:8]),
+                "states": BodyStates(*parts[8:])}
 
     def _observation(self, sim: BodyStates) -> np.ndarray:
         target = self._reference_at(self._time + self._dt)[3] if self.config.target_observation else None
