@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +276,129 @@ def test_trainer_node_publishes_status_saves_on_request_and_stops(domain, tmp_pa
     assert "final checkpoint" in trainer.output()
     assert (run_dir / "checkpoints" / "latest").is_file() and (run_dir / "progress.csv").is_file()
     assert (run_dir / "learning_curve.png").is_file()
+
+
+# ------------------------------------------------------------------ policy_node
+class _StatePublisher:
+    """The probe as a robot: joint_states, base_pose and base_twist of one state, at 30 Hz
+    while ``on``; the monotonic time of its last message."""
+
+    def __init__(self, node, state):
+        from geometry_msgs.msg import TwistStamped
+
+        from mimic_sim.nodes.conversions import pose_msg, twist_msg
+
+        qpos, qvel = state
+        names = load_character("humanoid").joint_names
+        self.joint = JointState(name=names, position=qpos[7:].tolist(), velocity=qvel[6:].tolist())
+        self.pose = PoseStamped(pose=pose_msg(qpos[:3], qpos[3:7]))
+        self.twist = TwistStamped(twist=twist_msg(qvel[:3], qvel[3:6]))
+        self.pubs = [node.create_publisher(JointState, "joint_states", 10),
+                     node.create_publisher(PoseStamped, "base_pose", 10),
+                     node.create_publisher(TwistStamped, "base_twist", 10)]
+        self.on = True
+        self.last = 0.0
+        node.create_timer(1 / 30, self._tick)
+
+    def _tick(self) -> None:
+        if self.on:
+            for pub, msg in zip(self.pubs, (self.joint, self.pose, self.twist), strict=True):
+                pub.publish(msg)
+            self.last = time.monotonic()
+
+
+def _is_damping(msg: JointPDCommand) -> bool:
+    return all(k == 0.0 for k in msg.kp)
+
+
+@pytest.fixture(scope="module")
+def policy_run(tmp_path_factory):
+    from policy_helpers import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path_factory.mktemp("policy"))
+
+
+def _standing_state():
+    from mimic_sim.envs.imitation import ImitationEnv
+
+    env = ImitationEnv()
+    env.reset(options={"start_time": 0.0})
+    state = env.backend.get_state()
+    env.close()
+    return state
+
+
+def test_policy_node_commands_damps_on_stale_state_recovers_and_deactivates(domain, policy_run):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    node, executor = domain
+    commands: list[tuple[float, JointPDCommand]] = []
+    node.create_subscription(JointPDCommand, "pd_command", lambda m: commands.append((time.monotonic(), m)), 50)
+    robot = _StatePublisher(node, _standing_state())
+    policy = NodeProcess("policy_node", f"policy:={policy_run}", "autostart:=true", "reference_source:=clip")
+    try:
+        assert spin_until(executor, lambda: sum(not _is_damping(m) for _, m in commands) >= 5, timeout=120), \
+            policy.output()
+        humanoid = load_character("humanoid")
+        first = next(m for _, m in commands if not _is_damping(m))
+        assert list(first.joint_names) == humanoid.joint_names and np.allclose(first.kp, humanoid.kp)
+        assert np.all(np.asarray(first.positions) <= humanoid.joint_upper)
+
+        robot.on = False  # the robot goes silent: damping after the 100 ms timeout, within 2 periods
+        assert spin_until(executor, lambda: commands and _is_damping(commands[-1][1]) and
+                          commands[-1][0] > robot.last, timeout=WAIT), policy.output()
+        after = [m for t, m in commands if t > robot.last]
+        late = next(i for i, m in enumerate(after) if _is_damping(m))
+        assert late <= 3 + 2  # 100 ms of stale state is 3 periods at 30 Hz, then at most 2 more
+        assert "damping: no fresh joint_states" in policy.output()
+
+        robot.on = True
+        count = len(commands)
+        assert spin_until(executor, lambda: any(not _is_damping(m) for _, m in commands[count:]), timeout=WAIT)
+        assert spin_until(executor, lambda: "resuming policy commands" in policy.output(), timeout=WAIT)
+
+        change = node.create_client(ChangeState, "/policy_node/change_state")
+        assert change.wait_for_service(timeout_sec=WAIT)
+        count = len(commands)
+        future = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
+        assert spin_until(executor, future.done, timeout=WAIT) and future.result().success
+        assert spin_until(executor, lambda: any(_is_damping(m) for _, m in commands[count:]), timeout=WAIT)
+    finally:
+        policy.stop()
+    for _, m in commands:
+        assert np.all(np.isfinite(m.positions)) and np.all(np.isfinite(m.velocities))
+
+
+def test_policy_node_never_publishes_a_poisoned_models_output(domain, policy_run, tmp_path):
+    import torch
+
+    from mimic_policy.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+    tensors, meta = load_checkpoint(latest_checkpoint(policy_run))
+    bias = next(k for k in tensors if k.startswith("model.actor.") and k.endswith(".bias") and
+                tensors[k].shape[0] == len(meta["joint_names"]))
+    tensors[bias] = torch.full_like(tensors[bias], float("nan"))
+    poisoned = save_checkpoint(tmp_path / "poisoned", tensors, meta)
+
+    node, executor = domain
+    commands: list[JointPDCommand] = []
+    node.create_subscription(JointPDCommand, "pd_command", commands.append, 50)
+    _StatePublisher(node, _standing_state())
+    policy = NodeProcess("policy_node", f"policy:={poisoned}", "autostart:=true", "reference_source:=clip")
+    try:
+        assert spin_until(executor, lambda: len(commands) >= 10, timeout=120), policy.output()
+    finally:
+        policy.stop()
+    assert all(_is_damping(m) for m in commands)
+    assert all(np.all(np.isfinite(m.positions)) for m in commands)
+    assert "not finite" in policy.output()
+
+
+def test_policy_node_refuses_to_configure_with_a_missing_policy(domain, tmp_path):
+    policy = NodeProcess("policy_node", f"policy:={tmp_path / 'nothing'}", "autostart:=true")
+    try:
+        assert spin_until(domain[1], lambda: "configure failed" in policy.output(), timeout=60), policy.output()
+    finally:
+        policy.stop()
+    assert "does not exist" in policy.output()

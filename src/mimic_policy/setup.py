@@ -13,7 +13,8 @@ setup(
     install_requires=["setuptools"],
     zip_safe=True,
     entry_points={
-        "console_scripts": ["trainer = mimic_policy.nodes.trainer:main"],
+        "console_scripts": ["trainer = mimic_policy.nodes.trainer:main",
+                            "policy_node = mimic_policy.nodes.policy_node:main"],
         "mimic.commands": [
             "train = mimic_policy.train_cli:register",
             "eval = mimic_policy.evaluate:register",

@@ -1,0 +1,242 @@
+"""``policy_node``: a trained policy driving a simulated or real robot over ROS 2.
+
+A managed (lifecycle) node, as hardware users expect:
+
+- *configure* loads the policy (a checkpoint, a run folder or an ``mimic export`` ONNX
+  file) and checks it against the character's joints; a mismatch fails the transition;
+- *activate* starts commanding at the policy rate (default: the checkpoint's, 30 Hz);
+- *deactivate* sends a damping command (no position gain, velocity gain only) and stops.
+
+Every period it reads the latest ``joint_states`` and base state, builds the
+observation with the training code, runs the policy and publishes a PD command
+(:mod:`mimic_policy.serving`: targets clamped to the joint limits, joints by name).
+A watchdog sends the damping command instead, and logs it, when the state is older
+than ``state_timeout`` (default 100 ms), when the policy's output is not finite, or
+while no reference is known; commanding resumes, logged, when the cause is gone.
+
+Subscribes:  joint_states (sensor_msgs/JointState), base_pose (geometry_msgs/PoseStamped),
+             base_twist (geometry_msgs/TwistStamped, world frame), reference
+             (mimic_msgs/ReferenceFrame, when ``reference_source`` is ``topic``)
+Publishes:   pd_command (mimic_msgs/JointPDCommand); with ``forward_command_topic``
+             also std_msgs/Float64MultiArray target positions in ``forward_joint_names``
+             order (a ros2_control ``forward_command_controller``)
+
+The reference: with ``reference_source: topic`` the clip time of the latest
+ReferenceFrame, advanced by the time since it arrived (phase-locked to the stream);
+with ``clip`` the node plays the checkpoint's clip itself from ``start_time``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from mimic_msgs.msg import JointPDCommand, ReferenceFrame
+from mimic_policy.serving import PDCommand, PolicyController, RobotState, UnsafeActionError, load_policy_model
+from mimic_sim.nodes.common import declare, run_node
+
+
+class PolicyNode(LifecycleNode):
+    def __init__(self) -> None:
+        super().__init__("policy_node")
+        self.policy_path = str(declare(self, "policy", "", "checkpoint, run folder or exported .onnx file"))
+        self.rate_hz = float(declare(self, "rate_hz", 0.0, "commands per second; 0 = the checkpoint's control rate"))
+        self.state_timeout = float(declare(self, "state_timeout", 0.1,
+                                           "state older than this (s) -> damping command"))
+        self.reference_source = str(declare(self, "reference_source", "topic",
+                                            "'topic' (follow ReferenceFrame clip time) or 'clip' (play it here)"))
+        self.start_time = float(declare(self, "start_time", 0.0, "clip time to start from with reference_source clip"))
+        self.forward_topic = str(declare(self, "forward_command_topic", "",
+                                         "also publish Float64MultiArray positions here ('' = off)"))
+        self.forward_names = list(declare(self, "forward_joint_names", [""],
+                                          "joint order of the forward command (default: the character's)"))
+        self.autostart = bool(declare(self, "autostart", False, "configure and activate at start-up"))
+        self.controller: PolicyController | None = None
+        self.timer = None
+        self.command_pub = None
+        self.forward_pub = None
+        self._forward_index: np.ndarray | None = None
+        self._subscriptions: list = []
+        self._joints: JointState | None = None
+        self._pose: PoseStamped | None = None
+        self._twist: TwistStamped | None = None
+        self._received: dict[str, float] = {}
+        self._reference: tuple[float, float] | None = None  # (clip time, node-clock receive time)
+        self._active_since: float | None = None
+        self._holding: str | None = None  # why the last command was damping (None: commanding)
+        self.commands_sent = 0
+        self.damping_sent = 0
+        if self.autostart and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            if self.reference_source not in ("topic", "clip"):
+                raise ValueError(f"parameter reference_source: '{self.reference_source}' is not 'topic' or 'clip'")
+            if not self.policy_path:
+                raise ValueError("parameter policy is empty: give a checkpoint, run folder or .onnx file")
+            controller = PolicyController(load_policy_model(self.policy_path))
+            names = [n for n in self.forward_names if n] or controller.character.joint_names
+            unknown = [n for n in names if n not in controller.character.joint_names]
+            if unknown:
+                raise ValueError(f"parameter forward_joint_names: character '{controller.character.name}' has no "
+                                 f"joints {unknown}")
+        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.controller = controller
+        self._forward_index = np.array([controller.character.joint_names.index(n) for n in names], dtype=int)
+        self.period = 1.0 / (self.rate_hz if self.rate_hz > 0 else 1.0 / controller.control_dt)
+        self.command_pub = self.create_lifecycle_publisher(JointPDCommand, "pd_command", 10)
+        if self.forward_topic:
+            self.forward_pub = self.create_lifecycle_publisher(Float64MultiArray, self.forward_topic, 10)
+        self._subscriptions = [self.create_subscription(JointState, "joint_states", self._on_joints, 10),
+                               self.create_subscription(PoseStamped, "base_pose", self._on_pose, 10),
+                               self.create_subscription(TwistStamped, "base_twist", self._on_twist, 10)]
+        if self.reference_source == "topic":
+            self._subscriptions.append(self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10))
+        meta = controller.model.meta
+        self.get_logger().info(f"loaded {self.policy_path}: character '{meta['character']}', clip '{meta['clip']}', "
+                               f"{controller.character.num_joints} joints, {1.0 / self.period:.1f} Hz, "
+                               f"{type(controller.model).__name__}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)
+        self._active_since = self._now()
+        self._holding = None
+        self.timer = self.create_timer(self.period, self._tick)
+        self.get_logger().info("active: commanding")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.timer is not None:
+            self.destroy_timer(self.timer)
+            self.timer = None
+        self._publish(self.controller.damping(self._state_or_none()), damping=True)
+        self.get_logger().info("inactive: sent a damping command")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        for publisher in (self.command_pub, self.forward_pub):
+            if publisher is not None:
+                self.destroy_lifecycle_publisher(publisher)
+        self._subscriptions, self.command_pub, self.forward_pub, self.controller = [], None, None, None
+        self._joints = self._pose = self._twist = self._reference = None
+        self._received.clear()
+        return TransitionCallbackReturn.SUCCESS
+
+    # ---------------------------------------------------------------- inputs
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_joints(self, msg: JointState) -> None:
+        self._joints = msg
+        self._received["joint_states"] = self._now()
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        self._pose = msg
+        self._received["base_pose"] = self._now()
+
+    def _on_twist(self, msg: TwistStamped) -> None:
+        self._twist = msg
+        self._received["base_twist"] = self._now()
+
+    def _on_reference(self, msg: ReferenceFrame) -> None:
+        meta_clip = self.controller.model.meta["clip"] if self.controller is not None else None
+        if meta_clip is not None and msg.clip and msg.clip != meta_clip:
+            self._hold(f"reference clip '{msg.clip}' is not the policy's '{meta_clip}'")
+            self._reference = None
+            return
+        self._reference = (float(msg.clip_time), self._now())
+
+    def _state_or_none(self) -> RobotState | None:
+        try:
+            return self._state()
+        except ValueError:
+            return None
+
+    def _state(self) -> RobotState:
+        if self._joints is None or self._pose is None or self._twist is None:
+            missing = [n for n, m in (("joint_states", self._joints), ("base_pose", self._pose),
+                                      ("base_twist", self._twist)) if m is None]
+            raise ValueError(f"no {', '.join(missing)} yet")
+        j, p, t = self._joints, self._pose.pose, self._twist.twist
+        velocities = j.velocity if len(j.velocity) else np.zeros(len(j.name))
+        return RobotState.from_joints(
+            self.controller.character, list(j.name), np.asarray(j.position), np.asarray(velocities),
+            np.array([p.position.x, p.position.y, p.position.z]),
+            np.array([p.orientation.w, p.orientation.x, p.orientation.y, p.orientation.z]),
+            np.array([t.linear.x, t.linear.y, t.linear.z]), np.array([t.angular.x, t.angular.y, t.angular.z]))
+
+    def _clip_time(self, now: float) -> float | None:
+        if self.reference_source == "clip":
+            return self.start_time + (now - self._active_since)
+        if self._reference is None:
+            return None
+        clip_time, received = self._reference
+        return clip_time + (now - received)
+
+    # ---------------------------------------------------------------- output
+    def _tick(self) -> None:
+        now = self._now()
+        stale = [n for n in ("joint_states", "base_pose", "base_twist")
+                 if now - self._received.get(n, -np.inf) > self.state_timeout]
+        if stale:
+            self._hold(f"no fresh {', '.join(stale)} for {self.state_timeout * 1e3:.0f} ms")
+            return
+        clip_time = self._clip_time(now)
+        if clip_time is None:
+            self._hold("no reference frame yet")
+            return
+        try:
+            command = self.controller.command(self._state(), clip_time)
+        except (ValueError, UnsafeActionError) as exc:
+            self._hold(str(exc))
+            return
+        if self._holding is not None:
+            self.get_logger().info(f"resuming policy commands (was holding: {self._holding})")
+            self._holding = None
+        self._publish(command)
+
+    def _hold(self, reason: str) -> None:
+        """Send the damping command; log the reason when it changes."""
+        if self.controller is None or self.timer is None:
+            return
+        if reason != self._holding:
+            self.get_logger().warning(f"damping: {reason}")
+            self._holding = reason
+        self._publish(self.controller.damping(self._state_or_none()), damping=True)
+
+    def _publish(self, command: PDCommand, damping: bool = False) -> None:
+        msg = JointPDCommand()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.joint_names = list(command.joint_names)
+        msg.positions = command.positions.tolist()
+        msg.velocities = command.velocities.tolist()
+        msg.kp = command.kp.tolist()
+        msg.kd = command.kd.tolist()
+        msg.effort = [0.0] * len(command.joint_names)
+        self.command_pub.publish(msg)
+        if self.forward_pub is not None and not damping:
+            self.forward_pub.publish(Float64MultiArray(data=command.positions[self._forward_index].tolist()))
+        if damping:
+            self.damping_sent += 1
+        else:
+            self.commands_sent += 1
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    return run_node(PolicyNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
