@@ -25,11 +25,13 @@ class PPOConfig:
     as 28 action dimensions at a std of 0.1 rad make any useful step a large KL."""
     num_steps: int = 256
     """Steps per environment per iteration (samples per iteration = num_steps * num_envs)."""
-    epochs: int = 2
-    """Passes over the batch per iteration (DeepMimic: 1; each pass costs as much as the
-    environments' steps on 2 cores, see docs/benchmarks.md)."""
-    minibatches: int = 4
-    """Minibatches per pass."""
+    epochs: int = 1
+    """Passes over the batch per iteration (DeepMimic's 1).  A second pass costs as much as
+    the environments' steps on 2 cores (training loop 3762 samples/s with 2 x 4 against 4225
+    with 1 x 8, docs/benchmarks.md), and 2 or 5 passes learned no faster per sample over
+    the first 0.8M samples of the walk."""
+    minibatches: int = 8
+    """Minibatches per pass (1024 samples each at the default sizes)."""
     gamma: float = 0.95
     """Discount (DeepMimic's value)."""
     lam: float = 0.95
