@@ -26,8 +26,9 @@ import torch
 
 from mimic_policy.checkpoint import latest_checkpoint, load_checkpoint
 from mimic_policy.networks import ActorCritic
-from mimic_sim.paths import atomic_write_bytes, atomic_write_text
+from mimic_sim.paths import atomic_write_text
 from mimic_sim.reward import TERMS
+from mimic_sim.tracking import plot_tracking_error, position_errors_mm
 
 
 def load_policy(path: Path) -> tuple[ActorCritic, dict]:
@@ -69,11 +70,8 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
             obs, reward, terminated, truncated, info = env.step(action)
             total += reward
             terms.append([info[f"reward_{k}"] for k in TERMS])
-            sim = env.backend.body_states()
             ref = env.backend.kinematics(*env.reference.state(env.time))
-            world = np.linalg.norm(sim.pos - ref.pos, axis=1)
-            local = np.linalg.norm((sim.pos - sim.pos[root]) - (ref.pos - ref.pos[root]), axis=1)
-            errors.append((env.time, world.mean() * 1e3, local.mean() * 1e3))
+            errors.append((env.time, *position_errors_mm(env.backend.body_states(), ref, root)))
             if video is not None and episode == 0:
                 frames.append(env.render())
             if terminated or truncated:
@@ -103,28 +101,6 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
     return {**summary, "_curve": curves[0]}
 
 
-def _plot(curve: np.ndarray, path: Path) -> None:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot(curve[:, 0], curve[:, 1], label="MPJPE (world)")
-    ax.plot(curve[:, 0], curve[:, 2], label="MPJPE (root-relative)")
-    ax.set_xlabel("clip time (s)")
-    ax.set_ylabel("mean body position error (mm)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a trained policy (normalized return, MPJPE, falls)",
                                    description=__doc__.split("\n\n")[0])
@@ -142,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path(args.checkpoint) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     result = evaluate(model, meta, args.episodes, args.seconds, args.seed, None if args.no_video else out / "eval.mp4")
-    _plot(result.pop("_curve"), out / "tracking_error.png")
+    plot_tracking_error(result.pop("_curve"), out / "tracking_error.png")
     atomic_write_text(out / "eval.json", json.dumps(result, indent=2))
     print(f"normalized return {result['normalized_return']:.3f}, MPJPE {result['mpjpe_mm']:.0f} mm "
           f"(root-relative {result['mpjpe_root_relative_mm']:.0f} mm), fall rate {result['fall_rate']:.2f}; "

@@ -104,32 +104,9 @@ class RobotState:
     def from_joints(character: Character, names: list[str], positions: np.ndarray, velocities: np.ndarray,
                     root_position: np.ndarray, root_quat_wxyz: np.ndarray, root_linear: np.ndarray,
                     root_angular: np.ndarray) -> RobotState:
-        """Joint readings by name (any order, extra joints ignored) and the base state; a
-        missing joint or a non-finite value raises ``ValueError`` naming it."""
-        index = {name: i for i, name in enumerate(names)}
-        missing = [n for n in character.joint_names if n not in index]
-        if missing:
-            raise ValueError(f"joint state lacks joints {missing}")
-        order = np.array([index[n] for n in character.joint_names], dtype=int)
-        positions, velocities = np.asarray(positions, dtype=float), np.asarray(velocities, dtype=float)
-        if len(positions) != len(names) or len(velocities) != len(names):
-            raise ValueError(f"joint state has {len(names)} names, {len(positions)} positions and "
-                             f"{len(velocities)} velocities")
-        quat = np.asarray(root_quat_wxyz, dtype=float)
-        norm = np.linalg.norm(quat)
-        if not np.isfinite(norm) or norm < 1e-6:
-            raise ValueError(f"base orientation {quat.tolist()} is not a rotation")
-        qpos = np.concatenate([np.asarray(root_position, dtype=float), quat / norm, positions[order]])
-        qvel = np.concatenate([np.asarray(root_linear, dtype=float), np.asarray(root_angular, dtype=float),
-                               velocities[order]])
-        for what, values, labels in (("position", qpos[7:], character.joint_names),
-                                     ("velocity", qvel[6:], character.joint_names)):
-            bad = [labels[i] for i in np.flatnonzero(~np.isfinite(values))]
-            if bad:
-                raise ValueError(f"joint {what} of {bad} is not finite")
-        if not (np.isfinite(qpos[:3]).all() and np.isfinite(qvel[:6]).all()):
-            raise ValueError("base pose or twist is not finite")
-        return RobotState(qpos, qvel)
+        """Joint readings by name and the base state (``Character.state_from_readings``)."""
+        return RobotState(*character.state_from_readings(names, positions, velocities, root_position,
+                                                         root_quat_wxyz, root_linear, root_angular))
 
 
 @dataclass(frozen=True)

@@ -149,8 +149,10 @@ class MujocoBackend(PhysicsBackend):
     # ---------------------------------------------------------------- bodies
     def _bodies(self, data: mujoco.MjData) -> BodyStates:
         m = self.model
-        # Positions and velocities at the current qpos/qvel (mj_step leaves them one substep old).
+        # Positions, velocities and contacts at the current qpos/qvel (mj_step leaves them one
+        # substep old): a fall is then judged on the state the observation and reward see.
         mujoco.mj_kinematics(m, data)
+        mujoco.mj_collision(m, data)
         mujoco.mj_comPos(m, data)
         mujoco.mj_comVel(m, data)
         mujoco.mj_subtreeVel(m, data)
@@ -175,6 +177,7 @@ class MujocoBackend(PhysicsBackend):
         for backend in backends:
             d = backend.data
             mujoco.mj_kinematics(backend.model, d)
+            mujoco.mj_collision(backend.model, d)
             mujoco.mj_comPos(backend.model, d)
             mujoco.mj_comVel(backend.model, d)
             mujoco.mj_subtreeVel(backend.model, d)
