@@ -402,3 +402,51 @@ def test_policy_node_refuses_to_configure_with_a_missing_policy(domain, tmp_path
     finally:
         policy.stop()
     assert "does not exist" in policy.output()
+
+
+def test_mimic_launch_play_runs_the_policy_in_lockstep_and_its_bag_matches_the_environment(policy_run, tmp_path,
+                                                                                          monkeypatch):
+    """reference_player + sim_node + policy_node + recorder over DDS: the bag's report shows the
+    trajectory the policy has in-process (same fall step, same rewards) and the bag is readable."""
+    import torch
+
+    from mimic_policy.evaluate import load_policy
+    from mimic_sim.envs.imitation import ImitationEnv
+    from mimic_sim.report import report
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(unique_domain_id()))
+    bag = tmp_path / "bag"
+    launch = subprocess.Popen([sys.executable, "-m", "mimic_sim.cli", "launch", "play", f"policy:={policy_run}",
+                               "duration:=3.0", f"output:={bag}"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(launch.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while not any("reached duration" in line for line in lines) and time.monotonic() < deadline \
+            and launch.poll() is None:
+        reader.join(0.2)
+    launch.send_signal(signal.SIGINT)
+    assert launch.wait(timeout=60) == 0, "".join(lines)
+    reader.join(5)
+    assert any("reached duration 3.00 s" in line for line in lines), "".join(lines)
+
+    result = report(bag)
+    assert result["states"] == 91 and result["states_without_base_state"] == 0  # initial state + 90 steps
+
+    model, _ = load_policy(policy_run)
+    env = ImitationEnv(residual_actions=True, target_observation=True, episode_seconds=3.0)
+    obs, _ = env.reset(options={"start_time": 0.0})
+    rewards = []
+    for _ in range(90):
+        obs, reward, terminated, truncated, _ = env.step(model.act_deterministic(torch.as_tensor(obs[None]))[0].numpy())
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    env.close()
+    if terminated:  # the same fall, at the same step
+        assert result["first_fall_seconds"] == pytest.approx(len(rewards) / 30, abs=1e-6)
+    else:
+        assert result["falls"] == 0
+    # the bag also scores the initial state (the reference pose itself: reward 1)
+    assert result["normalized_return"] * 91 - 1.0 == pytest.approx(sum(rewards), abs=0.03 * 90)

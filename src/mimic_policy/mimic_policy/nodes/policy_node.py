@@ -10,8 +10,9 @@ A managed (lifecycle) node, as hardware users expect:
 Every period it reads the latest ``joint_states`` and base state, builds the
 observation with the training code, runs the policy and publishes a PD command
 (:mod:`mimic_policy.serving`: targets clamped to the joint limits, joints by name).
-A watchdog sends the damping command instead, and logs it, when the state is older
-than ``state_timeout`` (default 100 ms), when the policy's output is not finite, or
+Until a first state arrives it sends nothing.  A watchdog then sends the damping
+command instead, and logs it, when the state is older than ``state_timeout`` (default
+100 ms), when the policy's output is not finite, or
 while no reference is known; commanding resumes, logged, when the cause is gone.
 
 Subscribes:  joint_states (sensor_msgs/JointState), base_pose (geometry_msgs/PoseStamped),
@@ -21,9 +22,14 @@ Publishes:   pd_command (mimic_msgs/JointPDCommand); with ``forward_command_topi
              also std_msgs/Float64MultiArray target positions in ``forward_joint_names``
              order (a ros2_control ``forward_command_controller``)
 
+``trigger: state`` answers each new state (joint_states, base_pose and base_twist of one
+stamp) with one command instead of commanding on a timer: with sim_node's
+``step_on_command`` the loop runs in lockstep, as in training (``mimic launch play``).
+
 The reference: with ``reference_source: topic`` the clip time of the latest
 ReferenceFrame, advanced by the time since it arrived (phase-locked to the stream);
-with ``clip`` the node plays the checkpoint's clip itself from ``start_time``.
+with ``clip`` the node plays the checkpoint's clip itself from ``start_time`` (by its
+clock since activation, or with ``trigger: state`` by the states' stamps).
 """
 
 from __future__ import annotations
@@ -41,11 +47,17 @@ from mimic_policy.serving import PDCommand, PolicyController, RobotState, Unsafe
 from mimic_sim.nodes.common import declare, run_node
 
 
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
 class PolicyNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__("policy_node")
         self.policy_path = str(declare(self, "policy", "", "checkpoint, run folder or exported .onnx file"))
         self.rate_hz = float(declare(self, "rate_hz", 0.0, "commands per second; 0 = the checkpoint's control rate"))
+        self.trigger = str(declare(self, "trigger", "timer", "'timer' (command at rate_hz) or 'state' (answer each "
+                                                             "new state: lockstep with sim_node step_on_command)"))
         self.state_timeout = float(declare(self, "state_timeout", 0.1,
                                            "state older than this (s) -> damping command"))
         self.reference_source = str(declare(self, "reference_source", "topic",
@@ -68,6 +80,8 @@ class PolicyNode(LifecycleNode):
         self._received: dict[str, float] = {}
         self._reference: tuple[float, float] | None = None  # (clip time, node-clock receive time)
         self._active_since: float | None = None
+        self._answered: int | None = None  # stamp (ns) of the last state answered (trigger: state)
+        self._first_stamp: int | None = None  # stamp of the first state answered since activation
         self._holding: str | None = None  # why the last command was damping (None: commanding)
         self.commands_sent = 0
         self.damping_sent = 0
@@ -79,6 +93,8 @@ class PolicyNode(LifecycleNode):
         try:
             if self.reference_source not in ("topic", "clip"):
                 raise ValueError(f"parameter reference_source: '{self.reference_source}' is not 'topic' or 'clip'")
+            if self.trigger not in ("timer", "state"):
+                raise ValueError(f"parameter trigger: '{self.trigger}' is not 'timer' or 'state'")
             if not self.policy_path:
                 raise ValueError("parameter policy is empty: give a checkpoint, run folder or .onnx file")
             controller = PolicyController(load_policy_model(self.policy_path))
@@ -111,6 +127,7 @@ class PolicyNode(LifecycleNode):
         result = super().on_activate(state)
         self._active_since = self._now()
         self._holding = None
+        self._first_stamp = None
         self.timer = self.create_timer(self.period, self._tick)
         self.get_logger().info("active: commanding")
         return result
@@ -141,14 +158,30 @@ class PolicyNode(LifecycleNode):
     def _on_joints(self, msg: JointState) -> None:
         self._joints = msg
         self._received["joint_states"] = self._now()
+        self._answer_state()
 
     def _on_pose(self, msg: PoseStamped) -> None:
         self._pose = msg
         self._received["base_pose"] = self._now()
+        self._answer_state()
 
     def _on_twist(self, msg: TwistStamped) -> None:
         self._twist = msg
         self._received["base_twist"] = self._now()
+        self._answer_state()
+
+    def _answer_state(self) -> None:
+        """With ``trigger: state``: one command per new state, once its three parts (same stamp) are in."""
+        if self.trigger != "state" or self.timer is None or None in (self._joints, self._pose, self._twist):
+            return
+        stamp = _stamp_ns(self._joints)
+        if stamp == self._answered or stamp != _stamp_ns(self._pose) or stamp != _stamp_ns(self._twist):
+            return
+        self._answered = stamp
+        if self._first_stamp is None:
+            self._first_stamp = stamp
+        self._command(self.start_time + (stamp - self._first_stamp) * 1e-9 if self.reference_source == "clip"
+                      else self._clip_time(self._now()))
 
     def _on_reference(self, msg: ReferenceFrame) -> None:
         meta_clip = self.controller.model.meta["clip"] if self.controller is not None else None
@@ -187,13 +220,22 @@ class PolicyNode(LifecycleNode):
 
     # ---------------------------------------------------------------- output
     def _tick(self) -> None:
+        """Every period: the watchdog, then (``trigger: timer``) the policy's command."""
         now = self._now()
+        if not self._received:  # nothing heard yet: the robot is still in its own start-up mode
+            if self._holding != "waiting":
+                self.get_logger().info("waiting for joint_states, base_pose and base_twist")
+                self._holding = "waiting"
+            return
         stale = [n for n in ("joint_states", "base_pose", "base_twist")
                  if now - self._received.get(n, -np.inf) > self.state_timeout]
         if stale:
             self._hold(f"no fresh {', '.join(stale)} for {self.state_timeout * 1e3:.0f} ms")
             return
-        clip_time = self._clip_time(now)
+        if self.trigger == "timer":
+            self._command(self._clip_time(now))
+
+    def _command(self, clip_time: float | None) -> None:
         if clip_time is None:
             self._hold("no reference frame yet")
             return
@@ -202,9 +244,11 @@ class PolicyNode(LifecycleNode):
         except (ValueError, UnsafeActionError) as exc:
             self._hold(str(exc))
             return
-        if self._holding is not None:
+        if self._holding == "waiting":
+            self.get_logger().info("state received: commanding")
+        elif self._holding is not None:
             self.get_logger().info(f"resuming policy commands (was holding: {self._holding})")
-            self._holding = None
+        self._holding = None
         self._publish(command)
 
     def _hold(self, reason: str) -> None:

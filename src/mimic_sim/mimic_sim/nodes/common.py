@@ -15,9 +15,20 @@ from rclpy.node import Node
 
 
 def declare(node: Node, name: str, default: object, description: str, read_only: bool = False) -> object:
-    """Declare a parameter with a description and return its value."""
-    node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=read_only))
-    return node.get_parameter(name).value
+    """Declare a parameter with a description and return its value.
+
+    A float parameter also takes an integer (``duration:=3``, as a launch argument is
+    easily written), converted; anything else not a number is an error naming it.
+    """
+    numeric = isinstance(default, float)
+    descriptor = ParameterDescriptor(description=description, read_only=read_only, dynamic_typing=numeric)
+    node.declare_parameter(name, default, descriptor)
+    value = node.get_parameter(name).value
+    if numeric:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"parameter '{name}' must be a number, got {value!r}")
+        return float(value)
+    return value
 
 
 def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int:

@@ -14,6 +14,12 @@ Publishes:   joint_states (sensor_msgs/JointState), base_pose (geometry_msgs/Pos
              every link), /clock (rosgraph_msgs/Clock, when not real time)
 Services:    ~/reset (std_srvs/Trigger), ~/pause (std_srvs/SetBool)
 
+With ``step_on_command`` the node runs in lockstep with its commander: it publishes the
+initial state (again every 0.5 s until a command answers), then every accepted command
+advances the simulation one control period and publishes the new state, so a policy
+that answers each state acts exactly as in training, however fast either side runs
+(``mimic launch play``).  ``duration`` stops stepping after that much sim time.
+
 Target velocities are applied (the PD law's ``qdot_target``; zero when a command gives
 none).  Per-command gains (kp, kd) and feed-forward effort are checked but not applied:
 the simulated character uses its configured gains, as in training.
@@ -45,6 +51,13 @@ from mimic_sim.nodes.conversions import pose_msg, tf_message, twist_msg
 from mimic_sim.reference import ReferenceMotion
 
 
+def _topic_count(text: str) -> tuple[str, int]:
+    topic, _, count = text.partition("=")
+    if not topic or not count.isdigit():
+        raise ValueError(f"parameter wait_for_subscribers: '{text}' is not 'topic=count'")
+    return topic, int(count)
+
+
 class SimNode(Node):
     def __init__(self) -> None:
         super().__init__("sim_node")
@@ -58,6 +71,12 @@ class SimNode(Node):
                                                            "name/file whose frame at initial_time starts the run"))
         self.initial_time = float(declare(self, "initial_time", 0.0, "clip time of the initial pose (s)"))
         track = bool(declare(self, "track_reference", False, "use 'reference' frames as PD targets"))
+        self.step_on_command = bool(declare(self, "step_on_command", False,
+                                            "lockstep: one control step per accepted command, not a timer"))
+        self.duration = float(declare(self, "duration", 0.0, "stop stepping after this much sim time (s); 0 = never"))
+        wait = [str(w) for w in declare(self, "wait_for_subscribers", [""], "lockstep: offer the first state only "
+                                        "once each 'topic=count' has that many subscribers") if w]
+        self.wait_for = [_topic_count(w) for w in wait]
         self.frame_id = str(declare(self, "frame_id", "world", "world frame id"))
         publish_tf = bool(declare(self, "publish_tf", True, "publish the character's links on /tf"))
         self.tf_prefix = str(declare(self, "tf_prefix", "", "prefix of the link frames"))
@@ -74,6 +93,8 @@ class SimNode(Node):
         self.rejected = 0
         self._last_reason, self._last_logged = "", 0.0
         self._prev_lin_vel: np.ndarray | None = None
+        self._finished = False
+        self._published_at = -np.inf  # monotonic time of the last state published
         self.backend.reset(*self.initial)
 
         self.joint_pub = self.create_publisher(JointState, "joint_states", 10)
@@ -89,7 +110,12 @@ class SimNode(Node):
             self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/pause", self._on_pause)
-        self.create_timer(self.dt if self.realtime else 0.0, self._tick)
+        if self.step_on_command:
+            # The initial state, and again while no command answers it (a subscriber may have
+            # joined late): the commander's cue for the first step.
+            self.create_timer(0.5, self._offer_state)
+        else:
+            self.create_timer(self.dt if self.realtime else 0.0, self._tick)
         self._wall_start = time.monotonic()
         self.get_logger().info(f"{self.character.name} in {self.backend.name} at {self.backend.config.physics_hz:.0f} "
                                f"Hz physics, {control_hz:.0f} Hz control, "
@@ -120,6 +146,8 @@ class SimNode(Node):
             return
         self.targets = command.targets
         self.target_velocities = command.target_velocities
+        if self.step_on_command:
+            self._tick()
 
     def _on_command(self, msg: JointPDCommand) -> None:
         self._apply(msg.joint_names, msg.positions, velocities=msg.velocities, kp=msg.kp, kd=msg.kd,
@@ -146,20 +174,32 @@ class SimNode(Node):
     def _tick(self) -> None:
         if self.paused:
             return
+        if self.duration > 0 and self.sim_time >= self.duration - 1e-9:
+            if not self._finished:
+                self._finished = True
+                self.get_logger().info(f"reached duration {self.duration:.2f} s of sim time; holding")
+            return
         self.backend.step(self.targets, self.target_velocities)
         self.sim_time += self.dt
         self._publish()
+
+    def _offer_state(self) -> None:
+        if self.sim_time == 0.0 and any(self.count_subscribers(t) < n for t, n in self.wait_for):
+            return  # e.g. until the recorder of `mimic launch play` listens, so the recording is whole
+        if time.monotonic() - self._published_at > 0.5 and not self._finished:
+            self._publish()
 
     def _stamp(self):
         if self.realtime:
             return self.get_clock().now().to_msg()
         clock = Clock()
-        clock.clock.sec = int(self.sim_time)
-        clock.clock.nanosec = round((self.sim_time - int(self.sim_time)) * 1e9) % 1_000_000_000
+        # from whole nanoseconds: a sum of 1/30 steps just under a second must not become 0 s + 1e9 ns
+        clock.clock.sec, clock.clock.nanosec = divmod(round(self.sim_time * 1e9), 1_000_000_000)
         self.clock_pub.publish(clock)
         return clock.clock
 
     def _publish(self) -> None:
+        self._published_at = time.monotonic()
         qpos, qvel = self.backend.get_state()
         stamp = self._stamp()
         joints = JointState()

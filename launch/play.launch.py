@@ -1,0 +1,10 @@
+"""ros2 launch mimic play.launch.py policy:=RUN [clip:=walk] [backend:=mujoco] [start_time:=0.0] [duration:=20.0]
+
+The graph is declared in play.yaml next to this file; `mimic launch play` runs the same graph.
+"""
+
+from mimic_sim.graph import ros2_launch_description
+
+
+def generate_launch_description():
+    return ros2_launch_description("play")
