@@ -391,3 +391,27 @@ def test_link_tree_composes_to_the_body_poses(humanoid, backends):
     for b, name in enumerate(humanoid.tracked_bodies):
         assert np.abs(world[name][0] - states.pos[b]).max() < 1e-9
         assert rot.quat_angle(rot.quat_mul(rot.quat_conj(world[name][1]), states.quat[b])) < 1e-7
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_zero_position_gain_damps_instead_of_driving_to_the_target(name, humanoid):
+    """set_gains(kp=0, kd): joints no longer pulled to their targets, their motion damped."""
+    reference = ReferenceMotion(load_deepmimic(resolve_clip("walk")), humanoid)
+    qpos, qvel = reference.state(0.3)
+    elbow = humanoid.joint_names.index("right_elbow")
+    far = np.clip(qpos[7:] + 1.0, humanoid.joint_lower, humanoid.joint_upper)
+    moved = {}
+    for label, kp in (("pd", humanoid.kp), ("damping", np.zeros(humanoid.num_joints))):
+        backend = make_backend(name, humanoid)
+        backend.set_gains(kp, humanoid.kd)
+        backend.reset(qpos, qvel)
+        start = backend.get_state()[0][7 + elbow]
+        for _ in range(5):
+            backend.step(far)
+        moved[label] = abs(backend.get_state()[0][7 + elbow] - start)
+        backend.close()
+    assert moved["pd"] > 0.3 and moved["damping"] < 0.1 * moved["pd"], moved
+    backend = make_backend(name, humanoid)
+    with pytest.raises(ValueError, match="kd of joint"):
+        backend.set_gains(humanoid.kp, -humanoid.kd)
+    backend.close()

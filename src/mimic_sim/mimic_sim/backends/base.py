@@ -88,6 +88,19 @@ class PhysicsBackend(ABC):
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """Put the character in a state (see ``Character`` for the coordinate layout)."""
 
+    def set_gains(self, kp: np.ndarray, kd: np.ndarray) -> None:
+        """Use these PD gains (one per joint, >= 0, finite) from the next step on; the torque
+        limits stay the character's.  ``kp = 0`` with ``kd > 0`` is a damping command."""
+        kp, kd = np.asarray(kp, dtype=float), np.asarray(kd, dtype=float)
+        n = self.character.num_joints
+        if kp.shape != (n,) or kd.shape != (n,):
+            raise ValueError(f"gains must have one value per joint ({n}), got {kp.shape} and {kd.shape}")
+        for name, values in (("kp", kp), ("kd", kd)):
+            bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+            if bad.size:
+                raise ValueError(f"{name} of joint '{self.character.joint_names[bad[0]]}' is {values[bad[0]]}")
+        self.gains = PDGains(kp.copy(), kd.copy(), self.character.torque_limit)
+
     def step(self, targets: np.ndarray, target_velocities: np.ndarray | None = None) -> None:
         """Hold PD targets (one per ``Character.joint_names``), and target velocities
         (default zero), for one control period."""

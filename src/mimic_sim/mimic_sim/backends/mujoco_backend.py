@@ -117,6 +117,17 @@ class MujocoBackend(PhysicsBackend):
                 p = int(m.body_parentid[p])
             self._tracked_of_body[b] = tracked.get(p, -1)
 
+    def set_gains(self, kp: np.ndarray, kd: np.ndarray) -> None:
+        super().set_gains(kp, kd)
+        # the PD law's actuator and joint-damping terms (build_model), for the new gains
+        g, m, ids = self.gains, self.model, self._act_ids
+        m.actuator_gainprm[ids, 0] = g.kp
+        m.actuator_biasprm[ids, 1] = -g.kp
+        m.actuator_biasprm[ids, 2] = -(1.0 - PASSIVE_DAMPING) * g.kd
+        m.dof_damping[self._vadr] = PASSIVE_DAMPING * g.kd + g.kp * self.config.physics_dt
+        # target velocities ride on ctrl scaled by kd / kp: where kp is 0 they are not applied
+        self._kd_over_kp = np.where(g.kp > 0, g.kd / np.maximum(g.kp, 1e-12), 0.0)
+
     # ----------------------------------------------------------- coordinates
     def _write(self, data: mujoco.MjData, qpos: np.ndarray, qvel: np.ndarray) -> None:
         r, v = self._root_q, self._root_v

@@ -21,8 +21,9 @@ that answers each state acts exactly as in training, however fast either side ru
 (``mimic launch play``).  ``duration`` stops stepping after that much sim time.
 
 Target velocities are applied (the PD law's ``qdot_target``; zero when a command gives
-none).  Per-command gains (kp, kd) and feed-forward effort are checked but not applied:
-the simulated character uses its configured gains, as in training.
+none), and so are a command's gains (kp, kd; the character's configured gains where a
+command gives none): kp = 0 makes the policy node's damping command damp.  Feed-forward effort is
+checked but not applied.
 """
 
 from __future__ import annotations
@@ -146,6 +147,10 @@ class SimNode(Node):
             return
         self.targets = command.targets
         self.target_velocities = command.target_velocities
+        kp = command.kp if command.kp is not None else self.backend.gains.kp
+        kd = command.kd if command.kd is not None else self.backend.gains.kd
+        if not (np.array_equal(kp, self.backend.gains.kp) and np.array_equal(kd, self.backend.gains.kd)):
+            self.backend.set_gains(kp, kd)
         if self.step_on_command:
             self._tick()
 
@@ -159,6 +164,7 @@ class SimNode(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.backend.reset(*self.initial)
+        self.backend.set_gains(self.character.kp, self.character.kd)
         self.targets = self.initial[0][7:].copy()
         self.target_velocities = None
         self._prev_lin_vel = None
