@@ -132,7 +132,7 @@ def test_mimic_launch_forwards_sigint_and_leaves_no_process(tmp_path, nodes_on_p
     collected: list[str] = []
     reader = threading.Thread(target=lambda: collected.extend(read()))
     reader.start()
-    assert both.wait(10), "nodes did not start"
+    assert both.wait(30), "nodes did not start"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 0
     reader.join(5)
