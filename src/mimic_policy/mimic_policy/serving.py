@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimic_sim import rotations as rot
 from mimic_sim.character import Character, load_character
 from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
 from mimic_sim.kinematics import PinocchioModel
@@ -89,6 +90,15 @@ def load_policy_model(path: Path | str) -> PolicyModel:
     if not path.exists():
         raise FileNotFoundError(f"policy {path} does not exist")
     return OnnxPolicyModel(path) if path.suffix == ".onnx" else TorchPolicyModel(path)
+
+
+def twist_in_world(root_quat_wxyz: np.ndarray, linear: np.ndarray, angular: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A base twist given in the base's own frame (nav_msgs/Odometry's convention: the
+    child frame) expressed in the world, as :class:`RobotState` takes it."""
+    quat = np.asarray(root_quat_wxyz, dtype=float)
+    quat = quat / np.linalg.norm(quat)
+    return rot.quat_rotate(quat, np.asarray(linear, dtype=float)), rot.quat_rotate(quat, np.asarray(angular, float))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ on an apt-installed ROS 2 (:func:`ros2_launch_description`).
 A scenario file::
 
     description: one line
+    requires: [gazebo]            # optional: what only an apt ROS 2 has; `mimic launch` refuses it
     arguments:                    # overridable as name:=value on either launcher
       clip: {default: walk, description: clip name or motion file}
     nodes:
@@ -70,6 +71,7 @@ class Scenario:
     description: str
     arguments: tuple[Argument, ...]
     nodes: tuple[NodeSpec, ...]
+    requires: tuple[str, ...] = ()
 
     def argument_values(self, overrides: dict[str, str]) -> dict[str, str]:
         known = {a.name for a in self.arguments}
@@ -136,7 +138,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
                               bool(node.get("required", True)), tuple(topics)))
     if len({n.name for n in nodes}) != len(nodes):
         raise GraphError(f"{path}: node names must be unique")
-    return Scenario(path.stem, path, str(data.get("description", "")), tuple(arguments), tuple(nodes))
+    requires = data.get("requires") or []
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        raise GraphError(f"{path}: field 'requires' must be a list of names")
+    return Scenario(path.stem, path, str(data.get("description", "")), tuple(arguments), tuple(nodes),
+                    tuple(requires))
 
 
 def ros2_launch_description(name: str):  # -> launch.LaunchDescription, on an apt ROS 2 only

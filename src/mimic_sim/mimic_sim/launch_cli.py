@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from mimic_sim.launcher import Launcher, resolve_executable
 
     scenario = load_scenario(args.scenario)
+    if scenario.requires and not args.show:
+        raise ValueError(f"scenario '{scenario.name}' needs {', '.join(scenario.requires)}, which only an apt ROS 2 "
+                         f"has: run 'ros2 launch mimic {scenario.name}.launch.py' there")
     launcher = Launcher(scenario, _parse_arguments(args.arguments))
     if args.show:
         print(f"{scenario.name}: {scenario.description} ({scenario.source})")

@@ -17,7 +17,10 @@ while no reference is known; commanding resumes, logged, when the cause is gone.
 
 Subscribes:  joint_states (sensor_msgs/JointState), base_pose (geometry_msgs/PoseStamped),
              base_twist (geometry_msgs/TwistStamped, world frame), reference
-             (mimic_msgs/ReferenceFrame, when ``reference_source`` is ``topic``)
+             (mimic_msgs/ReferenceFrame, when ``reference_source`` is ``topic``); with
+             ``base_state: odometry`` odom (nav_msgs/Odometry, twist in the base frame, as
+             Gazebo's OdometryPublisher or a state estimator gives it) instead of
+             base_pose and base_twist
 Publishes:   pd_command (mimic_msgs/JointPDCommand); with ``forward_command_topic``
              also std_msgs/Float64MultiArray target positions in ``forward_joint_names``
              order (a ros2_control ``forward_command_controller``)
@@ -43,7 +46,14 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from mimic_msgs.msg import JointPDCommand, ReferenceFrame
-from mimic_policy.serving import PDCommand, PolicyController, RobotState, UnsafeActionError, load_policy_model
+from mimic_policy.serving import (
+    PDCommand,
+    PolicyController,
+    RobotState,
+    UnsafeActionError,
+    load_policy_model,
+    twist_in_world,
+)
 from mimic_sim.nodes.common import declare, run_node
 
 
@@ -67,6 +77,8 @@ class PolicyNode(LifecycleNode):
                                          "also publish Float64MultiArray positions here ('' = off)"))
         self.forward_names = list(declare(self, "forward_joint_names", [""],
                                           "joint order of the forward command (default: the character's)"))
+        self.base_state = str(declare(self, "base_state", "topics", "'topics' (base_pose and base_twist) or "
+                                                                    "'odometry' (nav_msgs/Odometry on odom)"))
         self.autostart = bool(declare(self, "autostart", False, "configure and activate at start-up"))
         self.controller: PolicyController | None = None
         self.timer = None
@@ -95,6 +107,14 @@ class PolicyNode(LifecycleNode):
                 raise ValueError(f"parameter reference_source: '{self.reference_source}' is not 'topic' or 'clip'")
             if self.trigger not in ("timer", "state"):
                 raise ValueError(f"parameter trigger: '{self.trigger}' is not 'timer' or 'state'")
+            if self.base_state not in ("topics", "odometry"):
+                raise ValueError(f"parameter base_state: '{self.base_state}' is not 'topics' or 'odometry'")
+            if self.base_state == "odometry":
+                try:
+                    from nav_msgs.msg import Odometry
+                except ImportError as exc:
+                    raise ValueError("parameter base_state: 'odometry' needs the nav_msgs package, which is "
+                                     "not installed") from exc
             if not self.policy_path:
                 raise ValueError("parameter policy is empty: give a checkpoint, run folder or .onnx file")
             controller = PolicyController(load_policy_model(self.policy_path))
@@ -112,9 +132,12 @@ class PolicyNode(LifecycleNode):
         self.command_pub = self.create_lifecycle_publisher(JointPDCommand, "pd_command", 10)
         if self.forward_topic:
             self.forward_pub = self.create_lifecycle_publisher(Float64MultiArray, self.forward_topic, 10)
-        self._subscriptions = [self.create_subscription(JointState, "joint_states", self._on_joints, 10),
-                               self.create_subscription(PoseStamped, "base_pose", self._on_pose, 10),
-                               self.create_subscription(TwistStamped, "base_twist", self._on_twist, 10)]
+        self._subscriptions = [self.create_subscription(JointState, "joint_states", self._on_joints, 10)]
+        if self.base_state == "odometry":
+            self._subscriptions.append(self.create_subscription(Odometry, "odom", self._on_odometry, 10))
+        else:
+            self._subscriptions += [self.create_subscription(PoseStamped, "base_pose", self._on_pose, 10),
+                                    self.create_subscription(TwistStamped, "base_twist", self._on_twist, 10)]
         if self.reference_source == "topic":
             self._subscriptions.append(self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10))
         meta = controller.model.meta
@@ -168,6 +191,24 @@ class PolicyNode(LifecycleNode):
     def _on_twist(self, msg: TwistStamped) -> None:
         self._twist = msg
         self._received["base_twist"] = self._now()
+        self._answer_state()
+
+    def _on_odometry(self, msg) -> None:
+        """nav_msgs/Odometry: the pose as base_pose, the twist turned from the base frame to the world."""
+        q = msg.pose.pose.orientation
+        t = msg.twist.twist
+        try:
+            linear, angular = twist_in_world(np.array([q.w, q.x, q.y, q.z]), [t.linear.x, t.linear.y, t.linear.z],
+                                             [t.angular.x, t.angular.y, t.angular.z])
+        except (ValueError, FloatingPointError):
+            return
+        pose = PoseStamped(header=msg.header, pose=msg.pose.pose)
+        twist = TwistStamped(header=msg.header)
+        twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in linear)
+        twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = (float(v) for v in angular)
+        now = self._now()
+        self._pose, self._twist = pose, twist
+        self._received["base_pose"] = self._received["base_twist"] = now
         self._answer_state()
 
     def _answer_state(self) -> None:
