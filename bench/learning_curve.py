@@ -71,7 +71,8 @@ def main() -> None:
                 f"{p['mpjpe_mm']:.0f} / {p['mpjpe_root_relative_mm']:.0f} mm | {p['fall_rate']:.2f} |" for p in points]
         ppo = config.ppo
         record_section("learning_curve", f"python bench/learning_curve.py --stages {args.stages}", [
-            f"Settings: `mimic train` defaults ({config.num_envs} envs over {config.num_workers} workers, "
+            f"Settings: `mimic train` defaults ({meta['backend']} at {meta['physics_hz']:.0f} Hz physics, "
+            f"{config.num_envs} envs over {config.num_workers} workers, "
             f"{ppo.num_steps} steps each, PPO {'-'.join(map(str, ppo.hidden))}, {ppo.epochs} epochs x "
             f"{ppo.minibatches} minibatches, initial std {2.718281828 ** ppo.init_log_std:.2f} rad); evaluation: "
             f"deterministic policy, {args.episodes} episodes of 20 s.", "",

@@ -50,9 +50,11 @@ def load_policy(path: Path) -> tuple[ActorCritic, dict]:
 
 def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float = 20.0, seed: int = 0,
              video: Path | None = None) -> dict:
+    from mimic_sim.backends import SimConfig
     from mimic_sim.envs.imitation import ImitationEnv
 
     env = ImitationEnv(clip=meta["clip_file"], character=meta["character"], backend=meta.get("backend", "mujoco"),
+                       sim=SimConfig(physics_hz=meta.get("physics_hz")),  # the training's rate
                        residual_actions=bool(meta.get("residual_actions", False)),
                        target_observation=bool(meta.get("target_observation", False)), episode_seconds=seconds,
                        render_mode="rgb_array" if video else None)

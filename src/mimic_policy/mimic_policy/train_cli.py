@@ -25,6 +25,8 @@ class TrainConfig:
     clip: str = "walk"
     character: str = "humanoid"
     backend: str = "mujoco"
+    physics_hz: float | None = None
+    """Physics rate; None: the backend's default (``docs/simulation.md``)."""
     num_envs: int = 32
     num_workers: int = 2
     total_samples: int = 10_000_000
@@ -42,10 +44,12 @@ def make_envs(config: TrainConfig):
     import functools
 
     from mimic_policy.vec_env import WorkerVectorEnv
+    from mimic_sim.backends import SimConfig
     from mimic_sim.envs.imitation_vector import ImitationVectorEnv
 
     make = functools.partial(ImitationVectorEnv, clip=config.clip, character=config.character,
-                             backend=config.backend, residual_actions=config.residual_actions,
+                             backend=config.backend, sim=SimConfig(physics_hz=config.physics_hz),
+                             residual_actions=config.residual_actions,
                              target_observation=config.target_observation)
     return WorkerVectorEnv(make, config.num_envs, config.num_workers)
 
@@ -53,14 +57,17 @@ def make_envs(config: TrainConfig):
 def describe(config: TrainConfig, envs) -> tuple[dict, dict]:
     """Checkpoint metadata of a run, and the fields a checkpoint must match to be resumed."""
     from mimic_policy.checkpoint import character_meta
+    from mimic_sim.backends import default_physics_hz
     from mimic_sim.character import load_character
     from mimic_sim.deepmimic_format import resolve_clip
 
     space = envs.single_action_space
-    description = character_meta(load_character(config.character), action_lower=space.low, action_upper=space.high,
+    character = load_character(config.character)
+    description = character_meta(character, action_lower=space.low, action_upper=space.high,
                                  target_observation=config.target_observation)
     meta = {"clip": config.clip, "clip_file": str(resolve_clip(config.clip)), "backend": config.backend,
-            "control_hz": 30.0, "residual_actions": config.residual_actions,
+            "control_hz": 30.0, "physics_hz": float(config.physics_hz or default_physics_hz(config.backend, character)),
+            "residual_actions": config.residual_actions,
             "target_observation": config.target_observation, **description}
     return meta, {k: description[k] for k in ("character", "joint_names", "observation_size")}
 
@@ -77,6 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--clip", default=defaults.clip)
     parser.add_argument("--character", default=defaults.character)
     parser.add_argument("--backend", default=defaults.backend, choices=("mujoco", "pybullet"))
+    parser.add_argument("--physics-hz", type=float, default=None,
+                        help="physics rate, a multiple of 30 (default: the backend's)")
     parser.add_argument("--envs", type=int, default=defaults.num_envs, help="environments stepped in parallel")
     parser.add_argument("--workers", type=int, default=defaults.num_workers,
                         help="worker processes the environments are spread over (one per core)")
@@ -111,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         ppo = PPOConfig(num_steps=args.steps_per_env, learning_rate=args.learning_rate, epochs=args.epochs,
                         minibatches=args.minibatches, init_log_std=args.init_log_std, gamma=args.gamma,
                         hidden=tuple(int(h) for h in args.hidden.split(",")))
-        config = TrainConfig(clip=args.clip, character=args.character, backend=args.backend, num_envs=args.envs,
+        config = TrainConfig(clip=args.clip, character=args.character, backend=args.backend,
+                             physics_hz=args.physics_hz, num_envs=args.envs,
                              num_workers=args.workers,
                              total_samples=int(args.samples or TrainConfig.total_samples), seed=args.seed,
                              checkpoint_every=args.checkpoint_every, residual_actions=not args.absolute_actions,

@@ -58,6 +58,7 @@ class Character:
     ground_contact_allowed: list[str]
     spherical_joints: dict[str, str]
     ground_friction: float
+    physics_hz: float | None  # the physics rate its gains need (None: the backend's default)
     body_masses: dict[str, float]  # every body of the model, kg
     total_mass: float
 
@@ -229,6 +230,9 @@ def load_character(name_or_path: str | Path) -> Character:
     if root_body not in body_names:
         raise CharacterError(f"{path}: field 'root_body': model {model_path.name} has no body '{root_body}'")
     pose_weights = _pose_weights(cfg.get("pose_weights"), tracked, path)
+    physics_hz = cfg.get("physics_hz")
+    if physics_hz is not None and (not isinstance(physics_hz, int | float) or physics_hz <= 0):
+        raise CharacterError(f"{path}: field 'physics_hz' must be a positive rate in Hz, got {physics_hz!r}")
     for motion_joint, order in spherical.items():
         for axis in str(order):
             if f"{motion_joint}_{axis}" not in [j.name for j in joints]:
@@ -256,6 +260,7 @@ def load_character(name_or_path: str | Path) -> Character:
         ground_contact_allowed=list(cfg.get("ground_contact_allowed") or []),
         spherical_joints={k: str(v) for k, v in spherical.items()},
         ground_friction=float(cfg.get("ground_friction", 0.9)),
+        physics_hz=None if physics_hz is None else float(physics_hz),
         body_masses={name: float(model.body_mass[b]) for b, name in enumerate(body_names) if b > 0},
         total_mass=float(model.body_subtreemass[0]),
     )

@@ -36,6 +36,7 @@ class TrainerNode(Node):
             clip=clip,
             character=str(declare(self, "character", defaults.character, "character config name or YAML path")),
             backend=str(declare(self, "backend", defaults.backend, "physics engine: mujoco or pybullet")),
+            physics_hz=float(declare(self, "physics_hz", 0.0, "physics rate (Hz); 0 = the backend's default")) or None,
             num_envs=int(declare(self, "envs", defaults.num_envs, "environments stepped in parallel")),
             num_workers=int(declare(self, "workers", defaults.num_workers, "worker processes (one per core)")),
             total_samples=int(declare(self, "samples", defaults.total_samples, "total environment steps")),

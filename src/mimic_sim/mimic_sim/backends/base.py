@@ -18,8 +18,9 @@ class SimConfig:
     control_hz: float = 30.0
     """Policy rate: PD targets are held for one control period."""
     physics_hz: float | None = None
-    """Physics rate, a multiple of ``control_hz``; None takes the backend's default
-    (MuJoCo 120 Hz, PyBullet 240 Hz; see ``docs/simulation.md``)."""
+    """Physics rate, a multiple of ``control_hz``; None takes the character's ``physics_hz``
+    (the humanoid: 960 Hz) or else the backend's default (MuJoCo 120 Hz, PyBullet 240 Hz;
+    see ``docs/simulation.md``)."""
     self_collision: bool = False
     gravity: float = 9.81
 
@@ -79,7 +80,8 @@ class PhysicsBackend(ABC):
 
     def __init__(self, character: Character, config: SimConfig | None = None):
         self.character = character
-        self.config = (config or SimConfig()).resolved(self.default_physics_hz)
+        # a character whose gains need a finer step than the backend's default says so (physics_hz)
+        self.config = (config or SimConfig()).resolved(character.physics_hz or self.default_physics_hz)
         self.gains = PDGains(character.kp, character.kd, character.torque_limit)
         self._lower = character.joint_lower
         self._upper = character.joint_upper
