@@ -1,7 +1,7 @@
 """Closed loop over DDS at 50 Hz: control-period jitter and missed deadlines of ``policy_node``.
 
-``sim_node`` (MuJoCo at 200 Hz physics, paced to the wall clock, 50 Hz control) and ``policy_node``
-(timer trigger, 50 Hz, a default-size policy: 302 -> 1024-512 -> 28, torch) run as
+``sim_node`` (MuJoCo at 1 kHz physics, near the humanoid's 960 Hz, paced to the wall clock,
+50 Hz control) and ``policy_node`` (timer trigger, 50 Hz, a default-size policy: 302 -> 1024-512 -> 28, torch) run as
 separate processes for ``--seconds`` (default 600); this process records when each
 ``pd_command`` was stamped by the policy node and when it arrived.  Figures: the
 period between commands (jitter = |period - 20 ms|, p50/p99/max), missed deadlines
@@ -49,7 +49,7 @@ def run(seconds: float, policy: Path) -> dict:
 
     bin_dir = Path(sys.executable).parent
     sim = subprocess.Popen([str(bin_dir / "sim_node"), "--ros-args", "-p", "control_hz:=50.0",
-                            "-p", "physics_hz:=200.0", "-p", "realtime:=true", "-p", "initial_pose:=walk",
+                            "-p", "physics_hz:=1000.0", "-p", "realtime:=true", "-p", "initial_pose:=walk",
                             "-p", "publish_tf:=false"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     node_proc = subprocess.Popen([str(bin_dir / "policy_node"), "--ros-args", "-p", f"policy:={policy}",

@@ -85,7 +85,7 @@ class PolicyNode(LifecycleNode):
         self.command_pub = None
         self.forward_pub = None
         self._forward_index: np.ndarray | None = None
-        self._subscriptions: list = []
+        self._inputs: list = []  # our subscriptions (not rclpy's own _subscriptions list)
         self._joints: JointState | None = None
         self._pose: PoseStamped | None = None
         self._twist: TwistStamped | None = None
@@ -132,14 +132,14 @@ class PolicyNode(LifecycleNode):
         self.command_pub = self.create_lifecycle_publisher(JointPDCommand, "pd_command", 10)
         if self.forward_topic:
             self.forward_pub = self.create_lifecycle_publisher(Float64MultiArray, self.forward_topic, 10)
-        self._subscriptions = [self.create_subscription(JointState, "joint_states", self._on_joints, 10)]
+        self._inputs = [self.create_subscription(JointState, "joint_states", self._on_joints, 10)]
         if self.base_state == "odometry":
-            self._subscriptions.append(self.create_subscription(Odometry, "odom", self._on_odometry, 10))
+            self._inputs.append(self.create_subscription(Odometry, "odom", self._on_odometry, 10))
         else:
-            self._subscriptions += [self.create_subscription(PoseStamped, "base_pose", self._on_pose, 10),
+            self._inputs += [self.create_subscription(PoseStamped, "base_pose", self._on_pose, 10),
                                     self.create_subscription(TwistStamped, "base_twist", self._on_twist, 10)]
         if self.reference_source == "topic":
-            self._subscriptions.append(self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10))
+            self._inputs.append(self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10))
         meta = controller.model.meta
         self.get_logger().info(f"loaded {self.policy_path}: character '{meta['character']}', clip '{meta['clip']}', "
                                f"{controller.character.num_joints} joints, {1.0 / self.period:.1f} Hz, "
@@ -164,12 +164,12 @@ class PolicyNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for subscription in self._subscriptions:
+        for subscription in self._inputs:
             self.destroy_subscription(subscription)
         for publisher in (self.command_pub, self.forward_pub):
             if publisher is not None:
                 self.destroy_lifecycle_publisher(publisher)
-        self._subscriptions, self.command_pub, self.forward_pub, self.controller = [], None, None, None
+        self._inputs, self.command_pub, self.forward_pub, self.controller = [], None, None, None
         self._joints = self._pose = self._twist = self._reference = None
         self._received.clear()
         return TransitionCallbackReturn.SUCCESS
