@@ -166,7 +166,10 @@ def test_gazebo_launch_file_starts_gazebo_the_robot_its_controllers_and_the_scen
     import runpy
 
     built = _stub_launch(monkeypatch)
-    runpy.run_path(str(ROOT / "launch" / "gazebo.launch.py"))["generate_launch_description"]()
+    kind, actions = runpy.run_path(str(ROOT / "launch" / "gazebo.launch.py"))["generate_launch_description"]()
+    # the scenario's nodes and argument declarations come first: later actions read the arguments' defaults
+    assert kind == "LaunchDescription" and actions[0][0] == "LaunchDescription"
+    assert [a[0] for a in actions[0][1] if a[0] == "DeclareLaunchArgument"]
     (opaque,) = [kw for kind, kw in built if kind == "OpaqueFunction"]
     opaque["function"]({"character": "humanoid", "clip": "walk", "start_time": "0.0"})
     nodes = [kw for kind, kw in built if kind == "Node"]

@@ -168,6 +168,7 @@ def gazebo_launch_description():  # -> launch.LaunchDescription, on an apt ROS 2
 
     gz_sim = Path(get_package_share_directory("ros_gz_sim")) / "launch" / "gz_sim.launch.py"
     return LaunchDescription([
+        mimic_nodes,  # first: it declares the arguments (and their defaults) that robot() reads
         IncludeLaunchDescription(PythonLaunchDescriptionSource(str(gz_sim)),
                                  launch_arguments={"gz_args": f"-r {find_config(WORLD)}"}.items()),
         Node(package="ros_gz_bridge", executable="parameter_bridge", output="screen",
@@ -175,7 +176,6 @@ def gazebo_launch_description():  # -> launch.LaunchDescription, on an apt ROS 2
         OpaqueFunction(function=robot),
         Node(package="controller_manager", executable="spawner", output="screen",
              arguments=[STATE_BROADCASTER, POSITION_CONTROLLER, "--controller-manager", "/controller_manager"]),
-        mimic_nodes,
     ])
 
 
