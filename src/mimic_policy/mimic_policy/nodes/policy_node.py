@@ -37,6 +37,7 @@ clock since activation, or with ``trigger: state`` by the states' stamps).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 
 import numpy as np
@@ -140,6 +141,10 @@ class PolicyNode(LifecycleNode):
                                     self.create_subscription(TwistStamped, "base_twist", self._on_twist, 10)]
         if self.reference_source == "topic":
             self._inputs.append(self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10))
+        # Everything loaded so far (torch, the model, the clip) lives as long as the node: out of the
+        # garbage collector's sight, a full collection no longer walks it and stalls a period.
+        gc.collect()
+        gc.freeze()
         meta = controller.model.meta
         self.get_logger().info(f"loaded {self.policy_path}: character '{meta['character']}', clip '{meta['clip']}', "
                                f"{controller.character.num_joints} joints, {1.0 / self.period:.1f} Hz, "
