@@ -26,7 +26,7 @@ class TrainConfig:
     character: str = "humanoid"
     backend: str = "mujoco"
     physics_hz: float | None = None
-    """Physics rate; None: the backend's default (``docs/simulation.md``)."""
+    """Physics rate; None: the character's, else the backend's default (``docs/simulation.md``)."""
     num_envs: int = 32
     num_workers: int = 2
     total_samples: int = 10_000_000
@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--character", default=defaults.character)
     parser.add_argument("--backend", default=defaults.backend, choices=("mujoco", "pybullet"))
     parser.add_argument("--physics-hz", type=float, default=None,
-                        help="physics rate, a multiple of 30 (default: the backend's)")
+                        help="physics rate, a multiple of 30 (default: the character's, else the backend's)")
     parser.add_argument("--envs", type=int, default=defaults.num_envs, help="environments stepped in parallel")
     parser.add_argument("--workers", type=int, default=defaults.num_workers,
                         help="worker processes the environments are spread over (one per core)")

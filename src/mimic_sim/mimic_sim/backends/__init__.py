@@ -8,32 +8,28 @@ from mimic_sim.character import Character
 BACKENDS = ("mujoco", "pybullet")
 
 
+def backend_class(name: str) -> type[PhysicsBackend]:
+    """A backend's class by name: ``mujoco`` (default, fastest) or ``pybullet``."""
+    if name == "mujoco":
+        from mimic_sim.backends.mujoco_backend import MujocoBackend
+
+        return MujocoBackend
+    if name == "pybullet":
+        from mimic_sim.backends.pybullet_backend import PyBulletBackend
+
+        return PyBulletBackend
+    raise ValueError(f"unknown physics backend '{name}', expected one of {BACKENDS}")
+
+
 def make_backend(name: str, character: Character, config: SimConfig | None = None) -> PhysicsBackend:
-    """A backend by name: ``mujoco`` (default, fastest) or ``pybullet``."""
-    if name == "mujoco":
-        from mimic_sim.backends.mujoco_backend import MujocoBackend
-
-        return MujocoBackend(character, config)
-    if name == "pybullet":
-        from mimic_sim.backends.pybullet_backend import PyBulletBackend
-
-        return PyBulletBackend(character, config)
-    raise ValueError(f"unknown physics backend '{name}', expected one of {BACKENDS}")
+    """A backend by name (:func:`backend_class`) simulating ``character``."""
+    return backend_class(name)(character, config)
 
 
-def default_physics_hz(name: str, character: Character | None = None) -> float:
-    """The physics rate of a backend (for a character) when ``SimConfig.physics_hz`` is None."""
-    if character is not None and character.physics_hz:
-        return character.physics_hz
-    if name == "mujoco":
-        from mimic_sim.backends.mujoco_backend import MujocoBackend
-
-        return MujocoBackend.default_physics_hz
-    if name == "pybullet":
-        from mimic_sim.backends.pybullet_backend import PyBulletBackend
-
-        return PyBulletBackend.default_physics_hz
-    raise ValueError(f"unknown physics backend '{name}', expected one of {BACKENDS}")
+def default_physics_hz(name: str, character: Character) -> float:
+    """The physics rate a backend runs ``character`` at when ``SimConfig.physics_hz`` is None."""
+    return backend_class(name).physics_rate_for(character)
 
 
-__all__ = ["BACKENDS", "BodyStates", "PhysicsBackend", "SimConfig", "default_physics_hz", "make_backend"]
+__all__ = ["BACKENDS", "BodyStates", "PhysicsBackend", "SimConfig", "backend_class", "default_physics_hz",
+           "make_backend"]

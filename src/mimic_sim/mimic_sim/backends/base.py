@@ -80,11 +80,16 @@ class PhysicsBackend(ABC):
 
     def __init__(self, character: Character, config: SimConfig | None = None):
         self.character = character
-        # a character whose gains need a finer step than the backend's default says so (physics_hz)
-        self.config = (config or SimConfig()).resolved(character.physics_hz or self.default_physics_hz)
+        self.config = (config or SimConfig()).resolved(self.physics_rate_for(character))
         self.gains = PDGains(character.kp, character.kd, character.torque_limit)
         self._lower = character.joint_lower
         self._upper = character.joint_upper
+
+    @classmethod
+    def physics_rate_for(cls, character: Character) -> float:
+        """The rate ``SimConfig(physics_hz=None)`` means: a character whose gains need a finer
+        step than the backend's default says so in its config (``physics_hz``)."""
+        return character.physics_hz or cls.default_physics_hz
 
     @abstractmethod
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:

@@ -65,7 +65,8 @@ class SimNode(Node):
         character = str(declare(self, "character", "humanoid", "character config name or YAML path"))
         backend = str(declare(self, "backend", "mujoco", "physics engine: mujoco or pybullet"))
         control_hz = float(declare(self, "control_hz", 30.0, "rate of physics updates published (Hz)"))
-        physics_hz = float(declare(self, "physics_hz", 0.0, "physics rate (Hz); 0 = the backend's default"))
+        physics_hz = float(declare(self, "physics_hz", 0.0,
+                                   "physics rate (Hz); 0 = the character's, else the backend's default"))
         self.realtime = bool(declare(self, "realtime", True,
                                      "pace to the wall clock; false runs as fast as possible and publishes /clock"))
         initial = str(declare(self, "initial_pose", "stand", "'stand' (all joints 0, feet on the floor) or a clip "
