@@ -49,7 +49,9 @@ def load_policy(path: Path) -> tuple[ActorCritic, dict]:
 
 
 def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float = 20.0, seed: int = 0,
-             video: Path | None = None) -> dict:
+             video: Path | None = None, start_time: float | None = None) -> dict:
+    """The deterministic policy for ``episodes`` of ``seconds``, each from a random clip time
+    (seeded) or from ``start_time``."""
     from mimic_sim.backends import SimConfig
     from mimic_sim.envs.imitation import ImitationEnv
 
@@ -64,7 +66,7 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
     results, curves, frames = [], [], []
     root = int(np.flatnonzero(env.character.tracked_parents < 0)[0])
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
+        obs, _ = env.reset(seed=seed + episode, options=None if start_time is None else {"start_time": start_time})
         total, terms, errors, fell = 0.0, [], [], False
         for _ in range(full_steps):
             with torch.no_grad():
