@@ -138,7 +138,7 @@ class PolicyNode(LifecycleNode):
             self._inputs.append(self.create_subscription(Odometry, "odom", self._on_odometry, 10))
         else:
             self._inputs += [self.create_subscription(PoseStamped, "base_pose", self._on_pose, 10),
-                                    self.create_subscription(TwistStamped, "base_twist", self._on_twist, 10)]
+                             self.create_subscription(TwistStamped, "base_twist", self._on_twist, 10)]
         if self.reference_source == "topic":
             self._inputs.append(self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10))
         # Everything loaded so far (torch, the model, the clip) lives as long as the node: out of the
@@ -202,11 +202,9 @@ class PolicyNode(LifecycleNode):
         """nav_msgs/Odometry: the pose as base_pose, the twist turned from the base frame to the world."""
         q = msg.pose.pose.orientation
         t = msg.twist.twist
-        try:
-            linear, angular = twist_in_world(np.array([q.w, q.x, q.y, q.z]), [t.linear.x, t.linear.y, t.linear.z],
-                                             [t.angular.x, t.angular.y, t.angular.z])
-        except (ValueError, FloatingPointError):
-            return
+        # a degenerate orientation gives a non-finite twist here; _state refuses that orientation
+        linear, angular = twist_in_world(np.array([q.w, q.x, q.y, q.z]), [t.linear.x, t.linear.y, t.linear.z],
+                                         [t.angular.x, t.angular.y, t.angular.z])
         pose = PoseStamped(header=msg.header, pose=msg.pose.pose)
         twist = TwistStamped(header=msg.header)
         twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in linear)
