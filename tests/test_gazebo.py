@@ -4,8 +4,6 @@ the policy node share agrees."""
 
 from __future__ import annotations
 
-import sys
-import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -131,41 +129,12 @@ def test_odometry_twist_is_turned_from_the_base_frame_to_the_world():
     assert angular == pytest.approx([-2.0, 0.0, 0.0], abs=1e-12)
 
 
-def _stub_launch(monkeypatch) -> list[tuple[str, dict]]:
-    """Stand-ins for ROS 2's launch packages (not installable here) recording what the launch file builds."""
-    built: list[tuple[str, dict]] = []
-
-    def record(kind):
-        def make(*args, **kwargs):
-            built.append((kind, {"args": args, **kwargs}))
-            return (kind, args, kwargs)
-        return make
-
-    modules = {
-        "launch": {"LaunchDescription": lambda actions: ("LaunchDescription", actions)},
-        "launch.actions": {n: record(n) for n in ("DeclareLaunchArgument", "EmitEvent", "RegisterEventHandler",
-                                                   "IncludeLaunchDescription", "OpaqueFunction")},
-        "launch.event_handlers": {"OnProcessExit": record("OnProcessExit")},
-        "launch.events": {"Shutdown": record("Shutdown")},
-        "launch.launch_description_sources": {"PythonLaunchDescriptionSource": lambda path: path},
-        "launch.substitutions": {"LaunchConfiguration": lambda name: types.SimpleNamespace(
-            perform=lambda context: context[name])},
-        "launch_ros": {},
-        "launch_ros.actions": {"Node": record("Node")},
-        "ament_index_python": {},
-        "ament_index_python.packages": {"get_package_share_directory": lambda package: f"/opt/ros/share/{package}"},
-    }
-    for name, attrs in modules.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attrs)
-        monkeypatch.setitem(sys.modules, name, module)
-    return built
-
-
 def test_gazebo_launch_file_starts_gazebo_the_robot_its_controllers_and_the_scenarios_nodes(monkeypatch):
     import runpy
 
-    built = _stub_launch(monkeypatch)
+    from launch_stubs import stub_launch_packages
+
+    built = stub_launch_packages(monkeypatch)
     kind, actions = runpy.run_path(str(ROOT / "launch" / "gazebo.launch.py"))["generate_launch_description"]()
     # the scenario's nodes and argument declarations come first: later actions read the arguments' defaults
     assert kind == "LaunchDescription" and actions[0][0] == "LaunchDescription"

@@ -159,35 +159,6 @@ def test_bad_scenarios_name_the_field(tmp_path, nodes_on_path):
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _stub_launch_modules(monkeypatch) -> list[dict]:
-    """Minimal stand-ins for ROS 2's launch / launch_ros (not installable here) that record Node()s."""
-    import types
-
-    created: list[dict] = []
-
-    def record(kind):
-        def make(*args, **kwargs):
-            if kind == "Node":
-                created.append(kwargs)
-            return (kind, args, kwargs)
-        return make
-
-    modules = {
-        "launch": {"LaunchDescription": lambda actions: ("LaunchDescription", actions)},
-        "launch.actions": {n: record(n) for n in ("DeclareLaunchArgument", "EmitEvent", "RegisterEventHandler")},
-        "launch.event_handlers": {"OnProcessExit": record("OnProcessExit")},
-        "launch.events": {"Shutdown": record("Shutdown")},
-        "launch.substitutions": {"LaunchConfiguration": lambda name: f"$({name})"},
-        "launch_ros": {},
-        "launch_ros.actions": {"Node": record("Node")},
-    }
-    for name, attrs in modules.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attrs)
-        monkeypatch.setitem(sys.modules, name, module)
-    return created
-
-
 # gazebo.launch.py also starts Gazebo's own nodes: tests/test_gazebo.py checks it
 @pytest.mark.parametrize("launch_file", sorted(p for p in (ROOT / "launch").glob("*.launch.py")
                                                if not load_scenario(p.name.removesuffix(".launch.py")).requires),
@@ -195,8 +166,11 @@ def _stub_launch_modules(monkeypatch) -> list[dict]:
 def test_launch_files_name_existing_executables_parameters_and_packages(launch_file, monkeypatch):
     import runpy
 
-    created = _stub_launch_modules(monkeypatch)
+    from launch_stubs import stub_launch_packages
+
+    built = stub_launch_packages(monkeypatch)
     description = runpy.run_path(str(launch_file))["generate_launch_description"]()
+    created = [kwargs for kind, kwargs in built if kind == "Node"]
     assert description[0] == "LaunchDescription" and created
     scenario = load_scenario(launch_file.name.removesuffix(".launch.py"))
     assert [n["name"] for n in created] == [s.name for s in scenario.nodes]
