@@ -295,7 +295,7 @@ def test_character_meta(tmp_path: Path) -> None:
     character = SimpleNamespace(name="biped", joint_names=["a", "b"], tracked_bodies=["pelvis", "foot"],
                                 joint_lower=np.array([-1.0, -np.inf]), joint_upper=np.array([1.0, np.inf]),
                                 kp=np.array([100.0, 50.0]), kd=np.array([10.0, 5.0]),
-                                torque_limit=np.array([200.0, 100.0]))
+                                torque_limit=np.array([200.0, 100.0]), armature=np.array([0.05, 0.0]))
     meta = character_meta(character)
     assert meta["observation_size"] == 2 + 13 * 2
     assert meta["observation_layout"][0] == ["phase", 0, 1]
@@ -304,6 +304,8 @@ def test_character_meta(tmp_path: Path) -> None:
     load_checkpoint(path, expect=character_meta(character))
     with pytest.raises(CheckpointError, match=r"'pd'.*'kp'"):
         load_checkpoint(path, expect={"pd": {**meta["pd"], "kp": [100.0, 51.0]}})
+    with pytest.raises(CheckpointError, match=r"'pd'.*'armature'"):  # trained with other rotor inertia
+        load_checkpoint(path, expect={"pd": {**meta["pd"], "armature": [0.0, 0.0]}})
 
 
 # ---------------------------------------------------------------------------

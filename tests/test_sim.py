@@ -83,6 +83,7 @@ def test_humanoid_joints_gains_and_limits_come_from_config(humanoid):
     axes = {j.name: j.axis for j in humanoid.joints}
     assert np.allclose(axes["right_knee"], [0, -1, 0]) and np.allclose(axes["chest_x"], [1, 0, 0])
     assert humanoid.end_effectors == ["right_ankle", "left_ankle", "right_wrist", "left_wrist"]
+    assert np.all(humanoid.armature == 0.05)  # config's "*" pattern, rotor inertia on every joint
 
 
 def test_character_config_errors_name_the_field(tmp_path, humanoid):
@@ -98,6 +99,23 @@ def test_character_config_errors_name_the_field(tmp_path, humanoid):
     path.write_text(yaml.safe_dump(dict(cfg, model={"file": "missing.urdf"})))
     with pytest.raises(CharacterError, match=r"model.file.*missing.urdf"):
         load_character(path)
+    path.write_text(yaml.safe_dump(dict(cfg, armature={"*_knee": -0.1})))
+    with pytest.raises(CharacterError, match=r"bad.yaml.*'armature.\*_knee'.*non-negative"):
+        load_character(path)
+    path.write_text(yaml.safe_dump(dict(cfg, armature={"*_knee": 0.1, "left_*": 0.2})))
+    with pytest.raises(CharacterError, match=r"'armature'.*left_knee.*several"):
+        load_character(path)
+
+
+def test_armature_defaults_to_zero_for_unmatched_joints(tmp_path, humanoid):
+    cfg = yaml.safe_load(humanoid.config_path.read_text())
+    path = tmp_path / "knees.yaml"
+    path.write_text(yaml.safe_dump(dict(cfg, armature={"*_knee": 0.1})))
+    character = load_character(path)
+    knees = [n.endswith("_knee") for n in character.joint_names]
+    assert np.all(character.armature[knees] == 0.1) and np.all(character.armature[np.logical_not(knees)] == 0.0)
+    path.write_text(yaml.safe_dump({k: v for k, v in cfg.items() if k != "armature"}))
+    assert not load_character(path).armature.any()
 
 
 # ------------------------------------------------------- clips -> joint angles
@@ -265,6 +283,20 @@ def test_mujoco_realizes_the_pd_law(backends, humanoid):
         got = backend.get_state()[1][6:]
         assert np.abs(got - expected).max() < 1e-6 * (1 + np.abs(expected).max())
     assert saturated >= 5  # the clamped branch of the law is covered
+
+
+def test_armature_is_in_mujoco_and_pinocchio_but_not_in_pybullet(humanoid, backends):
+    """MuJoCo and the kinematics library carry the rotor inertia; PyBullet, which has none, leaves it out."""
+    assert humanoid.armature.min() > 0
+    model = backends["mujoco"].model
+    dofs = [model.jnt_dofadr[model.joint(n).id] for n in humanoid.joint_names]
+    assert np.allclose(model.dof_armature[dofs], humanoid.armature)
+    pin = PinocchioModel(humanoid)
+    assert np.allclose(pin.model.armature[pin.joint_v], humanoid.armature)
+    with pytest.warns(UserWarning, match="PyBullet has no joint armature"):
+        backend = make_backend("pybullet", humanoid)
+    assert not backend.pin.model.armature.any()
+    backend.close()
 
 
 def test_pd_torque_limit_bounds_the_motor_output():

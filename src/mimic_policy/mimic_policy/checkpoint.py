@@ -12,7 +12,7 @@ A checkpoint is a folder ``<name>/`` holding
 
     ``character``, ``joint_names``, ``observation_layout`` ([name, start, length]
     blocks), ``observation_size``, ``action_layout`` ({joint_names, lower, upper}),
-    ``pd`` ({kp, kd, torque_limit}), ``normalization`` (summary of the normalizer),
+    ``pd`` ({kp, kd, torque_limit, armature}), ``normalization`` (summary of the normalizer),
     ``clip``, ``control_hz``, ``physics_hz``, ``config`` (training config dict),
     ``counters`` ({iteration, samples}) and, for each flattened state, its skeleton
     (e.g. ``optimizer``).
@@ -282,7 +282,7 @@ def character_meta(character: Any, body_names: list[str] | None = None, action_l
         "observation_size": layout[-1][1] + layout[-1][2],
         "action_layout": {"joint_names": joints, "lower": _float_list(lower), "upper": _float_list(upper)},
         "pd": {"kp": _float_list(character.kp), "kd": _float_list(character.kd),
-               "torque_limit": _float_list(character.torque_limit)},
+               "torque_limit": _float_list(character.torque_limit), "armature": _float_list(character.armature)},
     }
 
 

@@ -51,6 +51,7 @@ class Character:
     kp: np.ndarray
     kd: np.ndarray
     torque_limit: np.ndarray
+    armature: np.ndarray  # rotor inertia added to each joint's inertia, kg m^2 (0 where not configured)
     tracked_bodies: list[str]
     tracked_parents: np.ndarray  # index in tracked_bodies of each body's nearest tracked ancestor, -1 for the root
     pose_weights: np.ndarray  # per tracked body, summing to 1: its share of the reward's pose and velocity errors
@@ -147,6 +148,24 @@ def _gains_for(joint: str, pd_cfg: dict, source: Path) -> dict:
         if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
             raise CharacterError(f"{source}: field 'pd.{matches[0]}.{key}' must be a non-negative number")
     return entry
+
+
+def _armature(joints: list[str], armature_cfg: object, source: Path) -> np.ndarray:
+    """Per-joint rotor inertia from ``armature`` (joint-name pattern -> kg m^2); unmatched joints get 0."""
+    if armature_cfg is None:
+        return np.zeros(len(joints))
+    if not isinstance(armature_cfg, dict):
+        raise CharacterError(f"{source}: field 'armature' must map joint-name patterns to inertias in kg m^2")
+    for pattern, value in armature_cfg.items():
+        if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+            raise CharacterError(f"{source}: field 'armature.{pattern}' must be a non-negative number, got {value!r}")
+    values = []
+    for joint in joints:
+        matches = [pattern for pattern in armature_cfg if fnmatch.fnmatchcase(joint, pattern)]
+        if len(matches) > 1:
+            raise CharacterError(f"{source}: field 'armature': joint '{joint}' matches several patterns {matches}")
+        values.append(float(armature_cfg[matches[0]]) if matches else 0.0)
+    return np.array(values)
 
 
 def _actuated_names_from_config(cfg: dict, source: Path) -> list[str]:
@@ -253,6 +272,7 @@ def load_character(name_or_path: str | Path) -> Character:
         kp=np.array([float(g["kp"]) for g in gains]),
         kd=np.array([float(g["kd"]) for g in gains]),
         torque_limit=np.array([float(g["torque_limit"]) for g in gains]),
+        armature=_armature([j.name for j in joints], cfg.get("armature"), path),
         tracked_bodies=tracked,
         tracked_parents=np.array(parents, dtype=int),
         pose_weights=pose_weights,

@@ -31,6 +31,9 @@ class PinocchioModel:
         self.joint_q = np.array([self.model.joints[names.index(n)].idx_q for n in character.joint_names])
         self.joint_v = np.array([self.model.joints[names.index(n)].idx_v for n in character.joint_names])
         self.frames = [self.model.getFrameId(b, pinocchio.BODY) for b in character.tracked_bodies]
+        # Rotor inertia sits on the mass matrix's joint diagonal, as in MuJoCo.
+        self.armature = character.armature
+        self.model.armature[self.joint_v] = self.armature
         self.q = np.zeros(self.model.nq)
         self.v = np.zeros(self.model.nv)
         self._diag = np.arange(self.model.nv)
@@ -70,12 +73,13 @@ class PinocchioModel:
         """End-of-step joint velocities under the PD law (:func:`mimic_sim.pd.predict_qdot_next`), fast.
 
         The implicit damping ``dt * D`` is the same matrix term as rotor inertia, so it is
-        set as the model's armature and the implicit solve is one articulated-body pass
-        (~13 us) instead of building and factoring the mass matrix; with ``planted``
+        added to the model's armature (the character's rotor inertia) and the implicit
+        solve is one articulated-body pass (~13 us) instead of building and factoring the
+        mass matrix; with ``planted``
         bodies held in place it is Pinocchio's constrained forward dynamics.
         """
         drive, damping = pd_terms(gains, qpos[7:], qvel[6:], targets, dt, target_velocities)
-        self._pd_model.armature[self.joint_v] = dt * damping
+        self._pd_model.armature[self.joint_v] = self.armature + dt * damping
         self.load(qpos, qvel)
         tau = self._tau
         tau[self.joint_v] = drive - damping * qvel[6:]

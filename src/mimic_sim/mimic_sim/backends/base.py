@@ -19,7 +19,7 @@ class SimConfig:
     """Policy rate: PD targets are held for one control period."""
     physics_hz: float | None = None
     """Physics rate, a multiple of ``control_hz``; None takes the character's ``physics_hz``
-    (the humanoid: 960 Hz) or else the backend's default (MuJoCo 120 Hz, PyBullet 240 Hz;
+    (the humanoid: 240 Hz) or else the backend's default (MuJoCo 120 Hz, PyBullet 240 Hz;
     see ``docs/simulation.md``)."""
     self_collision: bool = False
     gravity: float = 9.81

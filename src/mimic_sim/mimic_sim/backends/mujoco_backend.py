@@ -68,6 +68,7 @@ def build_model(character: Character, config: SimConfig) -> mujoco.MjModel:
     # implicitfast integrates the actuator's damping implicitly while it is not clamped, the
     # joint damping always.
     for j, name in enumerate(character.joint_names):
+        spec.joint(name).armature = character.armature[j]
         spec.joint(name).damping = [PASSIVE_DAMPING * character.kd[j] + character.kp[j] * config.physics_dt, 0.0, 0.0]
         act = spec.add_actuator(name=name, target=name)
         act.trntype = mujoco.mjtTrn.mjTRN_JOINT
