@@ -1,0 +1,15 @@
+"""colcon (ament_python) build of mimic_retarget on an apt-installed ROS 2; pip users install the root."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="mimic_retarget",
+    version="0.1.0",
+    packages=find_packages(include=["mimic_retarget", "mimic_retarget.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/mimic_retarget"]),
+        ("share/mimic_retarget", ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+)
