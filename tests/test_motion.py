@@ -539,3 +539,44 @@ def test_random_valid_clips_load_and_sample(data, fractions):
         assert 0.0 <= s.phase <= 1.0
     # Keyframes are reproduced (the first frame is never changed by loop closure).
     np.testing.assert_allclose(motion.sample(0.0).root_pos, motion.root_pos[0], atol=1e-9)
+
+
+# ------------------------------------------------------------ mimic motion files
+def test_a_clip_saved_as_a_mimic_motion_file_loads_back_exactly(tmp_path):
+    from mimic_sim.motion_file import load_clip, save_motion
+
+    walk = load_clip("walk")
+    path = save_motion(walk, tmp_path / "walk.motion.json", character="humanoid")
+    again = load_clip(path)
+    assert again.loop == walk.loop and again.name == "walk"
+    assert np.array_equal(again.frame_times, walk.frame_times)
+    # quaternions are renormalized on load: equal to the last bits
+    assert np.allclose(again.root_rot, walk.root_rot, rtol=0, atol=1e-12)
+    assert all(np.allclose(again.joints[k], v, rtol=0, atol=1e-12) for k, v in walk.joints.items())
+    for t in (0.0, 0.37, 3.0):  # sampling (loop carry-over included) is the same
+        assert all(np.allclose(a, b, rtol=0, atol=1e-9) for a, b in zip(again.sample_arrays(t), walk.sample_arrays(t),
+                                                                          strict=True))
+
+
+def test_a_malformed_motion_file_names_the_field(tmp_path):
+    from mimic_sim.motion_file import load_motion
+
+    path = tmp_path / "bad.motion.json"
+    path.write_text('{"format": "mimic.motion", "version": 1, "frame_times": [0, 0.1], "root_pos": [[0, 0, 1]], '
+                    '"root_rot": [[1, 0, 0, 0], [1, 0, 0, 0]], "joints": {}}')
+    with pytest.raises(MotionError, match=r"bad.motion.json.*root_pos"):
+        load_motion(path)
+    path.write_text('{"format": "other"}')
+    with pytest.raises(MotionError, match="not a mimic motion file"):
+        load_motion(path)
+    path.write_text('{"format": "mimic.motion", "version": 7}')
+    with pytest.raises(MotionError, match="version 7"):
+        load_motion(path)
+
+
+def test_a_robot_clip_name_without_a_retargeted_file_says_how_to_make_it(tmp_path, monkeypatch):
+    from mimic_sim.motion_file import load_clip
+
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="mimic retarget walk --robot h1"):
+        load_clip("walk", "h1")

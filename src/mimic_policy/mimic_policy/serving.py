@@ -20,8 +20,8 @@ import numpy as np
 
 from mimic_sim import rotations as rot
 from mimic_sim.character import Character, load_character
-from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
 from mimic_sim.kinematics import PinocchioModel
+from mimic_sim.motion_file import load_clip
 from mimic_sim.observation import build_observation
 from mimic_sim.pd import clamp_targets
 from mimic_sim.reference import ReferenceMotion
@@ -149,8 +149,8 @@ class PolicyController:
         self.residual = bool(meta.get("residual_actions", False))
         self.target_observation = bool(meta.get("target_observation", False))
         self.control_dt = 1.0 / float(meta.get("control_hz", 30.0))
-        self.reference = ReferenceMotion(load_deepmimic(resolve_clip(meta["clip"] if "clip_file" not in meta
-                                                                     else meta["clip_file"])), c)
+        clip = meta["clip"] if "clip_file" not in meta else meta["clip_file"]
+        self.reference = ReferenceMotion(load_clip(clip, c.name), c)
         self.kinematics = PinocchioModel(c)
         self._root = int(np.flatnonzero(c.tracked_parents < 0)[0])
         size = int(meta["observation_size"])

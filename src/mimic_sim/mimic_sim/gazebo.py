@@ -61,10 +61,10 @@ def controller_joints(controllers: Path | None = None, controller: str = POSITIO
 def reference_pose(character: Character, clip: str, start_time: float = 0.0) -> np.ndarray:
     """``qpos`` of a clip at ``start_time``: where the robot starts in Gazebo (the policy's
     first reference state, as in ``mimic launch play``)."""
-    from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
+    from mimic_sim.motion_file import load_clip
     from mimic_sim.reference import ReferenceMotion
 
-    qpos, _ = ReferenceMotion(load_deepmimic(resolve_clip(clip)), character).state(start_time)
+    qpos, _ = ReferenceMotion(load_clip(clip, character.name), character).state(start_time)
     return qpos
 
 

@@ -99,11 +99,11 @@ class _Kinematic:
 
     def __init__(self, args: argparse.Namespace):
         from mimic_sim.character import load_character
-        from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
+        from mimic_sim.motion_file import load_clip
         from mimic_sim.reference import ReferenceMotion
 
         self.character = load_character(args.character)
-        self.reference = ReferenceMotion(load_deepmimic(resolve_clip(args.clip)), self.character)
+        self.reference = ReferenceMotion(load_clip(args.clip, self.character.name), self.character)
         self.default_seconds = min(self.reference.duration, DEFAULT_SECONDS)  # one cycle
 
     def frames(self, renderer, count: int, fps: float, bar) -> Iterator:

@@ -26,7 +26,7 @@ import numpy as np
 
 from mimic_sim.backends import BodyStates, SimConfig, make_backend
 from mimic_sim.character import load_character
-from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
+from mimic_sim.motion_file import load_clip
 from mimic_sim.observation import build_observation, observation_size
 from mimic_sim.reference import ReferenceMotion
 from mimic_sim.reward import RewardConfig, TrackingFeatures, imitation_rewards, tracking_features
@@ -71,7 +71,7 @@ class ImitationEnv(gym.Env):
         self.config = replace(config or default_config(), **overrides)
         cfg = self.config
         self.character = load_character(cfg.character)
-        self.motion = load_deepmimic(resolve_clip(cfg.clip))
+        self.motion = load_clip(cfg.clip, self.character.name)
         self.reference = ReferenceMotion(self.motion, self.character)
         self.backend = make_backend(cfg.backend, self.character, cfg.sim)
         self.metadata = {**self.metadata, "render_fps": cfg.sim.control_hz}

@@ -45,8 +45,8 @@ from mimic_sim.backends import SimConfig, make_backend
 from mimic_sim.backends.mujoco_backend import standing_height
 from mimic_sim.character import load_character
 from mimic_sim.commands import CommandError, check_command
-from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
 from mimic_sim.kinematics import LinkTree, PinocchioModel
+from mimic_sim.motion_file import load_clip
 from mimic_sim.nodes.common import declare, run_node
 from mimic_sim.nodes.conversions import pose_msg, tf_message, twist_msg
 from mimic_sim.reference import ReferenceMotion
@@ -130,7 +130,7 @@ class SimNode(Node):
             qpos[3] = 1.0
             qpos[2] = standing_height(self.character)
             return qpos, np.zeros(6 + n)
-        reference = ReferenceMotion(load_deepmimic(resolve_clip(initial)), self.character)
+        reference = ReferenceMotion(load_clip(initial, self.character.name), self.character)
         return reference.state(self.initial_time)
 
     # ------------------------------------------------------------- inputs
