@@ -1,0 +1,347 @@
+"""Human keypoints -> a robot clip: scaling, foot contacts, whole-body IK, ground, quality report.
+
+The steps, per clip:
+
+1. Scale: human positions times ``s`` (the robot's leg length over the human's,
+   thigh plus shank, so poses do not change it), then shifted vertically so the
+   human's standing ankle height lands on the robot's.
+2. Contacts: a foot is planted where its (scaled) ankle is within
+   ``contact_height`` of the standing height and moves slower than
+   ``contact_speed``; over each planted run its target is held at the run's mean
+   horizontal position and at standing height: no skating, no sinking.
+3. Orientation targets for the pelvis, chest and feet are frames built from keypoint
+   positions (hips and chest; shoulders and neck; toe, else the pelvis heading, and
+   the vertical), mapped through the same construction on the robot's zero pose.
+   Sources need no rotations, and their joint-frame conventions do not matter.
+4. IK frame by frame (:class:`mimic_retarget.ik.WholeBodyIK`), starting from and
+   weakly pulled toward the previous two frames' extrapolation (temporal
+   smoothness: a penalty on joint acceleration); joints clamped to their limits.
+5. Ground: any frame where the robot's collision geometry reaches below the floor
+   (MuJoCo's contacts with it) is lifted by that depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+
+from mimic_retarget.ik import LinkTarget, WholeBodyIK, urdf_links
+from mimic_retarget.keypoints import KeypointMotion
+from mimic_retarget.mapping import RetargetMapping, load_mapping
+from mimic_sim import rotations as rot
+from mimic_sim.backends.base import SimConfig
+from mimic_sim.backends.mujoco_backend import FLOOR, build_model
+from mimic_sim.character import Character
+from mimic_sim.kinematics import PinocchioModel
+from mimic_sim.motion import Motion
+
+UP = np.array([0.0, 0.0, 1.0])
+
+
+class RetargetError(ValueError):
+    """The source lacks what the robot's map needs."""
+
+
+@dataclass(frozen=True)
+class RetargetConfig:
+    iterations: int = 4
+    """Gauss-Newton iterations per frame (from an extrapolated start: 2-3 reach 1e-6 m on reachable targets)."""
+    first_frame_iterations: int = 50
+    smoothness: float = 1e-5
+    """Pull of each joint toward its value extrapolated from the previous two frames (penalizes acceleration),
+    relative to a 1 m position error at weight 1; it also settles directions the targets leave free."""
+    contact_height: float = 0.03
+    """A foot is planted within this height (m) above its standing height ..."""
+    contact_speed: float = 0.3
+    """... and while moving slower than this (m/s, horizontally)."""
+    loop: bool = False
+    """Mark the output clip as looping (a wrapped source clip)."""
+    align_ankle_height: bool = True
+    """Shift the scaled human vertically so its standing ankle height is the robot's (step 1)."""
+    hold_contacts: bool = True
+    """Hold planted feet in place (step 2)."""
+    ground_clearance: bool = True
+    """Lift frames whose geometry reaches below the floor (step 5)."""
+
+
+@dataclass
+class RetargetResult:
+    motion: Motion
+    qpos: np.ndarray  # (T, 7 + joints)
+    scale: float
+    contacts: dict[str, np.ndarray] = field(default_factory=dict)  # foot link -> (T,) planted
+    report: dict = field(default_factory=dict)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _frame(y_axis: np.ndarray, z_hint: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) with y along ``y_axis`` and z nearest ``z_hint``."""
+    y = _unit(y_axis)
+    z = _unit(z_hint - np.sum(z_hint * y, axis=-1, keepdims=True) * y)
+    return np.stack([np.cross(y, z), y, z], axis=-1)
+
+
+def _level_frame(forward: np.ndarray) -> np.ndarray:
+    """Upright frames whose x is ``forward`` projected on the ground plane."""
+    flat = forward * np.array([1.0, 1.0, 0.0])
+    return _frame(np.cross(np.broadcast_to(UP, flat.shape), _unit(flat)), np.broadcast_to(UP, flat.shape))
+
+
+def keypoint_frames(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Frames of the pelvis, chest and feet built from keypoint positions (arrays of (..., 3))."""
+    frames = {}
+    pelvis = _frame(points["left_hip"] - points["right_hip"],
+                    points.get("chest", points.get("neck", points["pelvis"] + UP)) - points["pelvis"])
+    frames["pelvis"] = pelvis
+    if {"left_shoulder", "right_shoulder", "chest", "neck"} <= points.keys():
+        frames["chest"] = _frame(points["left_shoulder"] - points["right_shoulder"], points["neck"] - points["chest"])
+    for side in ("left", "right"):
+        toe = points.get(f"{side}_toe")
+        forward = toe - points[f"{side}_ankle"] if toe is not None else pelvis[..., :, 0]
+        frames[f"{side}_ankle"] = _level_frame(forward)
+    return frames
+
+
+class Retargeter:
+    """Retargets keypoint motions onto one robot (built once, reused for every clip or streamed frame)."""
+
+    def __init__(self, character: Character, config: RetargetConfig | None = None):
+        self.character = character
+        self.config = config or RetargetConfig()
+        pin = PinocchioModel(character)
+        self.mapping: RetargetMapping = load_mapping(character, urdf_links(pin))
+        links = self.mapping.links
+        self.ik = WholeBodyIK(character, [LinkTarget(k.link, k.offset, k.position_weight, k.orientation_weight)
+                                          for k in links], regularization=self.config.smoothness,
+                              root_regularization=self.config.smoothness / 10)
+        self._model = build_model(character, SimConfig().resolved(120.0))
+        self._data = mujoco.MjData(self._model)
+        self._zero = self._standing_qpos()
+        points, rotations = self.ik.link_poses(self._zero)
+        self._rest_points = {k.keypoint: points[i] for i, k in enumerate(links)}
+        self._rest_rotations = {k.keypoint: rotations[i] for i, k in enumerate(links)}
+        self._rest_frames = keypoint_frames(self._rest_points)
+        self.leg_length = self._leg(self._rest_points)
+        self.ankle_height = float(np.mean([self._rest_points[f"{s}_ankle"][2] for s in ("left", "right")]))
+
+    # ------------------------------------------------------------- the robot
+    def _standing_qpos(self) -> np.ndarray:
+        """Zero joint angles (clamped into the limits), upright, soles on the floor."""
+        from mimic_sim.backends.mujoco_backend import standing_height
+
+        joints = np.clip(np.zeros(self.character.num_joints), self.character.joint_lower, self.character.joint_upper)
+        qpos = np.concatenate([[0.0, 0.0, 0.0], rot.IDENTITY, joints])
+        qpos[2] = standing_height(self.character, joints)
+        return qpos
+
+    @staticmethod
+    def _leg(points: dict[str, np.ndarray]) -> float | np.ndarray:
+        lengths = [np.linalg.norm(points[f"{s}_hip"] - points[f"{s}_knee"], axis=-1)
+                   + np.linalg.norm(points[f"{s}_knee"] - points[f"{s}_ankle"], axis=-1) for s in ("left", "right")]
+        return (lengths[0] + lengths[1]) / 2
+
+    def _load(self, model: mujoco.MjModel, data: mujoco.MjData, qpos: np.ndarray) -> None:
+        """Pose MuJoCo's copy of the robot (joints by name) and compute its geometry's placement."""
+        free = next(j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE)
+        adr = model.jnt_qposadr[free]
+        data.qpos[adr: adr + 7] = qpos[:7]
+        for j, name in enumerate(self.character.joint_names):
+            data.qpos[model.jnt_qposadr[model.joint(name).id]] = qpos[7 + j]
+        mujoco.mj_kinematics(model, data)
+
+    def penetration(self, qpos: np.ndarray) -> float:
+        """How deep (m, >= 0) the robot's collision geometry reaches below the floor at a pose."""
+        m, d = self._model, self._data
+        self._load(m, d, qpos)
+        mujoco.mj_collision(m, d)  # this model pairs the robot with the floor only
+        return max(0.0, -float(d.contact.dist[: d.ncon].min())) if d.ncon else 0.0
+
+    # ------------------------------------------------------------- targets
+    def scale_for(self, human: KeypointMotion) -> float:
+        if self.mapping.scale is not None:
+            return self.mapping.scale
+        points = {k: human.positions[:, human.index(k)] for k in self.mapping.keypoints if k in human.names}
+        return float(self.leg_length / np.median(self._leg(points)))
+
+    def targets(self, human: KeypointMotion, scale: float) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Scaled, contact-corrected target positions (T, K, 3), rotations (T, K, 3, 3) and planted masks."""
+        missing = [k for k in self.mapping.keypoints if k not in human.names]
+        if missing:
+            raise RetargetError(f"{human.source}: lacks keypoints {missing} that {self.mapping.source} maps")
+        points = {k: scale * human.positions[:, human.index(k)] for k in human.names}
+        ankles = np.stack([points["left_ankle"][:, 2], points["right_ankle"][:, 2]])
+        standing = float(np.percentile(ankles, 10))  # the planted ankle height, robust to a stray low frame
+        lift = self.ankle_height - standing if self.config.align_ankle_height else 0.0
+        for k in points:
+            points[k] = points[k] + lift * UP
+        contacts = {}
+        dt = np.gradient(human.times)
+        for side in ("left", "right"):
+            ankle = points[f"{side}_ankle"]
+            speed = np.linalg.norm(np.gradient(ankle[:, :2], axis=0), axis=1) / dt
+            low = ankle[:, 2] < self.ankle_height + self.config.contact_height
+            planted = low & (speed < self.config.contact_speed)
+            if self.config.hold_contacts:
+                self._hold_runs(points, side, planted)
+            contacts[side] = planted
+        # built from the mapped keypoints only, as the robot's rest frames are
+        frames = keypoint_frames({k: points[k] for k in self.mapping.keypoints})
+        links = self.mapping.links
+        positions = np.stack([points[k.keypoint] for k in links], axis=1)
+        rotations = np.zeros((human.num_frames, len(links), 3, 3))
+        for i, k in enumerate(links):
+            if k.orientation_weight > 0 and k.keypoint in frames:
+                # human frame, then the robot link's rotation relative to the same frame at its zero pose
+                offset = self._rest_frames[k.keypoint].T @ self._rest_rotations[k.keypoint]
+                rotations[:, i] = frames[k.keypoint] @ offset
+            else:
+                rotations[:, i] = np.eye(3)
+        return positions, rotations, contacts
+
+    def _hold_runs(self, points: dict[str, np.ndarray], side: str, planted: np.ndarray) -> None:
+        """Hold the foot's keypoints still over each planted run (mean position, standing height)."""
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], planted.astype(int), [0]])))
+        names = [k for k in (f"{side}_ankle", f"{side}_toe") if k in points]
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            for name in names:
+                run = points[name][start:stop]
+                held = run.mean(axis=0)
+                if name.endswith("_ankle"):
+                    held[2] = self.ankle_height
+                run[:] = held
+
+    # ------------------------------------------------------------------ solve
+    def _first_frame(self, start: np.ndarray, positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+        """The first frame, from two starts: joints at zero, and joints bent a third of the way into
+        ranges that end near zero (elbows, knees), which zero leaves on the wrong side of a straight limb."""
+        lower, upper = self.character.joint_lower, self.character.joint_upper
+        one_sided = np.where(np.abs(lower) < 0.5 * np.abs(upper), lower + (upper - lower) / 3,
+                             np.where(np.abs(upper) < 0.5 * np.abs(lower), upper - (upper - lower) / 3, 0.0))
+        best, best_cost = None, np.inf
+        for joints in (start[7:], np.clip(one_sided, lower, upper)):
+            guess = start.copy()
+            guess[7:] = joints
+            q = self.ik.solve(guess, positions, rotations, reference=guess,
+                              iterations=self.config.first_frame_iterations)
+            cost = self.ik.cost(q, positions, rotations)
+            if cost < best_cost:
+                best, best_cost = q, cost
+        return best
+
+    def retarget(self, human: KeypointMotion, name: str = "clip", progress: Callable[[int], None] | None = None,
+                 report: bool = True) -> RetargetResult:
+        """The robot clip for a keypoint motion; ``report`` adds the quality figures (:meth:`report`)."""
+        scale = self.scale_for(human)
+        positions, rotations, contacts = self.targets(human, scale)
+        cfg = self.config
+        n = human.num_frames
+        qpos = np.zeros((n, 7 + self.character.num_joints))
+        start = self._zero.copy()
+        pelvis = self.mapping.keypoints.index("pelvis")
+        start[:3] = positions[0, pelvis]
+        start[3:7] = rot.mat_to_quat(rotations[0, pelvis] @ self._rest_rotations["pelvis"].T)
+        qpos[0] = self._first_frame(start, positions[0], rotations[0])
+        cost = self.ik.cost(qpos[0], positions[0], rotations[0])
+        for t in range(1, n):
+            guess = qpos[t - 1].copy()
+            if t >= 2:  # constant-velocity extrapolation (the root quaternion is renormalized by the solve)
+                guess = 2 * qpos[t - 1] - qpos[t - 2]
+                guess[3:7] = rot.quat_normalize(guess[3:7])
+                guess[7:] = np.clip(guess[7:], self.character.joint_lower, self.character.joint_upper)
+            qpos[t] = self.ik.solve(guess, positions[t], rotations[t], iterations=cfg.iterations)
+            previous, cost = cost, self.ik.cost(qpos[t], positions[t], rotations[t])
+            if cost > 2.0 * previous + 1e-4:
+                # A jump in the error: the extrapolation led into another branch (a limb swinging
+                # through a straight, singular pose).  Retry from the previous frame and keep the best.
+                # First held near the previous frame (a strong pull keeps the limbs on its branch), then free.
+                retry = self.ik.solve(qpos[t - 1], positions[t], rotations[t], iterations=2 * cfg.iterations,
+                                      pull=100.0)
+                retry = self.ik.solve(retry, positions[t], rotations[t], iterations=2 * cfg.iterations)
+                retry_cost = self.ik.cost(retry, positions[t], rotations[t])
+                if retry_cost < cost:
+                    qpos[t], cost = retry, retry_cost
+            if progress is not None:
+                progress(1)
+        if cfg.ground_clearance:
+            for t in range(n):
+                qpos[t, 2] += self.penetration(qpos[t])
+        motion = Motion(name=name, frame_times=human.times - human.times[0], root_pos=qpos[:, :3],
+                        root_rot=qpos[:, 3:7], joints={j: qpos[:, 7 + i] for i, j in
+                                                       enumerate(self.character.joint_names)},
+                        loop=cfg.loop, source=f"{human.source} retargeted onto {self.character.name}",
+                        close_loop=False)
+        result = RetargetResult(motion, qpos, scale, contacts)
+        if report:
+            result.report = self.report(result, positions)
+        return result
+
+    # ----------------------------------------------------------------- report
+    def report(self, result: RetargetResult, targets: np.ndarray) -> dict:
+        """Quality figures of a retargeted clip (mm where lengths)."""
+        qpos = result.qpos
+        reached = np.stack([self.ik.link_poses(q)[0] for q in qpos])
+        weighted = np.array([k.position_weight > 0 for k in self.mapping.links])
+        error = np.linalg.norm(reached - targets, axis=-1)[:, weighted]
+        joints = qpos[:, 7:]
+        violations = int(((joints < self.character.joint_lower - 1e-9) | (joints > self.character.joint_upper + 1e-9))
+                         .sum())
+        depth = max(self.penetration(q) for q in qpos)
+        skating = []
+        for side, planted in result.contacts.items():
+            ankle = reached[:, self.mapping.keypoints.index(f"{side}_ankle"), :2]
+            both = planted[1:] & planted[:-1]
+            skating.extend(np.linalg.norm(np.diff(ankle, axis=0), axis=1)[both])
+        return {
+            "frames": len(qpos),
+            "scale": result.scale,
+            "keypoint_error_mean_mm": float(error.mean() * 1e3),
+            "keypoint_error_max_mm": float(error.max() * 1e3),
+            "joint_limit_violations": violations,
+            "foot_skating_mm_per_contact_frame": float(np.mean(skating) * 1e3) if skating else 0.0,
+            "contact_frames": int(sum(int(p.sum()) for p in result.contacts.values())),
+            "ground_penetration_max_mm": depth * 1e3,
+            "self_collision_frames": self.self_collision_frames(qpos),
+        }
+
+    def self_collision_frames(self, qpos: np.ndarray) -> int:
+        """Frames in which collision geometry of two robot bodies overlaps.
+
+        Pairs that touch by construction are left out: a body and its nearest ancestor
+        with geometry (the connector links of a hinge chain have none), and pairs that
+        already overlap at the zero pose.
+        """
+        model = build_model(self.character, SimConfig(self_collision=True).resolved(120.0))
+        data = mujoco.MjData(model)
+        floor = model.geom(FLOOR).id
+        has_geom = np.bincount(model.geom_bodyid, minlength=model.nbody) > 0
+
+        def carrier(body: int) -> int:  # nearest ancestor (or itself) with geometry
+            body = int(model.body_parentid[body])
+            while body > 0 and not has_geom[body]:
+                body = int(model.body_parentid[body])
+            return body
+
+        def touching() -> set[tuple[int, int]]:
+            mujoco.mj_collision(model, data)
+            pairs = set()
+            for geoms, dist in zip(data.contact.geom[: data.ncon], data.contact.dist[: data.ncon], strict=True):
+                if floor in geoms or dist >= 0:
+                    continue
+                a, b = sorted(int(model.geom_bodyid[g]) for g in geoms)
+                if carrier(a) != b and carrier(b) != a:
+                    pairs.add((a, b))
+            return pairs
+
+        self._load(model, data, self._zero)
+        at_rest = touching()
+        frames = 0
+        for q in qpos:
+            self._load(model, data, q)
+            frames += bool(touching() - at_rest)
+        return frames

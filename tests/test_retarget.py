@@ -1,0 +1,120 @@
+"""Retargeting: whole-body IK, mapping files, the retargeting pipeline and robot clip files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from mimic_retarget.human import keypoints_from_clip
+from mimic_retarget.ik import LinkTarget, WholeBodyIK
+from mimic_retarget.keypoints import KeypointMotion
+from mimic_retarget.mapping import MappingError, load_mapping
+from mimic_retarget.retarget import RetargetConfig, Retargeter, RetargetError
+from mimic_sim.character import load_character
+from mimic_sim.envs.imitation import ImitationEnv
+from mimic_sim.kinematics import PinocchioModel
+from mimic_sim.motion_file import load_clip, save_motion
+from mimic_sim.reference import ReferenceMotion
+
+# Scaling, contact holding and ground clearance off: what is left is the IK itself.
+EXACT = RetargetConfig(align_ankle_height=False, hold_contacts=False, ground_clearance=False)
+
+
+@pytest.fixture(scope="module")
+def humanoid():
+    return load_character("humanoid")
+
+
+@pytest.fixture(scope="module")
+def walk():
+    return keypoints_from_clip("walk", rate=30.0)
+
+
+@pytest.mark.parametrize("clip", ["walk", "run", "crawl"])
+def test_humanoid_onto_itself_reproduces_the_clip(humanoid, clip):
+    human = keypoints_from_clip(clip, rate=30.0)
+    result = Retargeter(humanoid, EXACT).retarget(human, clip)
+    assert result.scale == pytest.approx(1.0, abs=1e-9)
+    assert result.report["keypoint_error_max_mm"] < 1.0, result.report
+    # the joint angles are the clip's, not just the keypoints (no other branch of the same positions)
+    reference = ReferenceMotion(load_clip(clip), humanoid)
+    truth = np.array([reference.state(float(t))[0][7:] for t in human.times])
+    knees = [humanoid.joint_names.index(n) for n in ("left_knee", "right_knee")]
+    assert np.abs(result.qpos[:, 7:][:, knees] - truth[:, knees]).max() < 1e-3
+
+
+def test_default_retargeting_keeps_limits_ground_and_planted_feet(humanoid, walk):
+    result = Retargeter(humanoid).retarget(walk, "walk")
+    report = result.report
+    assert report["joint_limit_violations"] == 0
+    assert report["ground_penetration_max_mm"] <= 5.0
+    assert report["contact_frames"] > 0.5 * 2 * report["frames"] * 0.4  # a walk is planted most of the time
+    assert report["foot_skating_mm_per_contact_frame"] < 2.0
+    # the same clip without holding contacts skates more: the check above has teeth
+    loose = Retargeter(humanoid, RetargetConfig(hold_contacts=False)).retarget(walk, "walk").report
+    assert loose["foot_skating_mm_per_contact_frame"] > report["foot_skating_mm_per_contact_frame"]
+
+
+def test_ik_never_leaves_the_joint_limits(humanoid):
+    ik = WholeBodyIK(humanoid, [LinkTarget("right_wrist"), LinkTarget("left_ankle")])
+    qpos = np.zeros(7 + humanoid.num_joints)
+    qpos[2], qpos[3] = 1.0, 1.0
+    far = np.array([[3.0, -2.0, 1.0], [0.0, 0.0, -2.0]])  # out of reach
+    solved = ik.solve(qpos, far, iterations=30)
+    assert np.all(solved[7:] >= humanoid.joint_lower) and np.all(solved[7:] <= humanoid.joint_upper)
+    assert np.isfinite(solved).all()
+
+
+def _config_with(humanoid, tmp_path, **retarget):
+    cfg = yaml.safe_load(humanoid.config_path.read_text())
+    cfg["retarget"] = {**cfg["retarget"], **retarget}
+    path = tmp_path / "mapped.yaml"  # the humanoid's model is built, so the config can live anywhere
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_a_mapping_naming_a_missing_link_is_refused(humanoid, tmp_path):
+    cfg = yaml.safe_load(humanoid.config_path.read_text())
+    keypoints = dict(cfg["retarget"]["keypoints"], left_wrist={"link": "left_hand_link"})
+    character = load_character(_config_with(humanoid, tmp_path, keypoints=keypoints))
+    with pytest.raises(MappingError, match=r"mapped.yaml.*keypoints.left_wrist.link.*no link 'left_hand_link'"):
+        load_mapping(character, {f.name for f in PinocchioModel(character).model.frames})
+    with pytest.raises(MappingError, match="left_hand_link"):
+        Retargeter(character)
+
+
+def test_a_mapping_naming_an_unknown_keypoint_is_refused(humanoid, tmp_path):
+    cfg = yaml.safe_load(humanoid.config_path.read_text())
+    path = _config_with(humanoid, tmp_path, keypoints=dict(cfg["retarget"]["keypoints"], tail={"link": "root"}))
+    with pytest.raises(MappingError, match=r"retarget.keypoints.tail.*not a human keypoint"):
+        Retargeter(load_character(path))
+
+
+def test_a_source_without_mapped_keypoints_is_refused(humanoid, walk):
+    legs = walk.subset([n for n in walk.names if n not in ("left_elbow", "right_wrist")])
+    with pytest.raises(RetargetError, match=r"lacks keypoints \['left_elbow', 'right_wrist'\]"):
+        Retargeter(humanoid).retarget(legs)
+
+
+def test_robot_clip_file_round_trip_and_playback(humanoid, walk, tmp_path):
+    result = Retargeter(humanoid).retarget(walk, "walk", report=False)
+    path = save_motion(result.motion, tmp_path / "walk.motion.json", character="humanoid")
+    loaded = load_clip(path)
+    assert loaded.joints.keys() == result.motion.joints.keys()
+    for name, values in result.motion.joints.items():
+        assert np.array_equal(loaded.joints[name], values)
+    assert np.array_equal(loaded.root_pos, result.motion.root_pos)
+    reference = ReferenceMotion(loaded, humanoid)
+    qpos, _ = reference.state(0.0)
+    assert np.allclose(qpos, result.qpos[0], atol=1e-9)
+    env = ImitationEnv(clip=str(path), random_start=False)
+    obs, _ = env.reset(seed=0)
+    obs, reward, *_ = env.step(np.zeros(env.action_space.shape))
+    assert np.isfinite(obs).all() and 0.0 < reward <= 1.0
+
+
+def test_keypoints_of_another_size_are_scaled_by_leg_length(humanoid, walk):
+    small = KeypointMotion(names=walk.names, times=walk.times, positions=walk.positions * 0.8, source="small walk")
+    result = Retargeter(humanoid).retarget(small, "small", report=False)
+    assert result.scale == pytest.approx(1.25, rel=1e-6)
