@@ -118,3 +118,26 @@ def test_keypoints_of_another_size_are_scaled_by_leg_length(humanoid, walk):
     small = KeypointMotion(names=walk.names, times=walk.times, positions=walk.positions * 0.8, source="small walk")
     result = Retargeter(humanoid).retarget(small, "small", report=False)
     assert result.scale == pytest.approx(1.25, rel=1e-6)
+
+
+def test_mimic_retarget_writes_clip_report_and_side_by_side_video(tmp_path, capsys):
+    import json
+
+    import imageio.v3 as iio
+
+    from mimic_sim.cli import main
+
+    out = tmp_path / "walk_h.motion.json"
+    video = tmp_path / "walk_h.gif"
+    assert main(["retarget", "walk", "--robot", "humanoid", "-o", str(out), "--video", str(video)]) == 0
+    report = json.loads((tmp_path / "walk_h.report.json").read_text())
+    assert report["robot"] == "humanoid" and report["joint_limit_violations"] == 0
+    assert report["frames"] == load_clip("walk").num_frames
+    clip = load_clip(out)
+    assert clip.loop and set(clip.joints) == set(load_character("humanoid").joint_names)
+    frames = iio.imread(video, index=None)
+    assert len(frames) == int(clip.duration * 30 + 1e-9) + 1 and frames.shape[2] > frames.shape[1]  # wide
+    # the stick figure is drawn: the human's orange is in the picture
+    orange = (frames[..., 0] > 200) & (frames[..., 1] > 100) & (frames[..., 1] < 170) & (frames[..., 2] < 90)
+    assert orange.sum(axis=(1, 2)).min() > 50
+    assert str(out) in capsys.readouterr().out

@@ -30,6 +30,14 @@ HUMAN_KEYPOINTS: tuple[str, ...] = (
 """Canonical keypoints.  Positions are joint centres; for pelvis, chest, head and the
 ankles the rotation is that body's frame (head: the skull, ankle: the foot)."""
 
+HUMAN_BONES: tuple[tuple[str, str], ...] = (
+    ("pelvis", "chest"), ("chest", "neck"), ("neck", "head"),
+    *((f"{side}_{a}", f"{side}_{b}") for side in ("left", "right")
+      for a, b in (("hip", "knee"), ("knee", "ankle"), ("ankle", "toe"), ("shoulder", "elbow"), ("elbow", "wrist"))),
+    ("pelvis", "left_hip"), ("pelvis", "right_hip"), ("chest", "left_shoulder"), ("chest", "right_shoulder"),
+)
+"""Keypoint pairs drawn as a stick figure."""
+
 ROTATION_TOLERANCE = 1e-6
 """Largest deviation of R^T R from the identity (and of det R from 1) accepted as a rotation."""
 

@@ -26,7 +26,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import contextlib
 import importlib
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 try:
@@ -48,6 +48,8 @@ _GRID_RGBA = (0.45, 0.5, 0.55, 1.0)
 _GRID_SPACING = 1.0  # metres between floor grid lines
 _GRID_HALF_COUNT = 8  # lines drawn each side of the camera target
 _SKY_RGBA = (0.78, 0.85, 0.92, 1.0)
+_SKELETON_RGBA = (0.95, 0.55, 0.2, 1.0)  # the human source, drawn beside the character
+_SKELETON_BONES = 32  # scene room kept for a stick figure's bones
 _GL_MODULES = {"egl": "mujoco.egl", "osmesa": "mujoco.osmesa", "glfw": "mujoco.glfw"}
 
 
@@ -124,7 +126,7 @@ class CharacterRenderer:
         self.camera.elevation = float(elevation)
         self._option = mujoco.MjvOption()
         self._perturb = mujoco.MjvPerturb()
-        self._scene = mujoco.MjvScene(m, maxgeom=2 * m.ngeom + 4 * _GRID_HALF_COUNT + 16)
+        self._scene = mujoco.MjvScene(m, maxgeom=2 * m.ngeom + 4 * _GRID_HALF_COUNT + 16 + _SKELETON_BONES)
         self._rect = mujoco.MjrRect(0, 0, self.width, self.height)
         self._gl = _gl_context_class()(self.width, self.height)
         self._gl.make_current()
@@ -154,8 +156,10 @@ class CharacterRenderer:
             raise ValueError(f"{what} contains NaN or infinite values")
         return q
 
-    def render(self, qpos: np.ndarray, ghost: np.ndarray | None = None) -> np.ndarray:
-        """An ``(height, width, 3)`` uint8 RGB image of the character in ``qpos``, ghost in ``ghost``."""
+    def render(self, qpos: np.ndarray, ghost: np.ndarray | None = None,
+               skeleton: tuple[np.ndarray, Sequence[tuple[int, int]]] | None = None) -> np.ndarray:
+        """An ``(height, width, 3)`` uint8 RGB image of the character in ``qpos``, ghost in ``ghost``, and a
+        stick figure ``skeleton`` = (points (N, 3) in the world, bones as index pairs) beside it."""
         if self._context is None:
             raise RuntimeError("render() called after close()")
         qpos = self._check(qpos, "qpos")
@@ -172,6 +176,8 @@ class CharacterRenderer:
             pose.write(gd, ghost)
             mujoco.mj_kinematics(gm, gd)
             mujoco.mjv_addGeoms(gm, gd, self._option, self._perturb, mujoco.mjtCatBit.mjCAT_DYNAMIC, scene)
+        if skeleton is not None:
+            self._add_skeleton(*skeleton)
         self._add_backdrop(qpos[0], qpos[1])
         self._gl.make_current()
         mujoco.mjr_render(self._rect, scene, self._context)
@@ -188,6 +194,20 @@ class CharacterRenderer:
                             np.asarray(mat, float).ravel(), np.asarray(rgba, np.float32))
         geom.emission = emission
         scene.ngeom += 1
+
+    def _add_skeleton(self, points: np.ndarray, bones: Sequence[tuple[int, int]]) -> None:
+        points = np.asarray(points, dtype=float)
+        if points.ndim != 2 or points.shape[1] != 3 or not np.isfinite(points).all():
+            raise ValueError(f"skeleton points must be finite (N, 3), got shape {points.shape}")
+        scene = self._scene
+        for a, b in bones:
+            if scene.ngeom >= scene.maxgeom:
+                return
+            geom = scene.geoms[scene.ngeom]
+            mujoco.mjv_initGeom(geom, mujoco.mjtGeom.mjGEOM_CAPSULE, np.zeros(3), np.zeros(3), np.eye(3).ravel(),
+                                np.asarray(_SKELETON_RGBA, np.float32))
+            mujoco.mjv_connector(geom, mujoco.mjtGeom.mjGEOM_CAPSULE, 0.025, points[a], points[b])
+            scene.ngeom += 1
 
     def _add_backdrop(self, x: float, y: float) -> None:
         """A floor grid around the camera target and a far, unlit sky wall behind it."""

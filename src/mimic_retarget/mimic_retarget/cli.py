@@ -1,0 +1,132 @@
+"""``mimic retarget``: a human motion onto a robot, as a clip file, a side-by-side video and a quality report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DESCRIPTION = """\
+Retarget a human motion onto a robot (or any character with a 'retarget' map in its
+config) and write the robot clip (a mimic motion file, joints by name), a side-by-side
+video (the human as a stick figure, the robot posed by the clip) and a quality report
+(keypoint error after scaling, joint-limit violations, foot skating, ground penetration,
+self-collisions) as JSON.
+
+SOURCE is a shipped clip name (walk, run, ...) or a DeepMimic file, a BVH file (.bvh,
+with --bvh-map), or a keypoint file (.npz, mimic_retarget.keypoints).  A shipped clip
+retargeted without -o is stored where 'mimic train --robot ROBOT --clip CLIP' finds it.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("retarget", help="retarget a clip, BVH or keypoint file onto a robot",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="SOURCE", help="clip name or file (DeepMimic .txt, .bvh, keypoints .npz)")
+    p.add_argument("--robot", required=True, help="character config name or YAML path (atlas, h1, g1, humanoid)")
+    p.add_argument("-o", "--output", type=Path, metavar="OUT",
+                   help="robot clip file, *.motion.json (default: the clip store for shipped clips, "
+                        "else out/<source>_<robot>.motion.json)")
+    p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz for clip sources (default: the "
+                                                            "clip's own frames)")
+    p.add_argument("--bvh-map", default="cmu", help="BVH joint names: cmu, lafan1, mimic (default cmu)")
+    p.add_argument("--bvh-scale", type=float, default=0.01, help="BVH length unit in metres (default 0.01: cm)")
+    p.add_argument("--video", type=Path, default=None, help="side-by-side video, .mp4 or .gif (default: next to "
+                                                            "OUT, .mp4)")
+    p.add_argument("--no-video", action="store_true", help="skip the video")
+    p.set_defaults(func=run)
+
+
+def load_source(source: str, rate: float | None, bvh_map: str, bvh_scale: float):
+    """(keypoints, loops) of a source given on the command line."""
+    from mimic_retarget.bvh import keypoints_from_bvh
+    from mimic_retarget.human import keypoints_from_clip
+    from mimic_retarget.keypoints import KeypointMotion
+    from mimic_sim.motion_file import load_clip
+
+    path = Path(source)
+    if path.suffix.lower() == ".npz":
+        return KeypointMotion.load(path), False
+    if path.suffix.lower() == ".bvh":
+        return keypoints_from_bvh(path, bvh_map, scale=bvh_scale), False
+    return keypoints_from_clip(source, rate), load_clip(source).loop
+
+
+def _stem(source: str) -> str:
+    path = Path(source)
+    return path.name.split(".")[0].removeprefix("humanoid3d_") if path.suffix else path.name
+
+
+def run(args: argparse.Namespace) -> int:
+    # Import order matters for OpenGL: mimic_sim.render chooses MUJOCO_GL before mujoco loads.
+    from mimic_sim.render import video_format
+
+    # isort: split
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from mimic_retarget.retarget import RetargetConfig, Retargeter
+    from mimic_sim.character import load_character
+    from mimic_sim.deepmimic_format import shipped_clips
+    from mimic_sim.motion_file import SUFFIX, retargeted_clip_path, save_motion
+    from mimic_sim.paths import atomic_write_text
+
+    character = load_character(args.robot)
+    human, loops = load_source(args.source, args.rate, args.bvh_map, args.bvh_scale)
+    stem = _stem(args.source)
+    if args.output is not None:
+        output = args.output
+    elif args.source in shipped_clips():
+        output = retargeted_clip_path(character.name, stem)
+    else:
+        output = Path("out") / f"{stem}_{character.name}{SUFFIX}"
+    if not output.name.endswith(SUFFIX):
+        raise SystemExit(f"mimic retarget: output {output} must end in {SUFFIX}")
+    video = None if args.no_video else (args.video or Path("out") / f"{stem}_{character.name}.mp4")
+    if video is not None:
+        video_format(video)  # an unknown suffix fails before any work
+
+    retargeter = Retargeter(character, replace(RetargetConfig(), loop=loops))
+    with tqdm(total=human.num_frames, unit="frame", desc=f"retarget {stem} -> {character.name}", disable=None,
+              file=sys.stderr) as bar:
+        result = retargeter.retarget(human, stem, progress=bar.update)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_motion(result.motion, output, character=character.name)
+    report = {"source": str(human.source), "robot": character.name, "clip": str(output), **result.report}
+    report_path = output.with_name(output.name.removesuffix(SUFFIX) + ".report.json")
+    atomic_write_text(report_path, json.dumps(report, indent=2))
+    if video is not None:
+        write_side_by_side(character, human, result, video)
+        print(video)
+    for key, value in result.report.items():
+        print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}", file=sys.stderr)
+    print(report_path)
+    print(output)
+    return 0
+
+
+def write_side_by_side(character, human, result, path: Path, fps: float = 30.0) -> Path:
+    """The robot posed by the clip, the human's (scaled) keypoints as a stick figure beside it."""
+    import numpy as np
+
+    from mimic_retarget.keypoints import HUMAN_BONES
+    from mimic_sim.reference import ReferenceMotion
+    from mimic_sim.render import CharacterRenderer, write_video
+
+    bones = [(human.index(a), human.index(b)) for a, b in HUMAN_BONES if a in human.names and b in human.names]
+    # The camera looks along +y (motion along x runs across the image): the figure goes to the robot's left in
+    # the image, behind it along x by more than either is wide.
+    beside = np.array([-1.2 * max(1.0, result.scale), 0.0, 0.0])
+    reference = ReferenceMotion(result.motion, character)
+    times = np.arange(0.0, result.motion.duration + 1e-9, 1.0 / fps)
+
+    def frames(renderer: CharacterRenderer):
+        for t in times:
+            points, _ = human.at(float(human.times[0] + t))
+            qpos, _ = reference.state(float(t))
+            yield renderer.render(qpos, skeleton=(result.scale * points + beside, bones))
+
+    with CharacterRenderer(character, 800, 480, distance=4.0) as renderer:
+        return write_video(frames(renderer), path, fps)
