@@ -15,7 +15,7 @@ import mujoco
 import numpy as np
 import yaml
 
-from mimic_sim.paths import find_config
+from mimic_sim.paths import find_config, robots_dir
 
 
 class CharacterError(ValueError):
@@ -122,7 +122,8 @@ def _require(cfg: dict, key: str, source: Path) -> object:
 def _model_path(cfg: dict, source: Path, spherical: dict[str, str], efforts: dict[str, float]) -> Path:
     model = _require(cfg, "model", source)
     if not isinstance(model, dict):
-        raise CharacterError(f"{source}: field 'model' must be a mapping with 'file' or 'builder'")
+        raise CharacterError(f"{source}: field 'model' must be a mapping with 'file', 'robot_asset' or "
+                             "'builder'")
     if "file" in model:
         path = Path(model["file"])
         if not path.is_absolute():
@@ -130,11 +131,34 @@ def _model_path(cfg: dict, source: Path, spherical: dict[str, str], efforts: dic
         if not path.is_file():
             raise CharacterError(f"{source}: field 'model.file': no such file {path}")
         return path
+    if "robot_asset" in model:
+        path = robots_dir() / str(model["robot_asset"])
+        if not path.is_file():
+            raise CharacterError(f"{source}: field 'model.robot_asset': no file {path}; robot files are fetched at "
+                                 "set-up: run `python -m mimic_retarget.robot_assets` (scripts/setup.sh does)")
+        return path
     if model.get("builder") == "deepmimic_humanoid":
         from mimic_sim.humanoid_urdf import humanoid_urdf_path
 
         return humanoid_urdf_path(spherical, efforts)
-    raise CharacterError(f"{source}: field 'model' must name a 'file' or builder 'deepmimic_humanoid'")
+    raise CharacterError(f"{source}: field 'model' must name a 'file', a 'robot_asset' or builder "
+                         "'deepmimic_humanoid'")
+
+
+def model_spec(path: Path) -> mujoco.MjSpec:
+    """A character's model file read by MuJoCo, every link kept as a body.
+
+    URDFs name mesh files relative to the URDF, as the URDF standard and every other
+    reader do; a MuJoCo ``meshdir`` some vendor files carry (Unitree's H1:
+    ``meshdir="meshes"`` with ``meshes/...`` file names) would be prepended again, so it
+    is ignored.  Links joined by fixed joints stay bodies (MuJoCo's URDF default fuses
+    them into their parents): configs track hands and feet that are such links.
+    """
+    spec = mujoco.MjSpec.from_file(str(path))
+    if Path(path).suffix.lower() == ".urdf":
+        spec.meshdir = ""
+    spec.compiler.fusestatic = False
+    return spec
 
 
 def _gains_for(joint: str, pd_cfg: dict, source: Path) -> dict:
@@ -223,8 +247,7 @@ def load_character(name_or_path: str | Path) -> Character:
             efforts[joint] = float(_gains_for(joint, pd_cfg, path)["torque_limit"])
     model_path = _model_path(cfg, path, spherical, efforts)
 
-    spec = mujoco.MjSpec.from_file(str(model_path))
-    model = spec.compile()
+    model = model_spec(model_path).compile()
     joints: list[JointInfo] = []
     for j in range(model.njnt):
         jtype = int(model.jnt_type[j])

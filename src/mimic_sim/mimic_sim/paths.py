@@ -17,6 +17,11 @@ def cache_dir() -> Path:
     return Path(base) / "mimic"
 
 
+def robots_dir() -> Path:
+    """Robot model files fetched at set-up (``python -m mimic_retarget.robot_assets``): ``<cache>/robots``."""
+    return cache_dir() / "robots"
+
+
 def config_dirs() -> list[Path]:
     """Folders searched for ``config/`` files, first match wins.
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates, PhysicsBackend, SimConfig
-from mimic_sim.character import Character
+from mimic_sim.character import Character, model_spec
 from mimic_sim.pd import PASSIVE_DAMPING
 
 FLOOR = "floor"
@@ -39,7 +39,7 @@ def _merge_capsules(spec: mujoco.MjSpec) -> None:
 
 def build_model(character: Character, config: SimConfig) -> mujoco.MjModel:
     """Compile the character's URDF/MJCF with a floating base, a floor and PD actuators."""
-    spec = mujoco.MjSpec.from_file(str(character.model_path))
+    spec = model_spec(character.model_path)
     spec.option.timestep = config.physics_dt
     spec.option.gravity = [0.0, 0.0, -config.gravity]
     # implicitfast integrates the actuators' velocity terms implicitly: the stable-PD damping.
@@ -55,6 +55,8 @@ def build_model(character: Character, config: SimConfig) -> mujoco.MjModel:
         joint.actfrclimited = mujoco.mjtLimited.mjLIMITED_FALSE
     for geom in spec.geoms:
         geom.friction = [character.ground_friction, 0.005, 0.0001]
+        if geom.contype == 0 and geom.conaffinity == 0:
+            continue  # visual only (URDF <visual> meshes): stays out of every contact
         if not config.self_collision:
             # Characters touch the floor only (contype 1 meets floor conaffinity 1).
             geom.contype, geom.conaffinity = 1, 0
@@ -239,7 +241,7 @@ def standing_height(character: Character, joint_angles: np.ndarray | None = None
     feet = {model.body(b).id for b in character.ground_contact_allowed}
     fromto = np.zeros(6)
     distances = [mujoco.mj_geomDistance(model, data, g, floor, 10.0, fromto)
-                 for g in range(model.ngeom) if model.geom_bodyid[g] in feet]
+                 for g in range(model.ngeom) if model.geom_bodyid[g] in feet and model.geom_contype[g]]
     if not distances:
         raise ValueError(f"character '{character.name}' has no geometry on its ground-contact bodies")
     return clearance - min(distances)

@@ -50,6 +50,7 @@ def _capsule_urdf(path: Path) -> Path:
     if out.exists():
         return out
     root = ET.fromstring(text)
+    merged = False
     for link in root.iter("link"):
         for tag in ("collision", "visual"):
             elements = link.findall(tag)
@@ -75,6 +76,13 @@ def _capsule_urdf(path: Path) -> Path:
                 for e in caps:
                     spheres.remove(e)
                     link.remove(e)
+                merged = True
+    if not merged:  # nothing to merge: load the file itself, meshes beside it
+        return path
+    for mesh in root.iter("mesh"):  # the copy lives elsewhere: mesh files by absolute path
+        filename = mesh.get("filename", "")
+        if filename and "://" not in filename and not Path(filename).is_absolute():
+            mesh.set("filename", str((path.parent / filename).resolve()))
     atomic_write_text(out, ET.tostring(root, encoding="unicode"))
     return out
 
@@ -119,8 +127,9 @@ class _Body:
     def __init__(self, client: bullet_client.BulletClient, character: Character, flags: int):
         self.client = client
         self.client_id = client._client
-        self.id = client.loadURDF(str(_capsule_urdf(character.model_path)), [0, 0, 1], useFixedBase=False,
-                                  flags=flags)
+        with _quiet_stdout():  # PyBullet prints a warning per link without <inertial>, handled below
+            self.id = client.loadURDF(str(_capsule_urdf(character.model_path)), [0, 0, 1], useFixedBase=False,
+                                      flags=flags)
         joint_index: dict[str, int] = {}
         link_index: dict[str, int] = {}
         for j in range(client.getNumJoints(self.id)):
@@ -129,6 +138,11 @@ class _Body:
             link_index[info[12].decode()] = j
         base_name = client.getBodyInfo(self.id)[0].decode()
         link_index[base_name] = -1
+        # PyBullet gives a link without <inertial> 1 kg; URDF (Pinocchio, MuJoCo) means massless.
+        # Vendor files have such links (sensor frames on H1 and G1): make them massless here too.
+        for link in ET.parse(character.model_path).getroot().iter("link"):
+            if link.find("inertial") is None and link.get("name") in link_index:
+                client.changeDynamics(self.id, link_index[link.get("name")], mass=0.0)
         self.joints = [joint_index[n] for n in character.joint_names]
         self.links = np.array([link_index[b] for b in character.tracked_bodies])
         self.link_to_tracked = {int(x): i for i, x in enumerate(self.links)}
@@ -142,6 +156,11 @@ class _Body:
         # PyBullet places the base at its centre of mass: keep the offset to the link frame.
         dyn = client.getDynamicsInfo(self.id, -1)
         self.base_com_offset = np.array(dyn[3])
+        # ... and turned to the principal axes of its inertia (a URDF inertia with products of
+        # inertia, e.g. Atlas's pelvis, ~90 degrees): keep that turn too (xyzw, None when none).
+        turned = abs(dyn[4][3]) < 1.0 - 1e-12
+        self._base_inertial_turn = tuple(dyn[4]) if turned else None
+        self._base_inertial_unturn = pybullet.invertTransform([0, 0, 0], dyn[4])[1] if turned else None
         self.all_links = list(range(client.getNumJoints(self.id)))
         # Zero the default velocity motors so only the PD law acts.
         client.setJointMotorControlArray(self.id, self.joints, pybullet.VELOCITY_CONTROL,
@@ -150,7 +169,10 @@ class _Body:
     def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         c = self.client
         com = qpos[:3] + rot.quat_rotate(qpos[3:7], self.base_com_offset)
-        c.resetBasePositionAndOrientation(self.id, com.tolist(), _xyzw(qpos[3:7]))
+        orn = _xyzw(qpos[3:7])
+        if self._base_inertial_turn is not None:
+            orn = pybullet.multiplyTransforms([0, 0, 0], orn, [0, 0, 0], self._base_inertial_turn)[1]
+        c.resetBasePositionAndOrientation(self.id, com.tolist(), orn)
         lin = qvel[:3] + rot.cross(qvel[3:6], com - qpos[:3])
         c.resetBaseVelocity(self.id, lin.tolist(), qvel[3:6].tolist())
         c.resetJointStatesMultiDof(self.id, self.joints, [[float(x)] for x in qpos[7:]],
@@ -160,6 +182,8 @@ class _Body:
         # Called every physics step: plain float arithmetic beats numpy on 3-vectors.
         cid, body = self.client_id, self.id
         com, orn = pybullet.getBasePositionAndOrientation(body, physicsClientId=cid)
+        if self._base_inertial_unturn is not None:  # the root link's orientation, not its inertia's
+            orn = pybullet.multiplyTransforms((0, 0, 0), orn, (0, 0, 0), self._base_inertial_unturn)[1]
         lin_com, ang = pybullet.getBaseVelocity(body, physicsClientId=cid)
         m = pybullet.getMatrixFromQuaternion(orn)
         ox, oy, oz = self.base_com_offset
@@ -200,7 +224,10 @@ class PyBulletBackend(PhysicsBackend):
         plane_shape = c.createCollisionShape(pybullet.GEOM_PLANE)
         self.plane = c.createMultiBody(0, plane_shape)
         c.changeDynamics(self.plane, -1, lateralFriction=character.ground_friction)
-        flags = 0
+        # The URDF's inertias, as MuJoCo and Pinocchio (the PD law's model) use; PyBullet's default
+        # recomputes them from the collision shapes (up to 17 % off on the humanoid's links, and
+        # meaningless for robots whose collision shapes are a few thin cylinders).
+        flags = pybullet.URDF_USE_INERTIA_FROM_FILE
         if config.self_collision:
             flags |= pybullet.URDF_USE_SELF_COLLISION | pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS
         self.body = _Body(c, character, flags)
