@@ -23,6 +23,15 @@ else
   bash scripts/install_ros.sh .venv
 fi
 
+# Robot models (Atlas, Unitree H1 and G1) from pinned registry packages into mimic's cache
+# (~/.cache/mimic/robots): fetched here, at set-up, never at run time (docs/robots.md).
+# Skipped with MIMIC_NO_ROBOTS=1; the robot tests then skip.
+if [ -n "${MIMIC_NO_ROBOTS:-}" ]; then
+  echo "setup: MIMIC_NO_ROBOTS set, robot models not fetched"
+else
+  .venv/bin/python -m mimic_retarget.robot_assets
+fi
+
 # Headless rendering (MUJOCO_GL=egl) needs libEGL with a Mesa driver; no GPU or display.
 if ! ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa.so'; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
