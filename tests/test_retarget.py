@@ -141,3 +141,27 @@ def test_mimic_retarget_writes_clip_report_and_side_by_side_video(tmp_path, caps
     orange = (frames[..., 0] > 200) & (frames[..., 1] > 100) & (frames[..., 1] < 170) & (frames[..., 2] < 90)
     assert orange.sum(axis=(1, 2)).min() > 50
     assert str(out) in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module", params=["atlas", "h1", "g1"])
+def robot_retargeter(request):
+    from mimic_sim.paths import robots_dir
+
+    models = {"atlas": "atlas/atlas.urdf", "h1": "h1/h1.urdf", "g1": "g1/g1_29dof.urdf"}
+    if not (robots_dir() / models[request.param]).is_file():
+        pytest.skip(f"robot files of '{request.param}' not fetched: run `python -m mimic_retarget.robot_assets`")
+    return Retargeter(load_character(request.param))
+
+
+def test_every_shipped_clip_on_every_robot_keeps_limits_and_ground(robot_retargeter):
+    from mimic_sim.deepmimic_format import shipped_clips
+
+    retargeter = robot_retargeter
+    lower, upper = retargeter.character.joint_lower, retargeter.character.joint_upper
+    for clip in shipped_clips():
+        result = retargeter.retarget(keypoints_from_clip(clip), clip, report=False)
+        joints = result.qpos[:, 7:]
+        assert np.all(joints >= lower) and np.all(joints <= upper), clip
+        deepest = max(retargeter.penetration(q) for q in result.qpos)
+        assert deepest <= 0.005, f"{clip}: {deepest * 1e3:.1f} mm below the floor"
+        assert np.isfinite(result.qpos).all()

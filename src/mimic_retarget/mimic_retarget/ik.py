@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import pinocchio
 
-from mimic_sim import rotations as rot
 from mimic_sim.character import Character
 from mimic_sim.kinematics import PinocchioModel
 
@@ -76,6 +75,8 @@ class WholeBodyIK:
         self._reg = reg
         self._damping = damping * np.eye(nv)
         self.max_step = max_step
+        self.last_cost = float("nan")
+        self._jacobians = np.zeros((len(self.frames), 6, nv))
         self._lower = character.joint_lower
         self._upper = character.joint_upper
 
@@ -98,60 +99,65 @@ class WholeBodyIK:
         return (np.array([data.oMf[f].translation for f in self.frames]),
                 np.array([data.oMf[f].rotation for f in self.frames]))
 
+    def _errors(self, positions: np.ndarray, rotations: np.ndarray | None) -> np.ndarray:
+        """Weighted target errors at the configuration last placed in ``self.data`` (positions, then the
+        oriented targets' rotation errors as sin(angle) * axis: cheap, and exact in direction)."""
+        data = self.data
+        current = np.array([data.oMf[f].translation for f in self.frames])
+        errors = (self.position_weight[:, None] * (positions - current)).ravel()
+        if rotations is None or not len(self._oriented):
+            return errors
+        now = np.array([data.oMf[self.frames[i]].rotation for i in self._oriented])
+        d = rotations[self._oriented] @ np.swapaxes(now, 1, 2)  # world-frame rotation still to go
+        vee = 0.5 * np.stack([d[:, 2, 1] - d[:, 1, 2], d[:, 0, 2] - d[:, 2, 0], d[:, 1, 0] - d[:, 0, 1]], axis=1)
+        return np.concatenate([errors, (self.orientation_weight[self._oriented, None] * vee).ravel()])
+
     def cost(self, qpos: np.ndarray, positions: np.ndarray, rotations: np.ndarray | None = None) -> float:
         """Weighted squared target error at a configuration (what :meth:`solve` minimizes, less the pull)."""
-        points, now = self.link_poses(qpos)
-        total = float(np.sum((self.position_weight[:, None] * (positions - points)) ** 2))
-        oriented = self._oriented if rotations is not None else self._oriented[:0]
-        if len(oriented):
-            delta = rotations[oriented] @ np.swapaxes(now[oriented], 1, 2)
-            total += float(np.sum((self.orientation_weight[oriented, None]
-                                   * rot.quat_to_rotvec(rot.mat_to_quat_fast(delta))) ** 2))
-        return total
+        pinocchio.framesForwardKinematics(self.pin.model, self.data, self.to_pinocchio(qpos))
+        return float(np.sum(self._errors(positions, rotations) ** 2))
 
     # ------------------------------------------------------------------ solve
     def solve(self, qpos: np.ndarray, positions: np.ndarray, rotations: np.ndarray | None = None,
-              reference: np.ndarray | None = None, iterations: int = 8, tolerance: float = 1e-6,
+              reference: np.ndarray | None = None, iterations: int = 8, tolerance: float = 1e-5,
               pull: float = 1.0) -> np.ndarray:
         """``qpos`` (the start) moved to place the targets; ``reference`` (default: the start) is the
         configuration the step is pulled toward where the targets leave freedom, with ``pull`` times
-        the regularization given at construction."""
+        the regularization given at construction.  Stops early once no joint moves more than
+        ``tolerance`` (rad or m) in an iteration; :attr:`last_cost` is the error at the last state
+        linearized (:meth:`cost` there)."""
         model, data, pin = self.pin.model, self.data, self.pin
         q = self.to_pinocchio(qpos)
         q_ref = q.copy() if reference is None else self.to_pinocchio(reference)
         oriented = self._oriented if rotations is not None else self._oriented[:0]
         world = pinocchio.ReferenceFrame.LOCAL_WORLD_ALIGNED
+        reg = pull * self._reg
+        jac = self._jacobians
         for _ in range(iterations):
             pinocchio.computeJointJacobians(model, data, q)
             pinocchio.updateFramePlacements(model, data)
-            jac = np.stack([pinocchio.getFrameJacobian(model, data, f, world) for f in self.frames])  # (K, 6, nv)
-            current = np.array([data.oMf[f].translation for f in self.frames])
-            rows = [self.position_weight[:, None, None] * jac[:, :3]]
-            errors = [(self.position_weight[:, None] * (positions - current))]
+            for k, f in enumerate(self.frames):
+                jac[k] = pinocchio.getFrameJacobian(model, data, f, world)
+            e = self._errors(positions, rotations)
+            self.last_cost = float(e @ e)
+            a = (self.position_weight[:, None, None] * jac[:, :3]).reshape(-1, model.nv)
             if len(oriented):
-                now = np.array([data.oMf[self.frames[i]].rotation for i in oriented])
-                delta = rotations[oriented] @ np.swapaxes(now, 1, 2)  # world-frame rotation still to go
-                w = self.orientation_weight[oriented]
-                rows.append(w[:, None, None] * jac[oriented, 3:])
-                errors.append(w[:, None] * rot.quat_to_rotvec(rot.mat_to_quat_fast(delta)))
-            a = np.concatenate([r.reshape(-1, model.nv) for r in rows])
-            e = np.concatenate([x.ravel() for x in errors])
-            toward = pinocchio.difference(model, q, q_ref)
-            reg = pull * self._reg
+                a = np.concatenate([a, (self.orientation_weight[oriented, None, None] * jac[oriented, 3:])
+                                    .reshape(-1, model.nv)])
             lhs = a.T @ a + np.diag(reg) + self._damping
-            rhs = a.T @ e + reg * toward
+            rhs = a.T @ e + reg * pinocchio.difference(model, q, q_ref)
             step = np.linalg.solve(lhs, rhs)
             # Joints the step would push past a limit are held at it and the rest re-solved:
             # a clamp alone leaves the other joints compensating for motion that never happens.
             joints = q[pin.joint_q]
-            blocked = ((joints + step[pin.joint_v] <= self._lower) & (step[pin.joint_v] < 0)) | \
-                      ((joints + step[pin.joint_v] >= self._upper) & (step[pin.joint_v] > 0))
+            moved = joints + step[pin.joint_v]
+            blocked = ((moved <= self._lower) & (step[pin.joint_v] < 0)) | ((moved >= self._upper) &
+                                                                             (step[pin.joint_v] > 0))
             if blocked.any():
                 free = np.ones(model.nv, dtype=bool)
                 held = pin.joint_v[blocked]
                 free[held] = False
-                step[held] = np.clip(joints[blocked] + step[held], self._lower[blocked], self._upper[blocked]) \
-                    - joints[blocked]
+                step[held] = np.clip(moved[blocked], self._lower[blocked], self._upper[blocked]) - joints[blocked]
                 sub = rhs[free] - lhs[np.ix_(free, held)] @ step[held]
                 step[free] = np.linalg.solve(lhs[np.ix_(free, free)], sub)
             largest = np.abs(step).max()

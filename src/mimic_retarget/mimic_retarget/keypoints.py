@@ -30,12 +30,16 @@ HUMAN_KEYPOINTS: tuple[str, ...] = (
 """Canonical keypoints.  Positions are joint centres; for pelvis, chest, head and the
 ankles the rotation is that body's frame (head: the skull, ankle: the foot)."""
 
-HUMAN_BONES: tuple[tuple[str, str], ...] = (
-    ("pelvis", "chest"), ("chest", "neck"), ("neck", "head"),
-    *((f"{side}_{a}", f"{side}_{b}") for side in ("left", "right")
-      for a, b in (("hip", "knee"), ("knee", "ankle"), ("ankle", "toe"), ("shoulder", "elbow"), ("elbow", "wrist"))),
-    ("pelvis", "left_hip"), ("pelvis", "right_hip"), ("chest", "left_shoulder"), ("chest", "right_shoulder"),
-)
+HUMAN_PARENTS: dict[str, str] = {
+    "chest": "pelvis", "neck": "chest", "head": "neck",
+    **{f"{side}_{child}": (f"{side}_{parent}" if parent not in ("pelvis", "chest") else parent)
+       for side in ("left", "right")
+       for child, parent in (("hip", "pelvis"), ("knee", "hip"), ("ankle", "knee"), ("toe", "ankle"),
+                             ("shoulder", "chest"), ("elbow", "shoulder"), ("wrist", "elbow"))},
+}
+"""The skeleton: each keypoint's parent (the pelvis is the root)."""
+
+HUMAN_BONES: tuple[tuple[str, str], ...] = tuple((parent, child) for child, parent in HUMAN_PARENTS.items())
 """Keypoint pairs drawn as a stick figure."""
 
 ROTATION_TOLERANCE = 1e-6

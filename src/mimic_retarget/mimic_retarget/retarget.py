@@ -3,8 +3,11 @@
 The steps, per clip:
 
 1. Scale: human positions times ``s`` (the robot's leg length over the human's,
-   thigh plus shank, so poses do not change it), then shifted vertically so the
-   human's standing ankle height lands on the robot's.
+   thigh plus shank, so poses do not change it); then, from the pelvis out, each
+   bone keeps the human's direction and takes the robot's length (between the
+   mapped points at the robot's zero pose), so arms, shoulders and hips of other
+   proportions still get reachable targets; then a vertical shift so the human's
+   standing ankle height lands on the robot's.
 2. Contacts: a foot is planted where its (scaled) ankle is within
    ``contact_height`` of the standing height and moves slower than
    ``contact_speed``; over each planted run its target is held at the run's mean
@@ -29,7 +32,7 @@ import mujoco
 import numpy as np
 
 from mimic_retarget.ik import LinkTarget, WholeBodyIK, urdf_links
-from mimic_retarget.keypoints import KeypointMotion
+from mimic_retarget.keypoints import HUMAN_KEYPOINTS, HUMAN_PARENTS, KeypointMotion
 from mimic_retarget.mapping import RetargetMapping, load_mapping
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import SimConfig
@@ -39,6 +42,10 @@ from mimic_sim.kinematics import PinocchioModel
 from mimic_sim.motion import Motion
 
 UP = np.array([0.0, 0.0, 1.0])
+TORSO_POINTS = ("chest", "neck", "left_hip", "right_hip", "left_shoulder", "right_shoulder")
+"""Keypoints rigidly attached to the pelvis or chest frame (see ``Retargeter._robot_proportions``)."""
+NEAR_LINKS = 3
+"""Bodies this many links apart or fewer are not counted as colliding (see ``self_collision_frames``)."""
 
 
 class RetargetError(ValueError):
@@ -49,6 +56,9 @@ class RetargetError(ValueError):
 class RetargetConfig:
     iterations: int = 4
     """Gauss-Newton iterations per frame (from an extrapolated start: 2-3 reach 1e-6 m on reachable targets)."""
+    tolerance: float = 1e-3
+    """Stop a frame's iterations once no joint moves more than this (rad, or m for the root); Gauss-Newton
+    converges quadratically on reachable targets, so the error left is of the order of its square."""
     first_frame_iterations: int = 50
     smoothness: float = 1e-5
     """Pull of each joint toward its value extrapolated from the previous two frames (penalizes acceleration),
@@ -59,6 +69,8 @@ class RetargetConfig:
     """... and while moving slower than this (m/s, horizontally)."""
     loop: bool = False
     """Mark the output clip as looping (a wrapped source clip)."""
+    match_proportions: bool = True
+    """Give the scaled human the robot's bone lengths, keeping its bone directions (step 1)."""
     align_ankle_height: bool = True
     """Shift the scaled human vertically so its standing ankle height is the robot's (step 1)."""
     hold_contacts: bool = True
@@ -128,6 +140,17 @@ class Retargeter:
         self._rest_rotations = {k.keypoint: rotations[i] for i, k in enumerate(links)}
         self._rest_frames = keypoint_frames(self._rest_points)
         self.leg_length = self._leg(self._rest_points)
+        # the skeleton over the mapped keypoints: each one's nearest mapped ancestor, parents first
+        self._bones = []
+        for keypoint in HUMAN_KEYPOINTS:
+            if keypoint == "pelvis" or keypoint not in self._rest_points:
+                continue
+            parent = HUMAN_PARENTS[keypoint]
+            while parent not in self._rest_points:
+                parent = HUMAN_PARENTS[parent]
+            self._bones.append((keypoint, parent))
+        self._bone_length = {c: float(np.linalg.norm(self._rest_points[c] - self._rest_points[p]))
+                             for c, p in self._bones}
         self.ankle_height = float(np.mean([self._rest_points[f"{s}_ankle"][2] for s in ("left", "right")]))
 
     # ------------------------------------------------------------- the robot
@@ -174,7 +197,9 @@ class Retargeter:
         missing = [k for k in self.mapping.keypoints if k not in human.names]
         if missing:
             raise RetargetError(f"{human.source}: lacks keypoints {missing} that {self.mapping.source} maps")
-        points = {k: scale * human.positions[:, human.index(k)] for k in human.names}
+        points = {k: scale * human.positions[:, human.index(k)] for k in self.mapping.keypoints}
+        if self.config.match_proportions:
+            points = self._robot_proportions(points)
         ankles = np.stack([points["left_ankle"][:, 2], points["right_ankle"][:, 2]])
         standing = float(np.percentile(ankles, 10))  # the planted ankle height, robust to a stray low frame
         lift = self.ankle_height - standing if self.config.align_ankle_height else 0.0
@@ -203,6 +228,24 @@ class Retargeter:
             else:
                 rotations[:, i] = np.eye(3)
         return positions, rotations, contacts
+
+    def _robot_proportions(self, points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The (scaled) human with the robot's proportions, from the pelvis out.
+
+        Points fixed to the pelvis or the chest (hips, chest, neck, shoulders) take the robot's
+        offsets turned by the human's pelvis or chest frame: their directions differ between
+        bodies (a robot's hip joints sit well below its pelvis origin).  Limb bones keep the
+        human's direction and take the robot's length.
+        """
+        human_frames = keypoint_frames(points)
+        out = {"pelvis": points["pelvis"]}
+        for child, parent in self._bones:
+            if parent in human_frames and child in TORSO_POINTS:
+                turn = human_frames[parent] @ self._rest_frames[parent].T
+                out[child] = out[parent] + turn @ (self._rest_points[child] - self._rest_points[parent])
+            else:
+                out[child] = out[parent] + _unit(points[child] - points[parent]) * self._bone_length[child]
+        return out
 
     def _hold_runs(self, points: dict[str, np.ndarray], side: str, planted: np.ndarray) -> None:
         """Hold the foot's keypoints still over each planted run (mean position, standing height)."""
@@ -254,8 +297,9 @@ class Retargeter:
                 guess = 2 * qpos[t - 1] - qpos[t - 2]
                 guess[3:7] = rot.quat_normalize(guess[3:7])
                 guess[7:] = np.clip(guess[7:], self.character.joint_lower, self.character.joint_upper)
-            qpos[t] = self.ik.solve(guess, positions[t], rotations[t], iterations=cfg.iterations)
-            previous, cost = cost, self.ik.cost(qpos[t], positions[t], rotations[t])
+            qpos[t] = self.ik.solve(guess, positions[t], rotations[t], iterations=cfg.iterations,
+                                    tolerance=cfg.tolerance)
+            previous, cost = cost, self.ik.last_cost
             if cost > 2.0 * previous + 1e-4:
                 # A jump in the error: the extrapolation led into another branch (a limb swinging
                 # through a straight, singular pose).  Retry from the previous frame and keep the best.
@@ -263,7 +307,7 @@ class Retargeter:
                 retry = self.ik.solve(qpos[t - 1], positions[t], rotations[t], iterations=2 * cfg.iterations,
                                       pull=100.0)
                 retry = self.ik.solve(retry, positions[t], rotations[t], iterations=2 * cfg.iterations)
-                retry_cost = self.ik.cost(retry, positions[t], rotations[t])
+                retry_cost = self.ik.last_cost
                 if retry_cost < cost:
                     qpos[t], cost = retry, retry_cost
             if progress is not None:
@@ -312,20 +356,25 @@ class Retargeter:
     def self_collision_frames(self, qpos: np.ndarray) -> int:
         """Frames in which collision geometry of two robot bodies overlaps.
 
-        Pairs that touch by construction are left out: a body and its nearest ancestor
-        with geometry (the connector links of a hinge chain have none), and pairs that
-        already overlap at the zero pose.
+        Pairs that touch by construction are left out: bodies at most ``NEAR_LINKS`` links
+        apart in the kinematic tree (a hip's three hinge links and the pelvis, a waist's
+        links and the torso) and pairs that already overlap at the zero pose.  What is
+        counted is limb against limb or against the trunk.
         """
         model = build_model(self.character, SimConfig(self_collision=True).resolved(120.0))
         data = mujoco.MjData(model)
         floor = model.geom(FLOOR).id
-        has_geom = np.bincount(model.geom_bodyid, minlength=model.nbody) > 0
 
-        def carrier(body: int) -> int:  # nearest ancestor (or itself) with geometry
-            body = int(model.body_parentid[body])
-            while body > 0 and not has_geom[body]:
-                body = int(model.body_parentid[body])
-            return body
+        def ancestors(body: int) -> list[int]:
+            chain = [body]
+            while chain[-1] > 0:
+                chain.append(int(model.body_parentid[chain[-1]]))
+            return chain
+
+        def links_apart(a: int, b: int) -> int:
+            up_a, up_b = ancestors(a), ancestors(b)
+            common = next(x for x in up_a if x in up_b)
+            return up_a.index(common) + up_b.index(common)
 
         def touching() -> set[tuple[int, int]]:
             mujoco.mj_collision(model, data)
@@ -334,7 +383,7 @@ class Retargeter:
                 if floor in geoms or dist >= 0:
                     continue
                 a, b = sorted(int(model.geom_bodyid[g]) for g in geoms)
-                if carrier(a) != b and carrier(b) != a:
+                if links_apart(a, b) > NEAR_LINKS:
                     pairs.add((a, b))
             return pairs
 
