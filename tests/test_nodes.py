@@ -452,3 +452,49 @@ def test_mimic_launch_play_runs_the_policy_in_lockstep_and_its_bag_matches_the_e
         assert result["falls"] == 0
     # the bag also scores the initial state (the reference pose itself: reward 1)
     assert result["normalized_return"] * 91 - 1.0 == pytest.approx(sum(rewards), abs=0.03 * 90)
+
+
+def test_retarget_node_streams_robot_frames_and_drops_bad_ones(domain):
+    from geometry_msgs.msg import Point
+
+    from mimic_msgs.msg import HumanFrame
+    from mimic_retarget.human import keypoints_from_clip
+    from mimic_retarget.retarget import Retargeter, StreamingRetargeter
+
+    node, executor = domain
+    humanoid = load_character("humanoid")
+    human = keypoints_from_clip("walk")
+    frames: list[ReferenceFrame] = []
+    node.create_subscription(ReferenceFrame, "reference", frames.append, 50)
+    publisher = node.create_publisher(HumanFrame, "human", 50)
+    retarget = NodeProcess("retarget_node", "robot:=humanoid", "publish_tf:=false", "clip:=walk_live")
+
+    def message(i: int, names: list[str], positions: np.ndarray) -> HumanFrame:
+        msg = HumanFrame(source="walk", names=names, positions=[Point(x=x, y=y, z=z) for x, y, z in positions])
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(round(float(human.times[i]) * 1e9), 10**9)
+        return msg
+
+    try:
+        assert spin_until(executor, lambda: publisher.get_subscription_count() >= 1
+                          and node.count_publishers("reference") >= 1), retarget.output()
+        count = 12
+        for i in range(count):
+            publisher.publish(message(i, list(human.names), human.positions[i]))
+            assert spin_until(executor, lambda i=i: len(frames) > i), retarget.output()
+            if i == 5:  # a frame without the left wrist, then one with a NaN: dropped, the node carries on
+                publisher.publish(message(i, list(human.names[:-8]) + list(human.names[-7:]),
+                                          np.delete(human.positions[i], -8, axis=0)))
+                publisher.publish(message(i, list(human.names), np.full_like(human.positions[i], np.nan)))
+        spin_until(executor, lambda: len(frames) > count, timeout=0.5)
+        assert len(frames) == count, "a bad frame was published"
+        assert "frame dropped" in retarget.output() and retarget.proc.poll() is None
+        # the same frames retargeted in-process give the same robot frames
+        stream = StreamingRetargeter(Retargeter(humanoid))
+        for i, frame in enumerate(frames):
+            qpos, _ = stream.step(float(human.times[i]), list(human.names), human.positions[i])
+            assert frame.clip == "walk_live" and list(frame.joint_names) == humanoid.joint_names
+            assert np.allclose(frame.positions, qpos[7:], atol=1e-9)
+            assert abs(frame.root_pose.position.z - qpos[2]) < 1e-9
+        assert np.isfinite([v for f in frames for v in f.velocities]).all()
+    finally:
+        assert retarget.stop() == 0, retarget.output()

@@ -12,4 +12,8 @@ setup(
     ],
     install_requires=["setuptools"],
     zip_safe=True,
+    entry_points={
+        "console_scripts": ["retarget_node = mimic_retarget.nodes.retarget_node:main"],
+        "mimic.commands": ["retarget = mimic_retarget.cli:register"],
+    },
 )

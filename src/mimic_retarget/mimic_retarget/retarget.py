@@ -25,7 +25,7 @@ The steps, per clip:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import mujoco
@@ -192,42 +192,53 @@ class Retargeter:
         points = {k: human.positions[:, human.index(k)] for k in self.mapping.keypoints if k in human.names}
         return float(self.leg_length / np.median(self._leg(points)))
 
+    def _check_source(self, names: list[str] | tuple[str, ...], source: str) -> None:
+        missing = [k for k in self.mapping.keypoints if k not in names]
+        if missing:
+            raise RetargetError(f"{source}: lacks keypoints {missing} that {self.mapping.source} maps")
+
+    def _shaped(self, points: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+        """Mapped keypoints scaled, with the robot's proportions if configured (arrays (T, 3))."""
+        points = {k: scale * points[k] for k in self.mapping.keypoints}
+        return self._robot_proportions(points) if self.config.match_proportions else points
+
+    def _lift(self, points: dict[str, np.ndarray], standing: float) -> None:
+        """Shift so that an ankle at ``standing`` height is at the robot's standing ankle height."""
+        if self.config.align_ankle_height:
+            for k in points:
+                points[k] = points[k] + (self.ankle_height - standing) * UP
+
+    def _planted(self, ankle: np.ndarray, speed: np.ndarray) -> np.ndarray:
+        return (ankle[..., 2] < self.ankle_height + self.config.contact_height) & (speed < self.config.contact_speed)
+
+    def _link_targets(self, points: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-link target positions (T, K, 3) and rotations (T, K, 3, 3) from prepared keypoints."""
+        frames = keypoint_frames(points)
+        links = self.mapping.links
+        positions = np.stack([points[k.keypoint] for k in links], axis=1)
+        rotations = np.broadcast_to(np.eye(3), (*positions.shape[:2], 3, 3)).copy()
+        for i, k in enumerate(links):
+            if k.orientation_weight > 0 and k.keypoint in frames:
+                # the human's frame, then the robot link's rotation relative to that frame at its zero pose
+                offset = self._rest_frames[k.keypoint].T @ self._rest_rotations[k.keypoint]
+                rotations[:, i] = frames[k.keypoint] @ offset
+        return positions, rotations
+
     def targets(self, human: KeypointMotion, scale: float) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Scaled, contact-corrected target positions (T, K, 3), rotations (T, K, 3, 3) and planted masks."""
-        missing = [k for k in self.mapping.keypoints if k not in human.names]
-        if missing:
-            raise RetargetError(f"{human.source}: lacks keypoints {missing} that {self.mapping.source} maps")
-        points = {k: scale * human.positions[:, human.index(k)] for k in self.mapping.keypoints}
-        if self.config.match_proportions:
-            points = self._robot_proportions(points)
+        self._check_source(human.names, human.source)
+        points = self._shaped({k: human.positions[:, human.index(k)] for k in self.mapping.keypoints}, scale)
         ankles = np.stack([points["left_ankle"][:, 2], points["right_ankle"][:, 2]])
-        standing = float(np.percentile(ankles, 10))  # the planted ankle height, robust to a stray low frame
-        lift = self.ankle_height - standing if self.config.align_ankle_height else 0.0
-        for k in points:
-            points[k] = points[k] + lift * UP
+        self._lift(points, float(np.percentile(ankles, 10)))  # the planted height, robust to a stray low frame
         contacts = {}
         dt = np.gradient(human.times)
         for side in ("left", "right"):
             ankle = points[f"{side}_ankle"]
-            speed = np.linalg.norm(np.gradient(ankle[:, :2], axis=0), axis=1) / dt
-            low = ankle[:, 2] < self.ankle_height + self.config.contact_height
-            planted = low & (speed < self.config.contact_speed)
+            planted = self._planted(ankle, np.linalg.norm(np.gradient(ankle[:, :2], axis=0), axis=1) / dt)
             if self.config.hold_contacts:
                 self._hold_runs(points, side, planted)
             contacts[side] = planted
-        # built from the mapped keypoints only, as the robot's rest frames are
-        frames = keypoint_frames({k: points[k] for k in self.mapping.keypoints})
-        links = self.mapping.links
-        positions = np.stack([points[k.keypoint] for k in links], axis=1)
-        rotations = np.zeros((human.num_frames, len(links), 3, 3))
-        for i, k in enumerate(links):
-            if k.orientation_weight > 0 and k.keypoint in frames:
-                # human frame, then the robot link's rotation relative to the same frame at its zero pose
-                offset = self._rest_frames[k.keypoint].T @ self._rest_rotations[k.keypoint]
-                rotations[:, i] = frames[k.keypoint] @ offset
-            else:
-                rotations[:, i] = np.eye(3)
-        return positions, rotations, contacts
+        return (*self._link_targets(points), contacts)
 
     def _robot_proportions(self, points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The (scaled) human with the robot's proportions, from the pelvis out.
@@ -260,9 +271,14 @@ class Retargeter:
                 run[:] = held
 
     # ------------------------------------------------------------------ solve
-    def _first_frame(self, start: np.ndarray, positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
-        """The first frame, from two starts: joints at zero, and joints bent a third of the way into
-        ranges that end near zero (elbows, knees), which zero leaves on the wrong side of a straight limb."""
+    def _first_frame(self, positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+        """The first frame, from the zero pose placed at the pelvis target, and from the same with joints
+        bent a third of the way into ranges that end near zero (elbows, knees): zero leaves such a limb
+        straight, on the wrong side of its only bend."""
+        start = self._zero.copy()
+        pelvis = self.mapping.keypoints.index("pelvis")
+        start[:3] = positions[pelvis]
+        start[3:7] = rot.mat_to_quat(rotations[pelvis] @ self._rest_rotations["pelvis"].T)
         lower, upper = self.character.joint_lower, self.character.joint_upper
         one_sided = np.where(np.abs(lower) < 0.5 * np.abs(upper), lower + (upper - lower) / 3,
                              np.where(np.abs(upper) < 0.5 * np.abs(lower), upper - (upper - lower) / 3, 0.0))
@@ -277,6 +293,27 @@ class Retargeter:
                 best, best_cost = q, cost
         return best
 
+    def _next_frame(self, previous: np.ndarray, before: np.ndarray | None, positions: np.ndarray,
+                    rotations: np.ndarray, previous_cost: float) -> tuple[np.ndarray, float]:
+        """A frame's solution and cost, from the last two frames' solutions and the last cost."""
+        cfg = self.config
+        guess = previous.copy()
+        if before is not None:  # constant-velocity extrapolation (the root quaternion is renormalized)
+            guess = 2 * previous - before
+            guess[3:7] = rot.quat_normalize(guess[3:7])
+            guess[7:] = np.clip(guess[7:], self.character.joint_lower, self.character.joint_upper)
+        q = self.ik.solve(guess, positions, rotations, iterations=cfg.iterations, tolerance=cfg.tolerance)
+        cost = self.ik.last_cost
+        if cost > 2.0 * previous_cost + 1e-4:
+            # A jump in the error: the extrapolation led into another branch (a limb swinging through
+            # a straight, singular pose).  Retry from the previous frame, first held near it (a strong
+            # pull keeps the limbs on its branch), then free, and keep the better.
+            retry = self.ik.solve(previous, positions, rotations, iterations=2 * cfg.iterations, pull=100.0)
+            retry = self.ik.solve(retry, positions, rotations, iterations=2 * cfg.iterations)
+            if self.ik.last_cost < cost:
+                q, cost = retry, self.ik.last_cost
+        return q, cost
+
     def retarget(self, human: KeypointMotion, name: str = "clip", progress: Callable[[int], None] | None = None,
                  report: bool = True) -> RetargetResult:
         """The robot clip for a keypoint motion; ``report`` adds the quality figures (:meth:`report`)."""
@@ -285,31 +322,11 @@ class Retargeter:
         cfg = self.config
         n = human.num_frames
         qpos = np.zeros((n, 7 + self.character.num_joints))
-        start = self._zero.copy()
-        pelvis = self.mapping.keypoints.index("pelvis")
-        start[:3] = positions[0, pelvis]
-        start[3:7] = rot.mat_to_quat(rotations[0, pelvis] @ self._rest_rotations["pelvis"].T)
-        qpos[0] = self._first_frame(start, positions[0], rotations[0])
+        qpos[0] = self._first_frame(positions[0], rotations[0])
         cost = self.ik.cost(qpos[0], positions[0], rotations[0])
         for t in range(1, n):
-            guess = qpos[t - 1].copy()
-            if t >= 2:  # constant-velocity extrapolation (the root quaternion is renormalized by the solve)
-                guess = 2 * qpos[t - 1] - qpos[t - 2]
-                guess[3:7] = rot.quat_normalize(guess[3:7])
-                guess[7:] = np.clip(guess[7:], self.character.joint_lower, self.character.joint_upper)
-            qpos[t] = self.ik.solve(guess, positions[t], rotations[t], iterations=cfg.iterations,
-                                    tolerance=cfg.tolerance)
-            previous, cost = cost, self.ik.last_cost
-            if cost > 2.0 * previous + 1e-4:
-                # A jump in the error: the extrapolation led into another branch (a limb swinging
-                # through a straight, singular pose).  Retry from the previous frame and keep the best.
-                # First held near the previous frame (a strong pull keeps the limbs on its branch), then free.
-                retry = self.ik.solve(qpos[t - 1], positions[t], rotations[t], iterations=2 * cfg.iterations,
-                                      pull=100.0)
-                retry = self.ik.solve(retry, positions[t], rotations[t], iterations=2 * cfg.iterations)
-                retry_cost = self.ik.last_cost
-                if retry_cost < cost:
-                    qpos[t], cost = retry, retry_cost
+            qpos[t], cost = self._next_frame(qpos[t - 1], qpos[t - 2] if t >= 2 else None, positions[t],
+                                             rotations[t], cost)
             if progress is not None:
                 progress(1)
         if cfg.ground_clearance:
@@ -394,3 +411,93 @@ class Retargeter:
             self._load(model, data, q)
             frames += bool(touching() - at_rest)
         return frames
+
+
+class StreamingRetargeter:
+    """Retargets a live pose stream frame by frame, causally (what ``retarget_node`` runs).
+
+    The same steps as :meth:`Retargeter.retarget`, each made causal: the scale (unless the
+    map or ``scale`` fixes it) and the standing ankle height come from the first frame, so
+    a stream should start with the person standing; a foot is held where it was planted
+    (not at its run's mean, which needs the future); velocities are backward differences.
+    """
+
+    def __init__(self, retargeter: Retargeter, scale: float | None = None):
+        self.retargeter = retargeter
+        self.fixed_scale = scale if scale is not None else retargeter.mapping.scale
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: the next frame is a first frame again."""
+        self.scale: float | None = self.fixed_scale
+        self._standing: float | None = None
+        self._last: tuple[float, dict[str, np.ndarray]] | None = None
+        self._held: dict[str, dict[str, np.ndarray]] = {}
+        self._qpos: list[np.ndarray] = []
+        self._cost = np.inf
+        self._order: tuple[tuple[str, ...], np.ndarray] | None = None
+
+    def _indices(self, names: Sequence[str], source: str) -> np.ndarray:
+        names = tuple(names)
+        if self._order is None or self._order[0] != names:
+            self.retargeter._check_source(names, source)
+            self._order = (names, np.array([names.index(k) for k in self.retargeter.mapping.keypoints]))
+        return self._order[1]
+
+    def step(self, time: float, names: Sequence[str], positions: np.ndarray,
+             source: str = "stream") -> tuple[np.ndarray, np.ndarray]:
+        """(qpos, qvel) of the robot for one human frame at ``time`` (s); keypoints joined by name."""
+        r = self.retargeter
+        positions = np.asarray(positions, dtype=float)
+        if positions.shape != (len(names), 3) or not np.isfinite(positions).all():
+            raise RetargetError(f"{source}: a frame needs finite (x, y, z) for each of its {len(names)} names, "
+                                f"got shape {positions.shape}")
+        index = self._indices(names, source)
+        raw = {k: positions[i][None] for k, i in zip(r.mapping.keypoints, index, strict=True)}
+        if self.scale is None:
+            self.scale = float(r.leg_length / r._leg(raw)[0])
+        points = r._shaped(raw, self.scale)
+        if self._standing is None:
+            self._standing = float(min(points["left_ankle"][0, 2], points["right_ankle"][0, 2]))
+        r._lift(points, self._standing)
+        unheld = {k: v.copy() for k, v in points.items()}  # where the feet are, for their speed next frame
+        self._hold(time, points)
+        targets, rotations = (a[0] for a in r._link_targets(points))
+        if not self._qpos:
+            q = r._first_frame(targets, rotations)
+            self._cost = r.ik.cost(q, targets, rotations)
+        else:
+            before = self._qpos[-2] if len(self._qpos) >= 2 else None
+            q, self._cost = r._next_frame(self._qpos[-1], before, targets, rotations, self._cost)
+        if r.config.ground_clearance:
+            q[2] += r.penetration(q)
+        qvel = np.zeros(6 + r.character.num_joints)
+        if self._qpos and self._last is not None and time > self._last[0]:
+            dt = time - self._last[0]
+            previous = self._qpos[-1]
+            qvel[:3] = (q[:3] - previous[:3]) / dt
+            qvel[3:6] = rot.quat_to_rotvec(rot.quat_mul(q[3:7], rot.quat_conj(previous[3:7]))) / dt
+            qvel[6:] = (q[7:] - previous[7:]) / dt
+        self._qpos = [*self._qpos[-1:], q]
+        self._last = (time, unheld)
+        return q, qvel
+
+    def _hold(self, time: float, points: dict[str, np.ndarray]) -> None:
+        """Hold each planted foot where it touched down (standing height), until it lifts or moves off."""
+        r = self.retargeter
+        for side in ("left", "right"):
+            ankle = points[f"{side}_ankle"][0]
+            speed = 0.0
+            if self._last is not None and time > self._last[0]:
+                moved = ankle[:2] - self._last[1][f"{side}_ankle"][0, :2]
+                speed = float(np.linalg.norm(moved) / (time - self._last[0]))
+            if not (r.config.hold_contacts and r._planted(ankle, np.float64(speed))):
+                self._held.pop(side, None)
+                continue
+            names = [k for k in (f"{side}_ankle", f"{side}_toe") if k in points]
+            if side not in self._held:
+                held = {k: points[k][0].copy() for k in names}
+                held[f"{side}_ankle"][2] = r.ankle_height
+                self._held[side] = held
+            for k in names:
+                points[k] = self._held[side][k][None].copy()

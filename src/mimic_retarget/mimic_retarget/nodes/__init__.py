@@ -1,0 +1,1 @@
+"""ROS 2 nodes of mimic_retarget: thin adapters over the retargeting core."""
