@@ -165,3 +165,27 @@ def test_every_shipped_clip_on_every_robot_keeps_limits_and_ground(robot_retarge
         deepest = max(retargeter.penetration(q) for q in result.qpos)
         assert deepest <= 0.005, f"{clip}: {deepest * 1e3:.1f} mm below the floor"
         assert np.isfinite(result.qpos).all()
+
+
+def test_mimic_train_on_a_robot_retargets_the_clip_and_trains(tmp_path, monkeypatch):
+    import json
+
+    from mimic_sim.cli import main
+    from mimic_sim.paths import robots_dir
+
+    if not (robots_dir() / "g1/g1_29dof.urdf").is_file():
+        pytest.skip("robot files of 'g1' not fetched: run `python -m mimic_retarget.robot_assets`")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "robots").symlink_to(robots_dir())  # the fetched robots, an empty clip store
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(cache))
+    run = tmp_path / "run"
+    assert main(["train", "--robot", "g1", "--clip", "walk", "--samples", "256", "--envs", "2", "--workers", "1",
+                 "--steps-per-env", "64", "--hidden", "32,32", "--checkpoint-every", "1", "--run-dir", str(run)]) == 0
+    clip = cache / "clips" / "g1" / "walk.motion.json"
+    assert set(load_clip(clip).joints) == set(load_character("g1").joint_names)
+    rows = (run / "progress.csv").read_text().splitlines()
+    assert len(rows) >= 3 and (run / "learning_curve.png").is_file()  # header + the two iterations
+    meta = json.loads(next((run / "checkpoints").glob("iter_*/meta.json")).read_text())
+    assert meta["character"] == "g1" and meta["clip"] == "walk" and meta["joint_names"][0] in load_character(
+        "g1").joint_names

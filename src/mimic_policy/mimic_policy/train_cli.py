@@ -82,7 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a policy to imitate a clip (PPO)",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("--clip", default=defaults.clip)
-    parser.add_argument("--character", default=defaults.character)
+    parser.add_argument("--character", "--robot", default=defaults.character,
+                        help="character or robot config name or YAML path (humanoid, atlas, h1, g1); a robot's "
+                             "shipped clip is retargeted onto it first if 'mimic retarget' has not stored it yet")
     parser.add_argument("--backend", default=defaults.backend, choices=("mujoco", "pybullet"))
     parser.add_argument("--physics-hz", type=float, default=None,
                         help="physics rate, a multiple of 30 (default: the character's, else the backend's)")
@@ -127,7 +129,13 @@ def run(args: argparse.Namespace) -> int:
                              checkpoint_every=args.checkpoint_every, residual_actions=not args.absolute_actions,
                              target_observation=not args.phase_only_observation,
                              ppo=ppo)
-        run_dir = args.run_dir or Path("runs") / f"{args.clip}_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+        from mimic_retarget.cli import ensure_robot_clip
+        from mimic_sim.character import load_character
+
+        character = load_character(args.character)
+        ensure_robot_clip(args.clip, character)
+        prefix = "" if character.name == "humanoid" else f"{character.name}_"
+        run_dir = args.run_dir or Path("runs") / f"{prefix}{args.clip}_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
         if run_dir.exists() and any(run_dir.iterdir()):
             raise FileExistsError(f"run folder {run_dir} is not empty; use --resume {run_dir} to continue it")
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,28 @@ def load_source(source: str, rate: float | None, bvh_map: str, bvh_scale: float)
     return keypoints_from_clip(source, rate), load_clip(source).loop
 
 
+def ensure_robot_clip(clip: str, character) -> Path | None:
+    """A shipped clip's retargeted file for a robot, retargeted now (and stored) if missing.
+
+    None where nothing is needed: the humanoid plays shipped clips as they are, and files are
+    used as given.
+    """
+    from mimic_retarget.retarget import RetargetConfig, Retargeter
+    from mimic_sim.deepmimic_format import shipped_clips
+    from mimic_sim.motion_file import retargeted_clip_path, save_motion
+
+    if character.name == "humanoid" or clip not in shipped_clips():
+        return None
+    path = retargeted_clip_path(character.name, clip)
+    if not path.is_file():
+        human, loops = load_source(clip, None, "cmu", 0.01)
+        print(f"retargeting '{clip}' onto {character.name} (stored in {path})", file=sys.stderr)
+        result = Retargeter(character, RetargetConfig(loop=loops)).retarget(human, clip, report=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_motion(result.motion, path, character=character.name)
+    return path
+
+
 def _stem(source: str) -> str:
     path = Path(source)
     return path.name.split(".")[0].removeprefix("humanoid3d_") if path.suffix else path.name
