@@ -76,6 +76,8 @@ class WholeBodyIK:
         self._damping = damping * np.eye(nv)
         self.max_step = max_step
         self.last_cost = float("nan")
+        self.iterations_run = 0
+        """Gauss-Newton iterations run so far (bench/retarget_speed.py matches its peer's steps to it)."""
         self._jacobians = np.zeros((len(self.frames), 6, nv))
         self._lower = character.joint_lower
         self._upper = character.joint_upper
@@ -134,6 +136,7 @@ class WholeBodyIK:
         reg = pull * self._reg
         jac = self._jacobians
         for _ in range(iterations):
+            self.iterations_run += 1
             pinocchio.computeJointJacobians(model, data, q)
             pinocchio.updateFramePlacements(model, data)
             for k, f in enumerate(self.frames):
@@ -153,13 +156,15 @@ class WholeBodyIK:
             moved = joints + step[pin.joint_v]
             blocked = ((moved <= self._lower) & (step[pin.joint_v] < 0)) | ((moved >= self._upper) &
                                                                              (step[pin.joint_v] > 0))
-            if blocked.any():
-                free = np.ones(model.nv, dtype=bool)
+            if blocked.any():  # the same system with the held joints' steps fixed: one more solve
                 held = pin.joint_v[blocked]
-                free[held] = False
-                step[held] = np.clip(moved[blocked], self._lower[blocked], self._upper[blocked]) - joints[blocked]
-                sub = rhs[free] - lhs[np.ix_(free, held)] @ step[held]
-                step[free] = np.linalg.solve(lhs[np.ix_(free, free)], sub)
+                fixed = np.clip(moved[blocked], self._lower[blocked], self._upper[blocked]) - joints[blocked]
+                rhs = rhs - lhs[:, held] @ fixed
+                rhs[held] = fixed
+                lhs[held, :] = 0.0
+                lhs[:, held] = 0.0
+                lhs[held, held] = 1.0
+                step = np.linalg.solve(lhs, rhs)
             largest = np.abs(step).max()
             if largest > self.max_step:  # a trust region: far from the solution the linearization misleads
                 step *= self.max_step / largest
