@@ -43,14 +43,11 @@ def domain(monkeypatch):
     rclpy.shutdown(context=context)
 
 
-class NodeProcess:
-    """A node executable in a subprocess, its output collected."""
+class Process:
+    """A command in a subprocess, its output collected."""
 
-    def __init__(self, executable: str, *params: str):
-        args = [str(BIN / executable), "--ros-args"]
-        for p in params:
-            args += ["-p", p]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    def __init__(self, args: list[str], cwd: Path | None = None):
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
                                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
@@ -59,12 +56,22 @@ class NodeProcess:
     def output(self) -> str:
         return "".join(self.lines)
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = WAIT) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout=WAIT)
+        code = self.proc.wait(timeout=timeout)
         self._reader.join(2.0)
         return code
+
+
+class NodeProcess(Process):
+    """A node executable in a subprocess, its output collected."""
+
+    def __init__(self, executable: str, *params: str):
+        args = [str(BIN / executable), "--ros-args"]
+        for p in params:
+            args += ["-p", p]
+        super().__init__(args)
 
 
 
@@ -175,12 +182,8 @@ def test_mimic_launch_sim_runs_the_graph_records_it_and_stops_everything(domain,
 
     node, executor = domain
     scenario = load_scenario("sim")
-    launcher = subprocess.Popen([str(BIN / "mimic"), "launch", "sim", "clip:=run"], cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(launcher.stdout), daemon=True)
-    reader.start()
+    launcher = Process([str(BIN / "mimic"), "launch", "sim", "clip:=run"], cwd=tmp_path)
+    lines = launcher.lines
     declared = {t if t.startswith("/") else "/" + t for spec in scenario.nodes for t in spec.topics}
     try:
         def published() -> set[str]:
@@ -193,10 +196,8 @@ def test_mimic_launch_sim_runs_the_graph_records_it_and_stops_everything(domain,
         assert spin_until(executor, lambda: all(node.count_subscribers(t) >= 1 for t in recorded), timeout=30), lines
         spin_until(executor, lambda: False, timeout=1.5)
     finally:
-        launcher.send_signal(signal.SIGINT)
-        code = launcher.wait(timeout=30)
-        reader.join(5)
-    text = "".join(lines)
+        code = launcher.stop(timeout=30)
+    text = launcher.output()
     assert code == 0, text
     pids = [int(line.split("(pid ")[1].split(")")[0]) for line in lines if "started" in line and "(pid " in line]
     assert len(pids) == len(scenario.nodes)
@@ -498,3 +499,37 @@ def test_retarget_node_streams_robot_frames_and_drops_bad_ones(domain):
         assert np.isfinite([v for f in frames for v in f.velocities]).all()
     finally:
         assert retarget.stop() == 0, retarget.output()
+
+
+def test_mimic_launch_retarget_streams_human_frames_onto_the_robot_and_records_both(domain, tmp_path):
+    from mimic_sim.bag import read_bag
+
+    node, executor = domain
+    humanoid = load_character("humanoid")
+    frames: list[ReferenceFrame] = []
+    node.create_subscription(ReferenceFrame, "reference", frames.append, 50)
+    bag = tmp_path / "bag"
+    launcher = Process([str(BIN / "mimic"), "launch", "retarget", "robot:=humanoid", "source:=run",
+                        f"output:={bag}"], cwd=tmp_path)
+    lines = launcher.lines
+    try:
+        assert spin_until(executor, lambda: node.count_subscribers("/human") >= 2
+                          and node.count_subscribers("/reference") >= 2, timeout=30), lines
+        assert spin_until(executor, lambda: len(frames) >= 45, timeout=30), lines  # 1.5 s at 30 Hz
+    finally:
+        code = launcher.stop(timeout=30)
+    text = launcher.output()
+    assert code == 0, text
+    assert all(list(f.joint_names) == humanoid.joint_names for f in frames)
+    # the run moves forward, retargeted live: the root advances and stays at running height
+    x = [f.root_pose.position.x for f in frames]
+    assert x[-1] - x[0] > 1.0 and all(0.6 < f.root_pose.position.z < 1.2 for f in frames)
+    topics = {topic: n for topic, n in _count_topics(read_bag(bag))}
+    assert topics.get("/human", 0) > 30 and topics.get("/reference", 0) > 30, (topics, text)
+
+
+def _count_topics(messages) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for topic, _, _ in messages:
+        counts[topic] = counts.get(topic, 0) + 1
+    return list(counts.items())

@@ -13,7 +13,8 @@ setup(
     install_requires=["setuptools"],
     zip_safe=True,
     entry_points={
-        "console_scripts": ["retarget_node = mimic_retarget.nodes.retarget_node:main"],
+        "console_scripts": ["retarget_node = mimic_retarget.nodes.retarget_node:main",
+                            "human_player = mimic_retarget.nodes.human_player:main"],
         "mimic.commands": ["retarget = mimic_retarget.cli:register"],
     },
 )
