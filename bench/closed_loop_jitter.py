@@ -1,6 +1,6 @@
 """Closed loop over DDS at 50 Hz: control-period jitter and missed deadlines of ``policy_node``.
 
-``sim_node`` (MuJoCo at 1 kHz physics, near the humanoid's 960 Hz, paced to the wall clock,
+``sim_node`` (MuJoCo at 1 kHz physics, a multiple of 50 Hz, paced to the wall clock,
 50 Hz control) and ``policy_node`` (timer trigger, 50 Hz, a default-size policy: 302 -> 1024-512 -> 28, torch) run as
 separate processes for ``--seconds`` (default 600); this process records when each
 ``pd_command`` was stamped by the policy node and when it arrived.  Figures: the

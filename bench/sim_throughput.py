@@ -13,8 +13,8 @@ backend, each at its backend's default physics rate (MuJoCo 120 Hz, PyBullet 240
 the targets are checked there) and at the other one, all in DeepMimic's formulation
 as the port computes it (197-number state, actions are the PD targets:
 ``target_observation=False, residual_actions=False``); and, not compared with a
-target, MuJoCo at the humanoid's own rate (``mujoco@default``: its config's 960 Hz,
-which training uses, docs/simulation.md), with DeepMimic's formulation and with
+target, MuJoCo at the humanoid's own rate (``mujoco@default``: its config's 240 Hz
+with joint armature, which training uses, docs/simulation.md), with DeepMimic's formulation and with
 mimic's training defaults (``mujoco@default+ref``: 302-number observation with the
 reference pose, actions are offsets from the reference, so the all-zero action plays
 the clip open loop).
