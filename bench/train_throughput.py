@@ -9,7 +9,9 @@ environments alone (random actions through the same workers, no policy), the iss
 target of 4000 samples/s, and, when installed
 (``pip install -e .[bench]``), stable-baselines3's PPO on the same environment with
 the same sizes (rollout length, batch, epochs, networks), with its in-process and its
-subprocess vector env.
+subprocess vector env; and rsl-rl-lib's PPO (``OnPolicyRunner``) with the same sizes on
+mimic's own worker vector env (``make_envs``, the processes ``mimic train`` uses),
+behind a small adapter to rsl-rl's ``VecEnv`` interface.
 
 Usage:  python bench/train_throughput.py [--iterations 16] [--no-record]
 Last line: one JSON object with every figure.
@@ -18,9 +20,12 @@ Last line: one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib.util
+import io
 import json
+import math
 import time
 
 from benchlib import record_section
@@ -49,6 +54,86 @@ def sb3_rate(vec_env: str, config, iterations: int) -> float:
     model.learn(batch * iterations, reset_num_timesteps=False)
     rate = batch * iterations / (time.perf_counter() - start)
     envs.close()
+    return rate
+
+
+class RslRlVecEnv:
+    """mimic's worker vector env (``train_cli.make_envs``) as rsl-rl's ``VecEnv``.
+
+    Duck-typed rather than a subclass of ``rsl_rl.env.VecEnv``, so that this module
+    imports without rsl-rl installed.  rsl-rl steps torch tensors and reads observations
+    as a TensorDict of named groups; the worker env takes and returns numpy arrays.
+    """
+
+    def __init__(self, envs, max_episode_length: int):
+        self.envs = envs
+        self.num_envs = envs.num_envs
+        self.num_actions = envs.single_action_space.shape[0]
+        # The environments truncate episodes themselves; rsl-rl reads this only for
+        # learn(init_at_random_ep_len=True), which this benchmark does not use.
+        self.max_episode_length = max_episode_length
+        self.device = "cpu"
+        self.cfg = {}  # environment settings rsl-rl's logger would store with a run
+        self.obs = self._observations(envs.reset(seed=0)[0])
+
+    def _observations(self, obs):
+        import torch
+        from tensordict import TensorDict
+
+        # One group, "policy": the train config maps it to both the actor and the critic.
+        return TensorDict({"policy": torch.from_numpy(obs)}, batch_size=[self.num_envs])
+
+    def get_observations(self):
+        return self.obs
+
+    def step(self, actions):
+        import torch
+
+        obs, rewards, terminated, truncated, _ = self.envs.step(actions.numpy())
+        # Same-step autoreset: an ended environment's row already holds its next episode's
+        # first observation, which is what rsl-rl expects after a done.
+        self.obs = self._observations(obs)
+        # time_outs are the truncations: rsl-rl bootstraps them with gamma * V of the
+        # observation before the step, so the workers' final_obs is not needed.
+        extras = {"time_outs": torch.from_numpy(truncated)}
+        return (self.obs, torch.from_numpy(rewards).float(), torch.from_numpy(terminated | truncated), extras)
+
+
+def rsl_rl_rate(config, iterations: int) -> float:
+    """rsl-rl-lib PPO samples/s on mimic's worker vector env with mimic's default sizes."""
+    from rsl_rl.runners import OnPolicyRunner
+
+    from mimic_policy.train_cli import make_envs
+    from mimic_sim.backends import SimConfig
+    from mimic_sim.envs.imitation import ImitationConfig
+
+    ppo = config.ppo
+    episode_steps = round(ImitationConfig().episode_seconds * SimConfig().control_hz)
+    env = RslRlVecEnv(make_envs(config), episode_steps)
+    # As mimic's networks: ReLU, running observation normalization, a state-independent log std.
+    model = {"class_name": "MLPModel", "hidden_dims": list(ppo.hidden), "activation": "relu",
+             "obs_normalization": True}
+    train_cfg = {
+        "num_steps_per_env": ppo.num_steps,
+        "save_interval": 100,  # unused: without a log directory the runner saves nothing
+        "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
+        "actor": {**model, "distribution_cfg": {"class_name": "GaussianDistribution", "std_type": "log",
+                                                "init_std": math.exp(ppo.init_log_std)}},
+        "critic": model,
+        "algorithm": {"class_name": "PPO", "num_learning_epochs": ppo.epochs, "num_mini_batches": ppo.minibatches,
+                      "clip_param": ppo.clip, "gamma": ppo.gamma, "lam": ppo.lam,
+                      "learning_rate": ppo.learning_rate, "schedule": "fixed", "value_loss_coef": ppo.value_coef,
+                      "entropy_coef": ppo.entropy_coef, "max_grad_norm": ppo.max_grad_norm,
+                      "use_clipped_value_loss": False},  # mimic's default value_clip is 0: none
+    }
+    with contextlib.redirect_stdout(io.StringIO()):  # the runner prints both networks
+        runner = OnPolicyRunner(env, train_cfg, log_dir=None, device="cpu")
+    batch = ppo.num_steps * config.num_envs
+    runner.learn(1)  # warm-up iteration
+    start = time.perf_counter()
+    runner.learn(iterations)
+    rate = batch * iterations / (time.perf_counter() - start)
+    env.envs.close()
     return rate
 
 
@@ -97,12 +182,17 @@ def main() -> None:
           f"target {TARGET:.0f}: {overall / TARGET:.2f}x")
     print(f"at {coarse_hz:.0f} Hz physics: training loop {coarse:.0f} samples/s, "
           f"environments alone {coarse_env_rate:.0f}")
-    peers = {}
+    peers, peer_rows = {}, {}  # figure name -> samples/s, and its label in the recorded table
     if importlib.util.find_spec("stable_baselines3") is not None:
         for vec_env in ("dummy", "subproc"):
             peers[f"sb3_{vec_env}"] = sb3_rate(vec_env, config, 2)
+            peer_rows[f"sb3_{vec_env}"] = f"stable-baselines3 PPO, {vec_env} vec env, same sizes"
             print(f"stable-baselines3 PPO ({vec_env} vec env): {peers[f'sb3_{vec_env}']:.0f} samples/s "
                   f"(mimic {overall / peers[f'sb3_{vec_env}']:.2f}x)")
+    if importlib.util.find_spec("rsl_rl") is not None:
+        peers["rsl_rl"] = rsl_rl_rate(config, 2)
+        peer_rows["rsl_rl"] = "rsl-rl-lib PPO (OnPolicyRunner) on mimic's worker vector env, same sizes"
+        print(f"rsl-rl-lib PPO: {peers['rsl_rl']:.0f} samples/s (mimic {overall / peers['rsl_rl']:.2f}x)")
     ppo = config.ppo
     if not args.no_record:
         sizes = (f"{config.backend} at {physics:.0f} Hz physics, {config.num_envs} envs, {config.num_workers} workers, "
@@ -118,8 +208,8 @@ def main() -> None:
             f"| the training loop at {coarse_hz:.0f} Hz physics (MuJoCo's default) | {coarse:.0f} "
             f"({coarse / TARGET:.2f}x the target) |",
             f"| environments alone at {coarse_hz:.0f} Hz physics | {coarse_env_rate:.0f} |",
-            *(f"| peer: stable-baselines3 PPO, {name.removeprefix('sb3_')} vec env, same sizes | {rate:.0f} "
-              f"(mimic {overall / rate:.2f}x) |" for name, rate in peers.items()),
+            *(f"| peer: {peer_rows[name]} | {rate:.0f} (mimic {overall / rate:.2f}x) |"
+              for name, rate in peers.items()),
         ])
     print(json.dumps({"benchmark": "train_throughput", "samples_per_second": overall, "collection": collect,
                       "update": update, "environments_alone": env_rate, "physics_hz": physics,
