@@ -2,7 +2,7 @@
 
 Runs ``--iterations`` iterations of the training loop ``mimic train`` uses (its
 defaults: 32 environments over 2 worker processes, rollouts in the workers, PPO with
-DeepMimic's 1024-512 networks, the humanoid's 960 Hz physics): samples per second
+DeepMimic's 1024-512 networks, the humanoid's 240 Hz physics): samples per second
 including the PPO updates; and the same loop at MuJoCo's own default of 120 Hz
 physics, to show what the physics rate costs.  Peers in the same run: the
 environments alone (random actions through the same workers, no policy), the issue's
