@@ -240,3 +240,24 @@ def test_vector_env_equals_the_environments_stepped_one_by_one():
     assert ended > 0
     batched.close()
     single.close()
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
+def test_reference_computed_in_batches_equals_one_state_at_a_time(backend):
+    """The environment computes the reference ahead in batches (states, kinematics, features); each
+    entry equals the same reference state computed alone."""
+    env = ImitationEnv(clip="run", backend=backend, random_start=False)
+    env.reset(seed=0)
+    dt = env.sim_config.control_dt
+    for k in (0, 1, 7, 23, 40):  # inside the first batch, past it (a second one), across the loop
+        t = k * dt
+        qpos, qvel, features, states, _ = env._reference_at(t)
+        alone_qpos, alone_qvel = env.reference.state(t)
+        alone = env.backend.kinematics(alone_qpos, alone_qvel)
+        assert np.allclose(qpos, alone_qpos, rtol=0, atol=1e-12) and np.allclose(qvel, alone_qvel, rtol=0, atol=1e-12)
+        for name in ("pos", "rotmat", "lin_vel", "ang_vel", "com", "com_vel"):
+            assert np.allclose(getattr(states, name), getattr(alone, name), rtol=0, atol=1e-9), name
+        again = tracking_features(alone, env._parents, env._effectors)
+        assert np.allclose(features.end_effectors, again.end_effectors, rtol=0, atol=1e-9)
+        assert np.allclose(features.local_rot, again.local_rot, rtol=0, atol=1e-9)
+    env.close()

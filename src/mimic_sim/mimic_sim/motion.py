@@ -224,16 +224,22 @@ class Motion:
     # ---------------------------------------------------------------- sampling
     def locate(self, time: float) -> tuple[int, int, float]:
         """(cycle, keyframe interval, fraction within it) for a time in seconds."""
+        cycle, i, alpha = self.locate_many(np.array([time], dtype=float))
+        return int(cycle[0]), int(i[0]), float(alpha[0])
+
+    def locate_many(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`locate` for an array of times: (cycles, intervals, fractions), arrays."""
+        times = np.asarray(times, dtype=float)
         if self.loop:
-            cycle = int(np.floor(time / self.duration))
-            local = time - cycle * self.duration
+            cycle = np.floor(times / self.duration)
+            local = times - cycle * self.duration
         else:
-            cycle = 0
-            local = min(max(time, 0.0), self.duration)
-        i = int(np.searchsorted(self.frame_times, local, side="right")) - 1
-        i = min(max(i, 0), self.num_frames - 2)
-        alpha = (local - self.frame_times[i]) / self._dt[i]
-        return cycle, i, float(min(max(alpha, 0.0), 1.0))
+            cycle = np.zeros_like(times)
+            local = np.minimum(np.maximum(times, 0.0), self.duration)
+        i = np.searchsorted(self.frame_times, local, side="right") - 1
+        i = np.minimum(np.maximum(i, 0), self.num_frames - 2)
+        alpha = np.minimum(np.maximum((local - self.frame_times[i]) / self._dt[i], 0.0), 1.0)
+        return cycle, i, alpha
 
     def phase(self, time: float) -> float:
         """Fraction of the cycle in [0, 1); 1.0 past the end of a non-looping clip."""
@@ -250,14 +256,22 @@ class Motion:
         in their local frame, angle rates (R,)).  Past the end of a non-looping clip
         the last frame is held with zero velocity.
         """
-        cycle, i, a = self.locate(time)
-        root_pos = (1.0 - a) * self.root_pos[i] + a * self.root_pos[i + 1] + cycle * self._cycle_shift
-        quats = rot.quat_slerp(self._quats[i], self._quats[i + 1], a)
-        angles = (1.0 - a) * self._angles[i] + a * self._angles[i + 1]
-        if not self.loop and (time > self.duration or time < 0.0):
-            return (root_pos, quats, angles, np.zeros(3), np.zeros((len(quats), 3)), np.zeros(len(angles)))
-        return (root_pos, quats, angles, self._root_lin_vel[i].copy(), self._ang_vel[i].copy(),
-                self._angle_vel[i].copy())
+        return tuple(a[0] for a in self.sample_many(np.array([time], dtype=float)))
+
+    def sample_many(self, times: np.ndarray) -> tuple[np.ndarray, ...]:
+        """:meth:`sample_arrays` at an array of T times: every array with a leading T axis."""
+        times = np.asarray(times, dtype=float)
+        cycle, i, a = self.locate_many(times)
+        root_pos = (1.0 - a)[:, None] * self.root_pos[i] + a[:, None] * self.root_pos[i + 1] \
+            + cycle[:, None] * self._cycle_shift
+        quats = rot.quat_slerp(self._quats[i], self._quats[i + 1], a[:, None])
+        angles = (1.0 - a)[:, None] * self._angles[i] + a[:, None] * self._angles[i + 1]
+        lin_vel, ang_vel, angle_vel = self._root_lin_vel[i], self._ang_vel[i], self._angle_vel[i]
+        if not self.loop:
+            held = (times > self.duration) | (times < 0.0)
+            lin_vel, ang_vel, angle_vel = (np.where(held.reshape(-1, *[1] * (v.ndim - 1)), 0.0, v)
+                                           for v in (lin_vel, ang_vel, angle_vel))
+        return root_pos, quats, angles, lin_vel, ang_vel, angle_vel
 
     def sample(self, time: float) -> MotionSample:
         root_pos, quats, angles, lin_vel, ang_vel, angle_vel = self.sample_arrays(time)

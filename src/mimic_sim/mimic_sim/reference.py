@@ -60,18 +60,23 @@ class ReferenceMotion:
         return self.motion.duration
 
     def _split(self, quats: np.ndarray, near: np.ndarray) -> np.ndarray:
-        """Hinge angles of the spherical joints in ``quats`` (rows as in the motion), near ``near``."""
+        """Hinge angles of the spherical joints in ``quats`` ((..., rows as in the motion, 4)), near
+        ``near`` ((..., joints)); a leading batch axis is kept."""
         out = near.copy()
         if not len(self._rows):
             return out
         cols = self._cols[:, [0, 2]]  # outer hinges; the middle one stays in [-pi/2, pi/2]
-        angles = rot.euler_from_mat(rot.quat_to_mat(quats[self._rows]), *self._axes)
-        outer = rot.wrap_near(angles[:, [0, 2]], near[cols])
+        mats = rot.quat_to_mat(quats[..., self._rows, :])
+        batch = mats.shape[:-3]
+        count = int(np.prod(batch, dtype=int))
+        axes = [np.tile(a, count) for a in self._axes]
+        angles = rot.euler_from_mat(mats.reshape(-1, 3, 3), *axes).reshape(*batch, len(self._rows), 3)
+        outer = rot.wrap_near(angles[..., [0, 2]], near[..., cols])
         # Stay inside the joint range: take the other 2*pi branch if needed.
         outer = np.where(outer > self._upper[cols], outer - 2 * np.pi, outer)
         outer = np.where(outer < self._lower[cols], outer + 2 * np.pi, outer)
-        out[cols] = outer
-        out[self._cols[:, 1]] = angles[:, 1]
+        out[..., cols] = outer
+        out[..., self._cols[:, 1]] = angles[..., 1]
         return out
 
     def _keyframe_angles(self) -> np.ndarray:
@@ -85,17 +90,24 @@ class ReferenceMotion:
         return table
 
     def state(self, time: float) -> tuple[np.ndarray, np.ndarray]:
+        qpos, qvel = self.states(np.array([time], dtype=float))
+        return qpos[0], qvel[0]
+
+    def states(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`state` at an array of T times: (qpos (T, 7 + joints), qvel (T, 6 + joints))."""
         m = self.motion
-        root_pos, quats, angles, lin_vel, ang_vel, angle_vel = m.sample_arrays(time)
-        _, i, a = m.locate(time)
-        near = (1.0 - a) * self._key_angles[i] + a * self._key_angles[i + 1]
+        times = np.asarray(times, dtype=float)
+        root_pos, quats, angles, lin_vel, ang_vel, angle_vel = m.sample_many(times)
+        _, i, a = m.locate_many(times)
+        near = (1.0 - a)[:, None] * self._key_angles[i] + a[:, None] * self._key_angles[i + 1]
         joints = self._split(quats, near)
-        joints[self._revolute_cols] = angles
-        held = not m.loop and (time > m.duration or time < 0.0)
-        rates = np.zeros_like(joints) if held else self._key_rates[i].copy()
-        rates[self._revolute_cols] = angle_vel
-        qpos = np.concatenate([root_pos, quats[0], joints])
-        qvel = np.concatenate([lin_vel, ang_vel[0], rates])
+        joints[:, self._revolute_cols] = angles
+        rates = self._key_rates[i].copy()
+        if not m.loop:
+            rates[(times > m.duration) | (times < 0.0)] = 0.0
+        rates[:, self._revolute_cols] = angle_vel
+        qpos = np.concatenate([root_pos, quats[:, 0], joints], axis=1)
+        qvel = np.concatenate([lin_vel, ang_vel[:, 0], rates], axis=1)
         return qpos, qvel
 
     def phase(self, time: float) -> float:

@@ -144,6 +144,10 @@ class PhysicsBackend(ABC):
     def kinematics(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
         """Tracked bodies of a character in the given state, without simulating it."""
 
+    def kinematics_many(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+        """:meth:`kinematics` of T states ((T, ...) arrays) as one batch."""
+        return BodyStates.stack([self.kinematics(p, v) for p, v in zip(qpos, qvel, strict=True)])
+
     @abstractmethod
     def ground_contacts(self) -> np.ndarray:
         """Boolean per tracked body: is it touching the ground."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import mujoco
 import numpy as np
 
@@ -133,13 +135,22 @@ class MujocoBackend(PhysicsBackend):
 
     # ----------------------------------------------------------- coordinates
     def _write(self, data: mujoco.MjData, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        q, v = self._mujoco_coordinates(qpos[None], qvel[None])
+        data.qpos[:] = q[0]
+        data.qvel[:] = v[0]
+
+    def _mujoco_coordinates(self, qpos: np.ndarray, qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """States in mimic's layout ((T, ...) arrays) as MuJoCo's qpos and qvel rows."""
         r, v = self._root_q, self._root_v
-        data.qpos[r : r + 7] = qpos[:7]
-        data.qpos[self._qadr] = qpos[7:]
-        data.qvel[v : v + 3] = qvel[:3]
+        q = np.zeros((len(qpos), self.model.nq))
+        q[:, r : r + 7] = qpos[:, :7]
+        q[:, self._qadr] = qpos[:, 7:]
+        dq = np.zeros((len(qvel), self.model.nv))
+        dq[:, v : v + 3] = qvel[:, :3]
         # MuJoCo's free joint takes the angular velocity in the body frame.
-        data.qvel[v + 3 : v + 6] = rot.quat_inv_rotate(qpos[3:7], qvel[3:6])
-        data.qvel[self._vadr] = qvel[6:]
+        dq[:, v + 3 : v + 6] = rot.quat_inv_rotate(qpos[:, 3:7], qvel[:, 3:6])
+        dq[:, self._vadr] = qvel[:, 6:]
+        return q, dq
 
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         mujoco.mj_resetData(self.model, self.data)
@@ -162,22 +173,12 @@ class MujocoBackend(PhysicsBackend):
 
     # ---------------------------------------------------------------- bodies
     def _bodies(self, data: mujoco.MjData) -> BodyStates:
-        m = self.model
         # Positions, velocities and contacts at the current qpos/qvel (mj_step leaves them one
         # substep old): a fall is then judged on the state the observation and reward see.
-        mujoco.mj_kinematics(m, data)
-        mujoco.mj_collision(m, data)
-        mujoco.mj_comPos(m, data)
-        mujoco.mj_comVel(m, data)
-        mujoco.mj_subtreeVel(m, data)
-        ids = self._body_ids
-        pos = data.xpos[ids]
-        cvel = data.cvel[ids]
-        ang = cvel[:, :3]
-        # cvel is the spatial velocity about the subtree centre of mass; move it to the body origin.
-        lin = cvel[:, 3:] + rot.cross(ang, pos - data.subtree_com[self._subtree_root])
-        return BodyStates(pos, data.xquat[ids], data.xmat[ids].reshape(-1, 3, 3), lin, ang,
-                          data.subtree_com[self._root_id].copy(), data.subtree_linvel[self._root_id].copy())
+        mujoco.mj_kinematics(self.model, data)
+        mujoco.mj_collision(self.model, data)
+        batch = self._batch([self._motion(data)])
+        return BodyStates(*(getattr(batch, f.name)[0] for f in fields(BodyStates)))
 
     def body_states(self) -> BodyStates:
         return self._bodies(self.data)
@@ -185,29 +186,47 @@ class MujocoBackend(PhysicsBackend):
     @classmethod
     def body_states_of(cls, backends: list[MujocoBackend]) -> BodyStates:
         """As ``_bodies`` over several characters, with the array work done once for all."""
-        first = backends[0]
-        ids = first._body_ids
         raw = []
         for backend in backends:
             d = backend.data
             mujoco.mj_kinematics(backend.model, d)
             mujoco.mj_collision(backend.model, d)
-            mujoco.mj_comPos(backend.model, d)
-            mujoco.mj_comVel(backend.model, d)
-            mujoco.mj_subtreeVel(backend.model, d)
-            raw.append((d.xpos, d.xquat, d.xmat, d.cvel, d.subtree_com, d.subtree_linvel))
+            raw.append(backend._motion(d))
+        return backends[0]._batch(raw)
+
+    def _motion(self, data: mujoco.MjData) -> tuple[np.ndarray, ...]:
+        """Centre-of-mass quantities after ``mj_kinematics``, and the arrays ``_batch`` reads (views)."""
+        mujoco.mj_comPos(self.model, data)
+        mujoco.mj_comVel(self.model, data)
+        mujoco.mj_subtreeVel(self.model, data)
+        return data.xpos, data.xquat, data.xmat, data.cvel, data.subtree_com, data.subtree_linvel
+
+    def _batch(self, raw: list[tuple[np.ndarray, ...]]) -> BodyStates:
+        """BodyStates of several ``_motion`` readings (copied), with the array work done once."""
+        ids = self._body_ids
         if len(raw) == 1:  # a batch of one: views, no copies
             xpos, xquat, xmat, cvel, subtree_com, subtree_linvel = (a[None] for a in raw[0])
         else:
             xpos, xquat, xmat, cvel, subtree_com, subtree_linvel = (np.stack(a) for a in zip(*raw, strict=True))
         pos, ang = xpos[:, ids], cvel[:, ids, :3]
-        lin = cvel[:, ids, 3:] + rot.cross(ang, pos - subtree_com[:, first._subtree_root])
-        return BodyStates(pos, xquat[:, ids], xmat[:, ids].reshape(len(backends), -1, 3, 3), lin, ang,
-                          subtree_com[:, first._root_id].copy(), subtree_linvel[:, first._root_id].copy())
+        # cvel is the spatial velocity about the subtree centre of mass; move it to the body origin.
+        lin = cvel[:, ids, 3:] + rot.cross(ang, pos - subtree_com[:, self._subtree_root])
+        return BodyStates(pos, xquat[:, ids], xmat[:, ids].reshape(len(raw), -1, 3, 3), lin, ang,
+                          subtree_com[:, self._root_id].copy(), subtree_linvel[:, self._root_id].copy())
 
     def kinematics(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
         self._write(self._ref, qpos, qvel)
         return self._bodies(self._ref)
+
+    def kinematics_many(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+        raw = []
+        d = self._ref
+        for q, dq in zip(*self._mujoco_coordinates(qpos, qvel), strict=True):
+            d.qpos[:] = q
+            d.qvel[:] = dq
+            mujoco.mj_kinematics(self.model, d)  # no contacts: a reference state is never simulated
+            raw.append(tuple(a.copy() for a in self._motion(d)))
+        return self._batch(raw)
 
     def close(self) -> None:
         """Nothing to release: the model and data are freed with the object."""

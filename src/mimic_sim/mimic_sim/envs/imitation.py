@@ -31,6 +31,9 @@ from mimic_sim.observation import build_observation, observation_size
 from mimic_sim.reference import ReferenceMotion
 from mimic_sim.reward import RewardConfig, TrackingFeatures, imitation_rewards, tracking_features
 
+REFERENCE_BATCH = 16
+"""Control steps of reference computed together when the cache misses (see ``_reference_at``)."""
+
 
 @dataclass(frozen=True)
 class ImitationConfig:
@@ -196,18 +199,29 @@ class ImitationEnv(gym.Env):
         """Reference (qpos, qvel, reward features, body states, all of them packed in one vector)
         at a time, memoized on the physics-step grid."""
         tick = round(time * self._ticks_per_second)
-        on_grid = abs(time * self._ticks_per_second - tick) < 1e-6
-        if on_grid and tick in self._ref_cache:
-            return self._ref_cache[tick]
-        qpos, qvel = self.reference.state(time)
-        states = self.backend.kinematics(qpos, qvel)
+        if abs(time * self._ticks_per_second - tick) >= 1e-6:  # off the grid (a start time given): not kept
+            return self._reference_entries(np.array([time]))[0]
+        if tick not in self._ref_cache:
+            # An episode asks for the control steps ahead in order: compute them as one batch
+            # (the per-call overhead of one state is most of its cost).
+            ticks = [t for t in tick + self.sim_config.substeps * np.arange(REFERENCE_BATCH)
+                     if int(t) not in self._ref_cache]
+            for t, entry in zip(ticks, self._reference_entries(np.array(ticks) / self._ticks_per_second),
+                                strict=True):
+                self._ref_cache[int(t)] = entry
+        return self._ref_cache[tick]
+
+    def _reference_entries(self, times: np.ndarray) -> list[tuple]:
+        """``_reference_at`` entries of the reference at an array of times, computed as one batch."""
+        qpos, qvel = self.reference.states(times)
+        states = self.backend.kinematics_many(qpos, qvel)
         features = tracking_features(states, self._parents, self._effectors)
-        parts = (qpos, qvel, *(getattr(features, f.name) for f in fields(features)),
-                 *(getattr(states, f.name) for f in fields(states)))
-        entry = (qpos, qvel, features, states, np.concatenate([np.ravel(p) for p in parts]))
-        if on_grid:
-            self._ref_cache[tick] = entry
-        return entry
+        feature_parts = [getattr(features, f.name) for f in fields(features)]
+        state_parts = [getattr(states, f.name) for f in fields(states)]
+        n = len(times)
+        packed = np.concatenate([p.reshape(n, -1) for p in (qpos, qvel, *feature_parts, *state_parts)], axis=1)
+        return [(qpos[k], qvel[k], TrackingFeatures(*(p[k] for p in feature_parts)),
+                 BodyStates(*(p[k] for p in state_parts)), packed[k]) for k in range(n)]
 
     def _unpack_references(self, entries: list[tuple]) -> dict:
         """Several ``_reference_at`` entries as batched arrays, from one stack of their packed vectors."""
