@@ -41,11 +41,17 @@ class TrainConfig:
 
 
 def make_envs(config: TrainConfig):
+    """The training environments over worker processes; a robot's shipped clip is retargeted onto it
+    first if the clip store has no copy (``mimic retarget``)."""
     import functools
 
     from mimic_policy.vec_env import WorkerVectorEnv
+    from mimic_retarget.cli import ensure_robot_clip
     from mimic_sim.backends import SimConfig
+    from mimic_sim.character import load_character
     from mimic_sim.envs.imitation_vector import ImitationVectorEnv
+
+    ensure_robot_clip(config.clip, load_character(config.character))
 
     make = functools.partial(ImitationVectorEnv, clip=config.clip, character=config.character,
                              backend=config.backend, sim=SimConfig(physics_hz=config.physics_hz),
@@ -129,11 +135,9 @@ def run(args: argparse.Namespace) -> int:
                              checkpoint_every=args.checkpoint_every, residual_actions=not args.absolute_actions,
                              target_observation=not args.phase_only_observation,
                              ppo=ppo)
-        from mimic_retarget.cli import ensure_robot_clip
         from mimic_sim.character import load_character
 
         character = load_character(args.character)
-        ensure_robot_clip(args.clip, character)
         prefix = "" if character.name == "humanoid" else f"{character.name}_"
         run_dir = args.run_dir or Path("runs") / f"{prefix}{args.clip}_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
         if run_dir.exists() and any(run_dir.iterdir()):
