@@ -55,9 +55,6 @@ class RetargetMapping:
     def keypoints(self) -> list[str]:
         return [k.keypoint for k in self.links]
 
-    def link_of(self, keypoint: str) -> KeypointLink:
-        return next(k for k in self.links if k.keypoint == keypoint)
-
 
 def _number(value: object, where: str, source: Path, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < minimum:
