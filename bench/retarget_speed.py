@@ -39,7 +39,7 @@ def pink_rate(retargeter, positions: np.ndarray, rotations: np.ndarray, steps: i
 
     ik = retargeter.ik
     model = ik.pin.model  # has the IK's target frames (ik<i>:<link>), unique names as pink needs
-    configuration = pink.Configuration(model, model.createData(), ik.to_pinocchio(retargeter._zero))
+    configuration = pink.Configuration(model, model.createData(), ik.pin.configuration(retargeter._zero))
     tasks = [FrameTask(model.frames[f].name, position_cost=float(w), orientation_cost=float(o))
              for f, w, o in zip(ik.frames, ik.position_weight, ik.orientation_weight, strict=True)]
     posture = PostureTask(cost=1e-3)

@@ -81,22 +81,10 @@ class WholeBodyIK:
         self._lower = character.joint_lower
         self._upper = character.joint_upper
 
-    # ------------------------------------------------------------ coordinates
-    def to_pinocchio(self, qpos: np.ndarray) -> np.ndarray:
-        q = np.zeros(self.pin.model.nq)
-        q[:3] = qpos[:3]
-        q[3:6] = qpos[4:7]
-        q[6] = qpos[3]
-        q[self.pin.joint_q] = qpos[7:]
-        return q
-
-    def to_qpos(self, q: np.ndarray) -> np.ndarray:
-        return np.concatenate([q[:3], [q[6]], q[3:6], q[self.pin.joint_q]])
-
     def link_poses(self, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """World positions (K, 3) and rotations (K, 3, 3) of the target points at a configuration."""
         model, data = self.pin.model, self.data
-        pinocchio.framesForwardKinematics(model, data, self.to_pinocchio(qpos))
+        pinocchio.framesForwardKinematics(model, data, self.pin.configuration(qpos))
         return (np.array([data.oMf[f].translation for f in self.frames]),
                 np.array([data.oMf[f].rotation for f in self.frames]))
 
@@ -115,7 +103,7 @@ class WholeBodyIK:
 
     def cost(self, qpos: np.ndarray, positions: np.ndarray, rotations: np.ndarray | None = None) -> float:
         """Weighted squared target error at a configuration (what :meth:`solve` minimizes, less the pull)."""
-        pinocchio.framesForwardKinematics(self.pin.model, self.data, self.to_pinocchio(qpos))
+        pinocchio.framesForwardKinematics(self.pin.model, self.data, self.pin.configuration(qpos))
         return float(np.sum(self._errors(positions, rotations) ** 2))
 
     # ------------------------------------------------------------------ solve
@@ -128,11 +116,12 @@ class WholeBodyIK:
         ``tolerance`` (rad or m) in an iteration; :attr:`last_cost` is the error at the last state
         linearized (:meth:`cost` there)."""
         model, data, pin = self.pin.model, self.data, self.pin
-        q = self.to_pinocchio(qpos)
-        q_ref = q.copy() if reference is None else self.to_pinocchio(reference)
+        q = self.pin.configuration(qpos)
+        q_ref = q.copy() if reference is None else self.pin.configuration(reference)
         oriented = self._oriented if rotations is not None else self._oriented[:0]
         world = pinocchio.ReferenceFrame.LOCAL_WORLD_ALIGNED
         reg = pull * self._reg
+        regularized = np.diag(reg) + self._damping  # the normal equations' constant part
         jac = self._jacobians
         for _ in range(iterations):
             self.iterations_run += 1
@@ -146,7 +135,7 @@ class WholeBodyIK:
             if len(oriented):
                 a = np.concatenate([a, (self.orientation_weight[oriented, None, None] * jac[oriented, 3:])
                                     .reshape(-1, model.nv)])
-            lhs = a.T @ a + np.diag(reg) + self._damping
+            lhs = a.T @ a + regularized
             rhs = a.T @ e + reg * pinocchio.difference(model, q, q_ref)
             step = np.linalg.solve(lhs, rhs)
             # Joints the step would push past a limit are held at it and the rest re-solved:
@@ -171,4 +160,4 @@ class WholeBodyIK:
             q[pin.joint_q] = np.clip(q[pin.joint_q], self._lower, self._upper)
             if largest < tolerance:
                 break
-        return self.to_qpos(q)
+        return self.pin.qpos_of(q)

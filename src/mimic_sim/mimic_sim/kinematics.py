@@ -42,13 +42,23 @@ class PinocchioModel:
         self._pd_data = self._pd_model.createData()
         self._tau = np.zeros(self.model.nv)
 
-    def load(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
-        """Set ``self.q``/``self.v`` (Pinocchio's convention: base velocity in the root frame)."""
-        q, v = self.q, self.v
+    def configuration(self, qpos: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Pinocchio's configuration of a state in mimic's ``qpos`` layout (root quaternion x, y, z, w)."""
+        q = np.zeros(self.model.nq) if out is None else out
         q[:3] = qpos[:3]
         q[3:6] = qpos[4:7]
         q[6] = qpos[3]
         q[self.joint_q] = qpos[7:]
+        return q
+
+    def qpos_of(self, q: np.ndarray) -> np.ndarray:
+        """mimic's ``qpos`` of a Pinocchio configuration (the inverse of :meth:`configuration`)."""
+        return np.concatenate([q[:3], [q[6]], q[3:6], q[self.joint_q]])
+
+    def load(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """Set ``self.q``/``self.v`` (Pinocchio's convention: base velocity in the root frame)."""
+        v = self.v
+        self.configuration(qpos, out=self.q)
         # R^T u for the root rotation, in floats: this runs every physics step.
         w, x, y, z = (float(c) for c in qpos[3:7])
         r = ((1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y)),
