@@ -50,10 +50,12 @@ class WholeBodyIK:
     """Solves for ``qpos`` (mimic's layout) placing ``targets`` at given world positions/orientations."""
 
     def __init__(self, character: Character, targets: list[LinkTarget], regularization: float = 1e-5,
-                 root_regularization: float = 1e-6, damping: float = 1e-6, max_step: float = 0.3):
+                 root_regularization: float = 1e-6, damping: float = 1e-6, max_step: float = 0.3,
+                 pin: PinocchioModel | None = None):
+        """``pin``: the character's Pinocchio model if the caller has one (its model gains the targets' frames)."""
         self.character = character
         self.targets = list(targets)
-        self.pin = PinocchioModel(character)
+        self.pin = pin if pin is not None else PinocchioModel(character)
         model = self.pin.model
         self.frames = []
         for i, target in enumerate(self.targets):

@@ -36,7 +36,7 @@ from mimic_retarget.keypoints import HUMAN_KEYPOINTS, HUMAN_PARENTS, KeypointMot
 from mimic_retarget.mapping import RetargetMapping, load_mapping
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import SimConfig
-from mimic_sim.backends.mujoco_backend import FLOOR, build_model
+from mimic_sim.backends.mujoco_backend import FLOOR, MujocoBackend
 from mimic_sim.character import Character
 from mimic_sim.kinematics import PinocchioModel
 from mimic_sim.motion import Motion
@@ -132,9 +132,8 @@ class Retargeter:
         links = self.mapping.links
         self.ik = WholeBodyIK(character, [LinkTarget(k.link, k.offset, k.position_weight, k.orientation_weight)
                                           for k in links], regularization=self.config.smoothness,
-                              root_regularization=self.config.smoothness / 10)
-        self._model = build_model(character, SimConfig().resolved(120.0))
-        self._data = mujoco.MjData(self._model)
+                              root_regularization=self.config.smoothness / 10, pin=pin)
+        self._ground = MujocoBackend(character)  # posed for the floor contacts only (characters meet the floor)
         self._zero = self._standing_qpos()
         points, rotations = self.ik.link_poses(self._zero)
         self._rest_points = {k.keypoint: points[i] for i, k in enumerate(links)}
@@ -170,21 +169,11 @@ class Retargeter:
                    + np.linalg.norm(points[f"{s}_knee"] - points[f"{s}_ankle"], axis=-1) for s in ("left", "right")]
         return (lengths[0] + lengths[1]) / 2
 
-    def _load(self, model: mujoco.MjModel, data: mujoco.MjData, qpos: np.ndarray) -> None:
-        """Pose MuJoCo's copy of the robot (joints by name) and compute its geometry's placement."""
-        free = next(j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE)
-        adr = model.jnt_qposadr[free]
-        data.qpos[adr: adr + 7] = qpos[:7]
-        for j, name in enumerate(self.character.joint_names):
-            data.qpos[model.jnt_qposadr[model.joint(name).id]] = qpos[7 + j]
-        mujoco.mj_kinematics(model, data)
-
     def penetration(self, qpos: np.ndarray) -> float:
         """How deep (m, >= 0) the robot's collision geometry reaches below the floor at a pose."""
-        m, d = self._model, self._data
-        self._load(m, d, qpos)
-        mujoco.mj_collision(m, d)  # this model pairs the robot with the floor only
-        return max(0.0, -float(d.contact.dist[: d.ncon].min())) if d.ncon else 0.0
+        data = self._ground.pose(qpos)
+        mujoco.mj_collision(self._ground.model, data)  # this model pairs the robot with the floor only
+        return max(0.0, -float(data.contact.dist[: data.ncon].min())) if data.ncon else 0.0
 
     # ------------------------------------------------------------- targets
     def scale_for(self, human: KeypointMotion) -> float:
@@ -379,8 +368,8 @@ class Retargeter:
         links and the torso) and pairs that already overlap at the zero pose.  What is
         counted is limb against limb or against the trunk.
         """
-        model = build_model(self.character, SimConfig(self_collision=True).resolved(120.0))
-        data = mujoco.MjData(model)
+        bodies = MujocoBackend(self.character, SimConfig(self_collision=True))
+        model = bodies.model
         floor = model.geom(FLOOR).id
 
         def ancestors(body: int) -> list[int]:
@@ -394,7 +383,8 @@ class Retargeter:
             common = next(x for x in up_a if x in up_b)
             return up_a.index(common) + up_b.index(common)
 
-        def touching() -> set[tuple[int, int]]:
+        def touching(qpos: np.ndarray) -> set[tuple[int, int]]:
+            data = bodies.pose(qpos)
             mujoco.mj_collision(model, data)
             pairs = set()
             for geoms, dist in zip(data.contact.geom[: data.ncon], data.contact.dist[: data.ncon], strict=True):
@@ -405,13 +395,8 @@ class Retargeter:
                     pairs.add((a, b))
             return pairs
 
-        self._load(model, data, self._zero)
-        at_rest = touching()
-        frames = 0
-        for q in qpos:
-            self._load(model, data, q)
-            frames += bool(touching() - at_rest)
-        return frames
+        at_rest = touching(self._zero)
+        return sum(bool(touching(q) - at_rest) for q in qpos)
 
 
 class StreamingRetargeter:

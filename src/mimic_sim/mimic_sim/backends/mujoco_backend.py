@@ -218,6 +218,13 @@ class MujocoBackend(PhysicsBackend):
         self._write(self._ref, qpos, qvel)
         return self._bodies(self._ref)
 
+    def pose(self, qpos: np.ndarray) -> mujoco.MjData:
+        """A copy of the character (not the simulated one) placed at ``qpos``, at rest, its geometry
+        positioned (``mj_kinematics``): for geometric queries such as contacts (``mj_collision``)."""
+        self._write(self._ref, qpos, np.zeros(self.model.nv))
+        mujoco.mj_kinematics(self.model, self._ref)
+        return self._ref
+
     def kinematics_many(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
         raw = []
         d = self._ref
