@@ -261,10 +261,10 @@ class Retargeter:
                 run[:] = held
 
     # ------------------------------------------------------------------ solve
-    def _first_frame(self, positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
-        """The first frame, from the zero pose placed at the pelvis target, and from the same with joints
-        bent a third of the way into ranges that end near zero (elbows, knees): zero leaves such a limb
-        straight, on the wrong side of its only bend."""
+    def _first_frame(self, positions: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, float]:
+        """The first frame and its cost, from the zero pose placed at the pelvis target, and from the same
+        with joints bent a third of the way into ranges that end near zero (elbows, knees): zero leaves
+        such a limb straight, on the wrong side of its only bend."""
         start = self._zero.copy()
         pelvis = self.mapping.keypoints.index("pelvis")
         start[:3] = positions[pelvis]
@@ -281,7 +281,7 @@ class Retargeter:
             cost = self.ik.cost(q, positions, rotations)
             if cost < best_cost:
                 best, best_cost = q, cost
-        return best
+        return best, best_cost
 
     def _next_frame(self, previous: np.ndarray, before: np.ndarray | None, positions: np.ndarray,
                     rotations: np.ndarray, previous_cost: float) -> tuple[np.ndarray, float]:
@@ -312,8 +312,7 @@ class Retargeter:
         cfg = self.config
         n = human.num_frames
         qpos = np.zeros((n, 7 + self.character.num_joints))
-        qpos[0] = self._first_frame(positions[0], rotations[0])
-        cost = self.ik.cost(qpos[0], positions[0], rotations[0])
+        qpos[0], cost = self._first_frame(positions[0], rotations[0])
         for t in range(1, n):
             qpos[t], cost = self._next_frame(qpos[t - 1], qpos[t - 2] if t >= 2 else None, positions[t],
                                              rotations[t], cost)
@@ -450,8 +449,7 @@ class StreamingRetargeter:
         self._hold(time, points)
         targets, rotations = (a[0] for a in r._link_targets(points))
         if not self._qpos:
-            q = r._first_frame(targets, rotations)
-            self._cost = r.ik.cost(q, targets, rotations)
+            q, self._cost = r._first_frame(targets, rotations)
         else:
             before = self._qpos[-2] if len(self._qpos) >= 2 else None
             q, self._cost = r._next_frame(self._qpos[-1], before, targets, rotations, self._cost)
