@@ -258,10 +258,12 @@ class Motion:
         """
         return tuple(a[0] for a in self.sample_many(np.array([time], dtype=float)))
 
-    def sample_many(self, times: np.ndarray) -> tuple[np.ndarray, ...]:
-        """:meth:`sample_arrays` at an array of T times: every array with a leading T axis."""
+    def sample_many(self, times: np.ndarray,
+                    located: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+        """:meth:`sample_arrays` at an array of T times: every array with a leading T axis.
+        ``located``: :meth:`locate_many` of the times, when the caller has it already."""
         times = np.asarray(times, dtype=float)
-        cycle, i, a = self.locate_many(times)
+        cycle, i, a = self.locate_many(times) if located is None else located
         root_pos = (1.0 - a)[:, None] * self.root_pos[i] + a[:, None] * self.root_pos[i + 1] \
             + cycle[:, None] * self._cycle_shift
         quats = rot.quat_slerp(self._quats[i], self._quats[i + 1], a[:, None])

@@ -97,8 +97,9 @@ class ReferenceMotion:
         """:meth:`state` at an array of T times: (qpos (T, 7 + joints), qvel (T, 6 + joints))."""
         m = self.motion
         times = np.asarray(times, dtype=float)
-        root_pos, quats, angles, lin_vel, ang_vel, angle_vel = m.sample_many(times)
-        _, i, a = m.locate_many(times)
+        located = m.locate_many(times)
+        root_pos, quats, angles, lin_vel, ang_vel, angle_vel = m.sample_many(times, located)
+        _, i, a = located
         near = (1.0 - a)[:, None] * self._key_angles[i] + a[:, None] * self._key_angles[i + 1]
         joints = self._split(quats, near)
         joints[:, self._revolute_cols] = angles
