@@ -27,8 +27,9 @@ import numpy as np
 from mimic_retarget.bvh import CM, Y_UP, BvhJoint, BvhMotion, motion_from_rotations
 from mimic_retarget.keypoints import HUMAN_KEYPOINTS, KeypointMotion
 from mimic_sim.character import Character, load_character
-from mimic_sim.deepmimic_format import load_deepmimic, resolve_clip
 from mimic_sim.kinematics import PinocchioModel
+from mimic_sim.motion import Motion
+from mimic_sim.motion_file import load_clip
 from mimic_sim.reference import ReferenceMotion
 
 CHARACTER = "humanoid"
@@ -97,14 +98,12 @@ class _Humanoid:
             rotations[i, n:] = held
         return positions, rotations
 
-    def clip(self, clip: str | Path, times: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-        """Positions, rotations, times (the clip's frame times if None) and source of a clip."""
-        path = resolve_clip(clip)
-        motion = load_deepmimic(path)
+    def clip(self, motion: Motion, times: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positions, rotations and times (the clip's frame times if None) of a clip."""
         reference = ReferenceMotion(motion, self.character)
         times = motion.frame_times if times is None else np.asarray(times, dtype=float)
-        positions, rotations = self.frames([reference.state(float(t)) for t in times])
-        return positions, rotations, times, str(path)
+        positions, rotations = self.frames(list(zip(*reference.states(times), strict=True)))
+        return positions, rotations, times
 
     def rest(self) -> tuple[np.ndarray, np.ndarray]:
         """Positions (K, 3) and rotations (K, 3, 3) at the rest pose (every joint at zero)."""
@@ -114,11 +113,10 @@ class _Humanoid:
         return positions[0], rotations[0]
 
 
-def _uniform_times(clip: str | Path, rate: float) -> np.ndarray:
+def _uniform_times(motion: Motion, rate: float) -> np.ndarray:
     if not (np.isfinite(rate) and rate > 0):
         raise ValueError(f"rate must be a positive number of frames per second, got {rate}")
-    duration = load_deepmimic(resolve_clip(clip)).duration
-    return np.arange(int(np.floor(duration * rate + 1e-9)) + 1) / rate
+    return np.arange(int(np.floor(motion.duration * rate + 1e-9)) + 1) / rate
 
 
 def keypoints_from_clip(clip: str | Path, rate: float | None = None) -> KeypointMotion:
@@ -128,9 +126,10 @@ def keypoints_from_clip(clip: str | Path, rate: float | None = None) -> Keypoint
     Keypoints come in :data:`HUMAN_KEYPOINTS` order, all with rotations.
     """
     humanoid = _Humanoid()
-    positions, rotations, times, source = humanoid.clip(clip, None if rate is None else _uniform_times(clip, rate))
+    motion = load_clip(clip)
+    positions, rotations, times = humanoid.clip(motion, None if rate is None else _uniform_times(motion, rate))
     order = [humanoid.names.index(k) for k in HUMAN_KEYPOINTS]
-    return KeypointMotion(list(HUMAN_KEYPOINTS), times, positions[:, order], rotations[:, order], source)
+    return KeypointMotion(list(HUMAN_KEYPOINTS), times, positions[:, order], rotations[:, order], motion.source)
 
 
 def _bvh_order(hinge_order: str) -> str:
@@ -151,9 +150,11 @@ def clip_to_bvh(clip: str | Path, rate: float | None = None) -> BvhMotion:
     """
     humanoid = _Humanoid()
     character, names, parents = humanoid.character, humanoid.names, humanoid.parents
+    motion = load_clip(clip)
     if rate is None:
-        rate = load_deepmimic(resolve_clip(clip)).fps
-    positions, rotations, _, source = humanoid.clip(clip, _uniform_times(clip, rate))
+        rate = motion.fps
+    positions, rotations, _ = humanoid.clip(motion, _uniform_times(motion, rate))
+    source = motion.source
     order: list[int] = []  # depth first, children in the order of ``names``
 
     def visit(k: int) -> None:
