@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_source(source: str, rate: float | None, bvh_map: str, bvh_scale: float):
+def load_source(source: str, rate: float | None = None, bvh_map: str = "cmu", bvh_scale: float = 0.01):
     """(keypoints, loops) of a source given on the command line."""
     from mimic_retarget.bvh import keypoints_from_bvh
     from mimic_retarget.human import keypoints_from_clip
@@ -67,10 +67,9 @@ def ensure_robot_clip(clip: str, character) -> Path | None:
         return None
     path = retargeted_clip_path(character.name, clip)
     if not path.is_file():
-        human, loops = load_source(clip, None, "cmu", 0.01)
+        human, loops = load_source(clip)
         print(f"retargeting '{clip}' onto {character.name} (stored in {path})", file=sys.stderr)
         result = Retargeter(character, RetargetConfig(loop=loops)).retarget(human, clip, report=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
         save_motion(result.motion, path, character=character.name)
     return path
 
@@ -114,7 +113,6 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=human.num_frames, unit="frame", desc=f"retarget {stem} -> {character.name}", disable=None,
               file=sys.stderr) as bar:
         result = retargeter.retarget(human, stem, progress=bar.update)
-    output.parent.mkdir(parents=True, exist_ok=True)
     save_motion(result.motion, output, character=character.name)
     report = {"source": str(human.source), "robot": character.name, "clip": str(output), **result.report}
     report_path = output.with_name(output.name.removesuffix(SUFFIX) + ".report.json")
