@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from geometry_msgs.msg import Point
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -37,10 +38,10 @@ class HumanPlayer(Node):
         self.motion, _ = load_source(source, None, bvh_map, bvh_scale)
         self.source = source
         m = self.motion
-        # displacement of one cycle, carried forward when looping
-        self._shift = m.positions[-1, m.index("pelvis")] - m.positions[0, m.index("pelvis")] \
-            if "pelvis" in m.names else 0.0 * m.positions[0, 0]
-        self._shift[2] = 0.0
+        # horizontal displacement of one cycle, carried forward when looping
+        self._shift = np.zeros(3)
+        if "pelvis" in m.names:
+            self._shift[:2] = m.positions[-1, m.index("pelvis"), :2] - m.positions[0, m.index("pelvis"), :2]
         self.publisher = self.create_publisher(HumanFrame, "human",
                                                QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
         self._start = self.get_clock().now()

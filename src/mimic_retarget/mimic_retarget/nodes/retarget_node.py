@@ -58,9 +58,7 @@ class RetargetNode(Node):
     def _on_human(self, msg: HumanFrame) -> None:
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         positions = np.array([[p.x, p.y, p.z] for p in msg.positions], dtype=float).reshape(-1, 3)
-        try:
-            if len(msg.names) != len(positions):
-                raise RetargetError(f"{len(msg.names)} names but {len(positions)} positions")
+        try:  # the stream checks the frame (a position per name, finite, every mapped keypoint)
             qpos, qvel = self.stream.step(stamp, list(msg.names), positions, source=msg.source or "human")
         except RetargetError as exc:
             self.get_logger().warning(f"frame dropped: {exc}", throttle_duration_sec=1.0)
