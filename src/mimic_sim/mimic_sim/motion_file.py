@@ -66,9 +66,7 @@ def load_motion(path: str | Path) -> Motion:
         raise MotionError(source, "must map joint names to value lists", field="joints")
     try:
         arrays = {field: np.asarray(data[field], dtype=float) for field in ("frame_times", "root_pos", "root_rot")}
-        joints = {}
-        for name, values in data["joints"].items():
-            joints[name] = np.asarray(values, dtype=float)
+        joints = {name: np.asarray(values, dtype=float) for name, values in data["joints"].items()}
     except (TypeError, ValueError) as exc:
         raise MotionError(source, f"values must be numbers ({exc})") from exc
     return Motion(name=str(data.get("name", path.name.removesuffix(SUFFIX))), frame_times=arrays["frame_times"],

@@ -221,7 +221,7 @@ class MujocoBackend(PhysicsBackend):
     def pose(self, qpos: np.ndarray) -> mujoco.MjData:
         """A copy of the character (not the simulated one) placed at ``qpos``, at rest, its geometry
         positioned (``mj_kinematics``): for geometric queries such as contacts (``mj_collision``)."""
-        self._write(self._ref, qpos, np.zeros(self.model.nv))
+        self._write(self._ref, qpos, np.zeros(6 + self.character.num_joints))
         mujoco.mj_kinematics(self.model, self._ref)
         return self._ref
 
