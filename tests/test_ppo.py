@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 from mimic_policy.ppo import PPOConfig
 from mimic_policy.runner import Trainer
-from mimic_policy.storage import RolloutStorage
 
 
 class OneJointTracking(gym.Env):
@@ -76,14 +76,65 @@ def test_same_seed_gives_the_same_training():
         assert torch.equal(pa, pb)
 
 
-def test_truncation_bootstraps_and_termination_does_not():
-    storage = RolloutStorage(num_steps=2, num_envs=2, obs_size=1, action_size=1)
-    # env 0 ends after step 0 (done), env 1 runs on; values all 1, rewards 1
-    storage.fill(torch.zeros(2, 2, 1), torch.zeros(2, 2, 1), torch.zeros(2, 2), torch.ones(2, 2), torch.ones(2, 2),
-                 torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
-    storage.compute_returns(last_values=torch.ones(2), gamma=0.5, lam=1.0)
-    assert storage.returns[0, 0].item() == 1.0  # done: nothing after the reward
-    assert storage.returns[0, 1].item() == 1.0 + 0.5 * (1.0 + 0.5 * 1.0)
+class CountingSteps(gym.Env):
+    """Observation: the steps taken in the episode; reward 1 per step; truncated after 2 steps."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return np.array([0.0], dtype=np.float32), {}
+
+    def step(self, action):
+        self.steps += 1
+        return np.array([float(self.steps)], dtype=np.float32), 1.0, False, self.steps == 2, {}
+
+
+def _collect_with_value_obs_plus_one(env_class: type[gym.Env]) -> Trainer:
+    """A trainer on one ``env_class`` whose critic is V(obs) = obs + 1, after one 3-step rollout from a reset."""
+    envs = gym.vector.SyncVectorEnv([env_class], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    trainer = Trainer(envs, PPOConfig(num_steps=3, hidden=(), gamma=0.5, lam=0.5), seed=0)
+    with torch.no_grad():
+        trainer.model.normalizer.mean.zero_()
+        trainer.model.normalizer.var.fill_(1.0 - 1e-8)  # the normalizer divides by sqrt(var + 1e-8)
+        trainer.model.critic[0].weight.fill_(1.0)
+        trainer.model.critic[0].bias.fill_(1.0)
+    trainer.reset_envs(seed=0)
+    trainer.collect()
+    return trainer
+
+
+def test_truncation_bootstraps_with_the_value_of_the_state_reached():
+    """A time limit adds gamma * V(final observation) to the step's reward, and then cuts the recursion.
+
+    V(obs) = obs + 1 (a linear critic, identity normalization); gamma 0.5, lambda 0.5; 3 steps from a reset:
+      step 0: obs 0 (V 1), reward 1
+      step 1: obs 1 (V 2), reward 1, truncated at obs 2 (V 3): reward 1 + 0.5 * 3 = 2.5; the next episode starts
+      step 2: obs 0 (V 1), reward 1, then obs 1 (V 2)
+    A_2 = 1 + 0.5 * 2 - 1 = 1;  A_1 = 2.5 - 2 = 0.5;  A_0 = (1 + 0.5 * 2 - 1) + 0.25 * 0.5 = 1.125
+    returns = A + V = 2.125, 2.5, 2.0.  (Bootstrapping from the next episode's first state (V 1)
+    would give 1.5 at step 1, no bootstrap 1.0.)
+    """
+    trainer = _collect_with_value_obs_plus_one(CountingSteps)
+    assert trainer.storage.rewards[:, 0].tolist() == pytest.approx([1.0, 2.5, 1.0])
+    assert trainer.storage.dones[:, 0].tolist() == [0.0, 1.0, 0.0]
+    assert trainer.storage.returns[:, 0].tolist() == pytest.approx([2.125, 2.5, 2.0])
+
+
+def test_termination_does_not_bootstrap():
+    """The same, but the episode fails at step 1: its reward stays 1 (return 1.0) and nothing follows."""
+
+    class Failing(CountingSteps):
+        def step(self, action):
+            obs, reward, _, truncated, info = super().step(action)
+            return obs, reward, truncated, False, info
+
+    trainer = _collect_with_value_obs_plus_one(Failing)
+    # A_1 = 1 - 2 = -1;  A_0 = 1 + 0.25 * -1 = 0.75;  returns 1.75, 1.0, 2.0
+    assert trainer.storage.rewards[:, 0].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert trainer.storage.returns[:, 0].tolist() == pytest.approx([1.75, 1.0, 2.0])
 
 
 def test_resume_after_kill_gives_the_same_next_update(tmp_path):

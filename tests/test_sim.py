@@ -9,7 +9,6 @@ import mujoco
 import numpy as np
 import pinocchio
 import pybullet
-import pybullet_data
 import pytest
 import yaml
 from pybullet_utils import bullet_client
@@ -322,7 +321,19 @@ def test_mujoco_model_keeps_urdf_geometry(humanoid, backends):
     # cylinder + two spheres from the URDF become one capsule; feet stay boxes
     assert int(mujoco.mjtGeom.mjGEOM_CAPSULE) in kinds and int(mujoco.mjtGeom.mjGEOM_CYLINDER) not in kinds
     assert int(mujoco.mjtGeom.mjGEOM_BOX) in kinds
-    assert pybullet_data.getDataPath()  # the model was built from the installed package
+    # sizes are pybullet_data's humanoid.urdf ones scaled by 0.25, its Y-up boxes turned Z-up
+    sizes = {(model.body(model.geom_bodyid[g]).name, int(model.geom_type[g])): model.geom_size[g]
+             for g in range(model.ngeom)}
+    expected = {
+        ("root", mujoco.mjtGeom.mjGEOM_SPHERE): [0.09, 0, 0],  # radius 0.36
+        ("right_hip", mujoco.mjtGeom.mjGEOM_CAPSULE): [0.055, 0.15, 0],  # radius 0.22, length 1.2 (half: 0.15)
+        ("left_knee", mujoco.mjtGeom.mjGEOM_CAPSULE): [0.05, 0.155, 0],  # radius 0.2, length 1.24
+        ("right_elbow", mujoco.mjtGeom.mjGEOM_CAPSULE): [0.04, 0.0675, 0],  # radius 0.16, length 0.54
+        ("left_ankle", mujoco.mjtGeom.mjGEOM_BOX): [0.0885, 0.045, 0.0275],  # 0.708 x 0.22 (up) x 0.36
+    }
+    for (body, kind), size in expected.items():
+        assert np.allclose(sizes[body, int(kind)], size, rtol=0, atol=1e-9), body
+    assert model.ngeom == 16  # the floor and the 15 links' collision shapes, one each
 
 
 def test_pinocchio_fast_path_equals_the_written_law(humanoid):
