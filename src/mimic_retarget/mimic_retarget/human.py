@@ -19,10 +19,10 @@ geometry, read from the generated URDF (:mod:`mimic_sim.humanoid_urdf`):
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+from urdf_parser_py import urdf
 
 from mimic_retarget.bvh import CM, Y_UP, BvhJoint, BvhMotion, motion_from_rotations
 from mimic_retarget.keypoints import HUMAN_KEYPOINTS, KeypointMotion
@@ -31,40 +31,39 @@ from mimic_sim.kinematics import PinocchioModel
 from mimic_sim.motion import Motion
 from mimic_sim.motion_file import load_clip
 from mimic_sim.reference import ReferenceMotion
+from mimic_sim.urdf_io import read_urdf
 
 CHARACTER = "humanoid"
 ROOT_KEYPOINT = "pelvis"  # the tracked body 'root'; the other tracked bodies carry keypoint names
 # Derived points: keypoint -> (the link it is fixed to, the kind of that link's collision shape it comes from).
-DERIVED = {"head": ("neck", "sphere"), "left_toe": ("left_ankle", "box"), "right_toe": ("right_ankle", "box")}
+DERIVED = {"head": ("neck", urdf.Sphere), "left_toe": ("left_ankle", urdf.Box),
+           "right_toe": ("right_ankle", urdf.Box)}
 
 
-def _shape(urdf: Path, link: str, kind: str) -> tuple[np.ndarray, ET.Element]:
-    """Origin (in the link frame) and element of the link's collision shape of ``kind``."""
-    for node in ET.parse(urdf).getroot().iter("link"):
-        if node.get("name") != link:
+def _shape(robot: urdf.Robot, path: Path, link: str, kind: type[urdf.Sphere | urdf.Box]
+           ) -> tuple[np.ndarray, urdf.Sphere | urdf.Box]:
+    """Origin (in the link frame) and geometry of the link's collision shape of ``kind``."""
+    for collision in robot.link_map[link].collisions if link in robot.link_map else []:
+        if not isinstance(collision.geometry, kind):
             continue
-        for collision in node.iter("collision"):
-            geometry = collision.find(f"geometry/{kind}")
-            if geometry is None:
-                continue
-            origin = collision.find("origin")
-            rpy = [float(v) for v in origin.get("rpy", "0 0 0").split()]
-            if any(abs(a) > 1e-9 for a in rpy):
-                raise ValueError(f"{urdf}: link '{link}': the {kind} is turned (rpy {rpy}); an axis-aligned "
-                                 "shape is assumed")
-            return np.array([float(v) for v in origin.get("xyz").split()]), geometry
-    raise ValueError(f"{urdf}: link '{link}' has no collision {kind}")
+        origin = collision.origin or urdf.Pose(xyz=[0.0, 0.0, 0.0], rpy=[0.0, 0.0, 0.0])
+        if any(abs(a) > 1e-9 for a in origin.rpy):
+            raise ValueError(f"{path}: link '{link}': the {kind.__name__.lower()} is turned (rpy {origin.rpy}); "
+                             "an axis-aligned shape is assumed")
+        return np.array(origin.xyz), collision.geometry
+    raise ValueError(f"{path}: link '{link}' has no collision {kind.__name__.lower()}")
 
 
 def derived_offsets(character: Character) -> dict[str, np.ndarray]:
     """Head and toe points in their body's frame (metres), from the humanoid's geometry."""
+    robot = read_urdf(character.model_path)
     out = {}
     for keypoint, (body, kind) in DERIVED.items():
-        centre, geometry = _shape(character.model_path, body, kind)
-        if kind == "sphere":
+        centre, geometry = _shape(robot, character.model_path, body, kind)
+        if isinstance(geometry, urdf.Sphere):
             out[keypoint] = centre
         else:  # the sole's front edge: +x is forward and +z up in the Z-up humanoid's link frames
-            size = np.array([float(v) for v in geometry.get("size").split()])
+            size = np.array(geometry.size)
             out[keypoint] = centre + np.array([size[0] / 2, 0.0, -size[2] / 2])
     return out
 

@@ -17,18 +17,20 @@ Read with MuJoCo's own parser, so everything the MJCF resolves (default classes,
 
 MJCF has no velocity limits and no passive joint stiffness in URDF terms; the limits
 get ``VELOCITY_LIMIT`` and joint springs/damping are left out (mimic's PD law drives
-every joint).
+every joint).  The URDF is built and written with urdfdom-py (:mod:`mimic_sim.urdf_io`).
 """
 
 from __future__ import annotations
 
 import warnings
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
+from urdf_parser_py import urdf
+
+from mimic_sim.urdf_io import number, numbers, urdf_text
 
 # rad/s (m/s) on every joint: the MJCF has none, URDF requires one; mimic's humanoid uses the same.
 VELOCITY_LIMIT = 100.0
@@ -36,11 +38,6 @@ VELOCITY_LIMIT = 100.0
 
 class ConversionError(ValueError):
     """The MJCF has something URDF cannot express; the message names the file and element."""
-
-
-def _fmt(values: np.ndarray | list[float]) -> str:
-    # round-off of the mesh frame arithmetic (1e-16) written as 0
-    return " ".join(f"{float(v) if abs(v) > 1e-12 else 0.0:.9g}" for v in values)
 
 
 def _rpy(quat_wxyz: np.ndarray) -> np.ndarray:
@@ -51,8 +48,8 @@ def _rpy(quat_wxyz: np.ndarray) -> np.ndarray:
         return Rotation.from_quat([x, y, z, w]).as_euler("xyz")
 
 
-def _origin(parent: ET.Element, pos: np.ndarray, quat_wxyz: np.ndarray) -> None:
-    ET.SubElement(parent, "origin", xyz=_fmt(pos), rpy=_fmt(_rpy(quat_wxyz)))
+def _origin(pos: np.ndarray, quat_wxyz: np.ndarray) -> urdf.Pose:
+    return urdf.Pose(xyz=numbers(pos), rpy=numbers(_rpy(quat_wxyz)))
 
 
 def _mat(quat_wxyz: np.ndarray) -> np.ndarray:
@@ -75,30 +72,26 @@ def _mesh_frame(model: mujoco.MjModel, g: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _geometry(model: mujoco.MjModel, spec: mujoco.MjSpec, g: int, mesh_dir: str, source: Path
-              ) -> list[tuple[np.ndarray, np.ndarray, ET.Element]]:
-    """URDF ``<geometry>`` elements with their origins for geom ``g`` (a capsule gives three)."""
+              ) -> list[tuple[np.ndarray, np.ndarray, urdf.Box | urdf.Sphere | urdf.Cylinder | urdf.Mesh]]:
+    """URDF geometries with their origins for geom ``g`` (a capsule gives three)."""
     kind, size = int(model.geom_type[g]), model.geom_size[g]
     pos, quat = model.geom_pos[g].copy(), model.geom_quat[g].copy()
-    geometry = ET.Element("geometry")
     if kind == mujoco.mjtGeom.mjGEOM_BOX:
-        ET.SubElement(geometry, "box", size=_fmt(2 * size))
+        geometry = urdf.Box(size=numbers(2 * size))
     elif kind == mujoco.mjtGeom.mjGEOM_SPHERE:
-        ET.SubElement(geometry, "sphere", radius=f"{size[0]:.9g}")
+        geometry = urdf.Sphere(radius=number(size[0]))
     elif kind == mujoco.mjtGeom.mjGEOM_CYLINDER:
-        ET.SubElement(geometry, "cylinder", radius=f"{size[0]:.9g}", length=f"{2 * size[1]:.9g}")
+        geometry = urdf.Cylinder(radius=number(size[0]), length=number(2 * size[1]))
     elif kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
-        ET.SubElement(geometry, "cylinder", radius=f"{size[0]:.9g}", length=f"{2 * size[1]:.9g}")
         axis = _mat(quat)[:, 2]
-        out = [(pos, quat, geometry)]
+        out = [(pos, quat, urdf.Cylinder(radius=number(size[0]), length=number(2 * size[1])))]
         for end in (1.0, -1.0):
-            cap = ET.Element("geometry")
-            ET.SubElement(cap, "sphere", radius=f"{size[0]:.9g}")
-            out.append((pos + end * size[1] * axis, quat, cap))
+            out.append((pos + end * size[1] * axis, quat, urdf.Sphere(radius=number(size[0]))))
         return out
     elif kind == mujoco.mjtGeom.mjGEOM_MESH:
         mesh = spec.meshes[int(model.geom_dataid[g])]
         pos, quat = _mesh_frame(model, g)
-        ET.SubElement(geometry, "mesh", filename=f"{mesh_dir}{Path(mesh.file).name}", scale=_fmt(mesh.scale))
+        geometry = urdf.Mesh(filename=f"{mesh_dir}{Path(mesh.file).name}", scale=numbers(mesh.scale))
     else:
         name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or f"#{g}"
         raise ConversionError(f"{source}: geom '{name}' of type {mujoco.mjtGeom(kind).name} has no URDF equivalent")
@@ -123,56 +116,50 @@ def _effort(model: mujoco.MjModel, joint: int, name: str, source: Path) -> float
     return float(max(efforts))
 
 
-def _link(model: mujoco.MjModel, spec: mujoco.MjSpec, b: int, mesh_dir: str, source: Path) -> ET.Element:
-    link = ET.Element("link", name=model.body(b).name)
-    inertial = ET.SubElement(link, "inertial")
+def _link(model: mujoco.MjModel, spec: mujoco.MjSpec, b: int, mesh_dir: str, source: Path) -> urdf.Link:
+    link = urdf.Link(name=model.body(b).name)
     # the principal inertia turned into the link frame: no rpy on the inertial, which some parsers ignore
     rotation = _mat(model.body_iquat[b])
     tensor = rotation @ np.diag(model.body_inertia[b]) @ rotation.T
-    _origin(inertial, model.body_ipos[b], np.array([1.0, 0.0, 0.0, 0.0]))
-    ET.SubElement(inertial, "mass", value=f"{model.body_mass[b]:.9g}")
-    ET.SubElement(inertial, "inertia", ixx=f"{tensor[0, 0]:.9g}", ixy=f"{tensor[0, 1]:.9g}",
-                  ixz=f"{tensor[0, 2]:.9g}", iyy=f"{tensor[1, 1]:.9g}", iyz=f"{tensor[1, 2]:.9g}",
-                  izz=f"{tensor[2, 2]:.9g}")
+    inertia = urdf.Inertia(ixx=number(tensor[0, 0]), ixy=number(tensor[0, 1]), ixz=number(tensor[0, 2]),
+                           iyy=number(tensor[1, 1]), iyz=number(tensor[1, 2]), izz=number(tensor[2, 2]))
+    link.inertial = urdf.Inertial(mass=number(model.body_mass[b]), inertia=inertia,
+                                  origin=_origin(model.body_ipos[b], np.array([1.0, 0.0, 0.0, 0.0])))
     for g in np.flatnonzero(model.geom_bodyid == b):
         collides = model.geom_contype[g] != 0 or model.geom_conaffinity[g] != 0
         for pos, quat, geometry in _geometry(model, spec, int(g), mesh_dir, source):
-            element = ET.SubElement(link, "collision" if collides else "visual")
-            _origin(element, pos, quat)
-            element.append(geometry)
+            if collides:
+                link.add_aggregate("collision", urdf.Collision(geometry=geometry, origin=_origin(pos, quat)))
+            else:
+                link.add_aggregate("visual", urdf.Visual(geometry=geometry, origin=_origin(pos, quat)))
     return link
 
 
-def _joint(model: mujoco.MjModel, b: int, source: Path) -> ET.Element:
+def _joint(model: mujoco.MjModel, b: int, source: Path) -> urdf.Joint:
     body = model.body(b).name
     parent = model.body(int(model.body_parentid[b])).name
     count, first = int(model.body_jntnum[b]), int(model.body_jntadr[b])
     if count > 1:
         raise ConversionError(f"{source}: body '{body}' has {count} joints; URDF allows one per link")
+    origin = _origin(model.body_pos[b], model.body_quat[b])
     if count == 0:
-        joint = ET.Element("joint", name=f"{parent}_to_{body}", type="fixed")
-    else:
-        name = model.joint(first).name
-        kind = int(model.jnt_type[first])
-        if kind not in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
-            raise ConversionError(f"{source}: joint '{name}' is a {mujoco.mjtJoint(kind).name} joint; "
-                                  "only hinge and slide joints have URDF equivalents")
-        if np.abs(model.jnt_pos[first]).max() > 1e-9:
-            raise ConversionError(f"{source}: joint '{name}' sits at {model.jnt_pos[first].tolist()} in body "
-                                  f"'{body}'; a URDF joint sits at its child link's origin")
-        limited = bool(model.jnt_limited[first])
-        urdf_kind = ("revolute" if limited else "continuous") if kind == mujoco.mjtJoint.mjJNT_HINGE else "prismatic"
-        joint = ET.Element("joint", name=name, type=urdf_kind)
-    ET.SubElement(joint, "parent", link=parent)
-    ET.SubElement(joint, "child", link=body)
-    _origin(joint, model.body_pos[b], model.body_quat[b])
-    if count:
-        ET.SubElement(joint, "axis", xyz=_fmt(model.jnt_axis[first]))
-        limit = {"effort": f"{_effort(model, first, name, source):.9g}", "velocity": f"{VELOCITY_LIMIT:.9g}"}
-        if limited:
-            limit.update(lower=f"{model.jnt_range[first, 0]:.9g}", upper=f"{model.jnt_range[first, 1]:.9g}")
-        ET.SubElement(joint, "limit", **limit)
-    return joint
+        return urdf.Joint(name=f"{parent}_to_{body}", parent=parent, child=body, joint_type="fixed", origin=origin)
+    name = model.joint(first).name
+    kind = int(model.jnt_type[first])
+    if kind not in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
+        raise ConversionError(f"{source}: joint '{name}' is a {mujoco.mjtJoint(kind).name} joint; "
+                              "only hinge and slide joints have URDF equivalents")
+    if np.abs(model.jnt_pos[first]).max() > 1e-9:
+        raise ConversionError(f"{source}: joint '{name}' sits at {model.jnt_pos[first].tolist()} in body "
+                              f"'{body}'; a URDF joint sits at its child link's origin")
+    limited = bool(model.jnt_limited[first])
+    urdf_kind = ("revolute" if limited else "continuous") if kind == mujoco.mjtJoint.mjJNT_HINGE else "prismatic"
+    # unlimited: urdfdom-py writes lower and upper as 0, URDF's defaults for absent ones
+    lower, upper = numbers(model.jnt_range[first]) if limited else (None, None)
+    limit = urdf.JointLimit(effort=number(_effort(model, first, name, source)), velocity=number(VELOCITY_LIMIT),
+                            lower=lower, upper=upper)
+    return urdf.Joint(name=name, parent=parent, child=body, joint_type=urdf_kind, axis=numbers(model.jnt_axis[first]),
+                      origin=origin, limit=limit)
 
 
 def mjcf_to_urdf(mjcf: Path, mesh_dir: str = "meshes/") -> str:
@@ -186,13 +173,11 @@ def mjcf_to_urdf(mjcf: Path, mesh_dir: str = "meshes/") -> str:
     if len(roots) != 1:
         names = [model.body(b).name for b in roots]
         raise ConversionError(f"{mjcf}: the world holds {len(roots)} bodies {names}; a URDF robot has one root")
-    robot = ET.Element("robot", name=spec.modelname or mjcf.stem)
-    # MuJoCo reads URDF visuals only when told to, and must keep links joined by fixed joints.
-    ET.SubElement(ET.SubElement(robot, "mujoco"), "compiler", discardvisual="false", fusestatic="false")
+    robot = urdf.Robot(name=spec.modelname or mjcf.stem)
     for b in range(1, model.nbody):
-        robot.append(_link(model, spec, b, mesh_dir, mjcf))
+        robot.add_link(_link(model, spec, b, mesh_dir, mjcf))
         if b != roots[0]:
-            robot.append(_joint(model, b, mjcf))
-    ET.indent(robot)
-    return f'<?xml version="1.0"?>\n<!-- Converted by mimic_retarget.mjcf_urdf from {mjcf.name} -->\n' \
-        + ET.tostring(robot, encoding="unicode") + "\n"
+            robot.add_joint(_joint(model, b, mjcf))
+    # MuJoCo reads URDF visuals only when told to, and must keep links joined by fixed joints.
+    return urdf_text(robot, f"Converted by mimic_retarget.mjcf_urdf from {mjcf.name}",
+                     {"discardvisual": "false", "fusestatic": "false"})

@@ -21,13 +21,16 @@ import sys
 import tarfile
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import mujoco
+from urdf_parser_py import urdf
+
 from mimic_retarget.mjcf_urdf import mjcf_to_urdf
 from mimic_sim.paths import robots_dir
+from mimic_sim.urdf_io import read_urdf
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -84,12 +87,13 @@ def _sha256(path: Path) -> str:
 
 
 def _referenced_files(model: Path) -> list[str]:
-    """Mesh files a URDF or MJCF refers to, relative to its folder."""
-    root = ET.parse(model).getroot()
-    if root.tag == "robot":
-        return sorted({m.get("filename") for m in root.iter("mesh") if m.get("filename")})
-    meshdir = next((c.get("meshdir") for c in root.iter("compiler") if c.get("meshdir")), "")
-    return sorted({str(PurePosixPath(meshdir) / m.get("file")) for m in root.iter("mesh") if m.get("file")})
+    """Mesh files a URDF or MJCF refers to, relative to its folder (read before the meshes are there)."""
+    if model.suffix.lower() == ".urdf":
+        robot = read_urdf(model)
+        shapes = [s.geometry for link in robot.links for s in link.visuals + link.collisions]
+        return sorted({g.filename for g in shapes if isinstance(g, urdf.Mesh) and g.filename})
+    spec = mujoco.MjSpec.from_file(str(model))  # parsed, not compiled: the mesh files are not read
+    return sorted({str(PurePosixPath(spec.meshdir) / m.file) for m in spec.meshes if m.file})
 
 
 def _download(source: RobotSource, folder: Path) -> Path:

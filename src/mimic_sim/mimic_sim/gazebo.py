@@ -113,6 +113,7 @@ def gazebo_urdf(character: Character, qpos: np.ndarray | None = None, controller
     if outside:
         raise ValueError(f"initial pose puts joints {outside} outside their limits")
 
+    # ElementTree, not urdfdom-py: it has no <ros2_control> and would drop the model's extensions (docs/architecture.md)
     robot = ET.parse(character.model_path).getroot()
     control = _sub(robot, "ros2_control", name="GazeboSimSystem", type="system")
     _sub(_sub(control, "hardware"), "plugin", "gz_ros2_control/GazeboSimSystem")

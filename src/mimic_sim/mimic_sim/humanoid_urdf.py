@@ -16,8 +16,10 @@ and Gazebo read the same file:
   placeholder 0.1 kg m^2 inertias are not physical);
 * the floating base is the ``root`` link (the file's 0.1 g ``base`` link is dropped).
 
-The result is cached under the user's cache folder, keyed by a hash of the source
-file and the options, and written atomically.
+The source is read with ElementTree: urdfdom-py refuses it (``spherical`` joints and
+``<capsule>`` geometry are not URDF).  The result is built and written with urdfdom-py
+(:mod:`mimic_sim.urdf_io`), cached under the user's cache folder, keyed by a hash of
+the source file and the options, and written atomically.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from urdf_parser_py import urdf
 
 from mimic_sim import rotations as rot
 from mimic_sim.paths import atomic_write_text, cache_dir
+from mimic_sim.urdf_io import number, numbers, urdf_text
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 SCALE = 0.25
 # Y-up to Z-up, as a matrix: (x, y, z)_yup -> (x, -z, y)_zup.
 C = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -72,10 +76,6 @@ def _floats(text: str | None, n: int = 3) -> np.ndarray:
     if text is None:
         return np.zeros(n)
     return np.array([float(v) for v in text.split()])
-
-
-def _fmt(v: np.ndarray | list[float]) -> str:
-    return " ".join(f"{float(x):.9g}" if abs(float(x)) > 1e-12 else "0" for x in v)
 
 
 def _rpy_of(m: np.ndarray) -> np.ndarray:
@@ -147,51 +147,46 @@ def _inertia(shape: _Shape, mass: float) -> np.ndarray:
     return mass / 12.0 * np.array([sy * sy + sz * sz, sx * sx + sz * sz, sx * sx + sy * sy])
 
 
-def _geometry_elements(shape: _Shape) -> list[tuple[np.ndarray, np.ndarray, str]]:
-    """(xyz, rpy, geometry xml) for the standard-URDF pieces of one shape."""
+def _pose(xyz: np.ndarray, rpy: np.ndarray) -> urdf.Pose:
+    return urdf.Pose(xyz=numbers(xyz), rpy=numbers(rpy))
+
+
+def _geometries(shape: _Shape) -> list[tuple[urdf.Pose, urdf.Sphere | urdf.Box | urdf.Cylinder]]:
+    """(origin, geometry) of the standard-URDF pieces of one shape."""
     rpy = _rpy_of(shape.rot)
     if shape.kind == "sphere":
-        return [(shape.pos, rpy, f'<sphere radius="{shape.size[0]:.9g}"/>')]
+        return [(_pose(shape.pos, rpy), urdf.Sphere(radius=number(shape.size[0])))]
     if shape.kind == "box":
-        return [(shape.pos, rpy, f'<box size="{_fmt(shape.size)}"/>')]
+        return [(_pose(shape.pos, rpy), urdf.Box(size=numbers(shape.size)))]
     r, h = shape.size
     axis = shape.rot @ np.array([0.0, 0.0, 1.0])
     return [
-        (shape.pos, rpy, f'<cylinder radius="{r:.9g}" length="{h:.9g}"/>'),
-        (shape.pos + axis * h / 2, np.zeros(3), f'<sphere radius="{r:.9g}"/>'),
-        (shape.pos - axis * h / 2, np.zeros(3), f'<sphere radius="{r:.9g}"/>'),
+        (_pose(shape.pos, rpy), urdf.Cylinder(radius=number(r), length=number(h))),
+        (_pose(shape.pos + axis * h / 2, np.zeros(3)), urdf.Sphere(radius=number(r))),
+        (_pose(shape.pos - axis * h / 2, np.zeros(3)), urdf.Sphere(radius=number(r))),
     ]
 
 
-def _link_xml(name: str, mass: float, com: np.ndarray, inertia: np.ndarray, inertia_rpy: np.ndarray,
-              shape: _Shape | None, color: str) -> str:
-    lines = [f'  <link name="{name}">', "    <inertial>",
-             f'      <origin xyz="{_fmt(com)}" rpy="{_fmt(inertia_rpy)}"/>',
-             f'      <mass value="{mass:.9g}"/>',
-             f'      <inertia ixx="{inertia[0]:.9g}" ixy="0" ixz="0" iyy="{inertia[1]:.9g}" iyz="0" '
-             f'izz="{inertia[2]:.9g}"/>',
-             "    </inertial>"]
+def _link(name: str, mass: float, com: np.ndarray, inertia: np.ndarray, inertia_rpy: np.ndarray,
+          shape: _Shape | None, color: str) -> urdf.Link:
+    link = urdf.Link(name=name)
+    link.inertial = urdf.Inertial(mass=number(mass), origin=_pose(com, inertia_rpy),
+                                  inertia=urdf.Inertia(ixx=number(inertia[0]), iyy=number(inertia[1]),
+                                                       izz=number(inertia[2])))
     if shape is not None:
-        for xyz, rpy, geom in _geometry_elements(shape):
-            origin = f'<origin xyz="{_fmt(xyz)}" rpy="{_fmt(rpy)}"/>'
-            lines += ["    <visual>", f"      {origin}", f"      <geometry>{geom}</geometry>",
-                      f'      <material name="{color}"/>', "    </visual>",
-                      "    <collision>", f"      {origin}", f"      <geometry>{geom}</geometry>", "    </collision>"]
-    lines.append("  </link>")
-    return "\n".join(lines)
+        for origin, geometry in _geometries(shape):
+            link.add_aggregate("visual", urdf.Visual(geometry=geometry, origin=origin,
+                                                     material=urdf.LinkMaterial(name=color)))
+            link.add_aggregate("collision", urdf.Collision(geometry=geometry, origin=origin))
+    return link
 
 
-def _joint_xml(name: str, kind: str, parent: str, child: str, xyz: np.ndarray, axis: np.ndarray | None = None,
-               limits: tuple[float, float] | None = None, effort: float = 0.0, velocity: float = 0.0) -> str:
-    lines = [f'  <joint name="{name}" type="{kind}">', f'    <parent link="{parent}"/>',
-             f'    <child link="{child}"/>', f'    <origin xyz="{_fmt(xyz)}" rpy="0 0 0"/>']
-    if axis is not None:
-        lines.append(f'    <axis xyz="{_fmt(axis)}"/>')
-    if limits is not None:
-        lines.append(f'    <limit lower="{limits[0]:.9g}" upper="{limits[1]:.9g}" effort="{effort:.9g}" '
-                     f'velocity="{velocity:.9g}"/>')
-    lines.append("  </joint>")
-    return "\n".join(lines)
+def _joint(name: str, kind: str, parent: str, child: str, xyz: np.ndarray, axis: np.ndarray | None = None,
+           limits: tuple[float, float] | None = None, effort: float = 0.0, velocity: float = 0.0) -> urdf.Joint:
+    limit = None if limits is None else urdf.JointLimit(effort=number(effort), velocity=number(velocity),
+                                                        lower=number(limits[0]), upper=number(limits[1]))
+    return urdf.Joint(name=name, parent=parent, child=child, joint_type=kind, origin=_pose(xyz, np.zeros(3)),
+                      axis=None if axis is None else numbers(axis), limit=limit)
 
 
 def build_humanoid_urdf(
@@ -207,10 +202,11 @@ def build_humanoid_urdf(
     torque limit written into the URDF.
     """
     src = source_urdf()
+    # ElementTree, not urdfdom-py: the file has spherical joints and capsules, which urdfdom-py refuses
     root = ET.fromstring(src.read_bytes().replace(b"\x00", b"").decode())
     links = {link.get("name"): link for link in root.findall("link")}
-    out_links: list[str] = []
-    out_joints: list[str] = []
+    out_links: list[urdf.Link] = []
+    out_joints: list[urdf.Joint] = []
     colors = {"left": "left", "right": "right"}
 
     def color_of(name: str) -> str:
@@ -224,10 +220,10 @@ def build_humanoid_urdf(
         shape = _convert_shape(collision) if collision is not None else None
         if shape is None:
             com = C @ (_floats(inertial.find("origin").get("xyz")) * SCALE)
-            out_links.append(_link_xml(name, mass, com, np.full(3, CONNECTOR_INERTIA), np.zeros(3), None, "body"))
+            out_links.append(_link(name, mass, com, np.full(3, CONNECTOR_INERTIA), np.zeros(3), None, "body"))
             return
         inertia = _inertia(shape, mass)
-        out_links.append(_link_xml(name, mass, shape.pos, inertia, _rpy_of(shape.rot), shape, color_of(name)))
+        out_links.append(_link(name, mass, shape.pos, inertia, _rpy_of(shape.rot), shape, color_of(name)))
 
     add_link("root")
     for joint in root.findall("joint"):
@@ -239,11 +235,11 @@ def build_humanoid_urdf(
         if kind != "spherical":
             add_link(child)
         if kind == "fixed":
-            out_joints.append(_joint_xml(name, "fixed", parent, child, xyz))
+            out_joints.append(_joint(name, "fixed", parent, child, xyz))
         elif kind == "revolute":
             lim = joint.find("limit")
             axis = C @ _floats(joint.find("axis").get("xyz"))
-            out_joints.append(_joint_xml(name, "revolute", parent, child, xyz, axis,
+            out_joints.append(_joint(name, "revolute", parent, child, xyz, axis,
                                          (float(lim.get("lower")) - limits.revolute_margin,
                                           float(lim.get("upper")) + limits.revolute_margin),
                                          effort[name], velocity_limit))
@@ -257,30 +253,28 @@ def build_humanoid_urdf(
                 hinge = f"{name}_{axis_name}"
                 bound = limits.middle if k == 1 else limits.outer
                 if k < 2:
-                    out_links.append(_link_xml(chain[k + 1], CONNECTOR_MASS, np.zeros(3),
+                    out_links.append(_link(chain[k + 1], CONNECTOR_MASS, np.zeros(3),
                                                np.full(3, CONNECTOR_INERTIA), np.zeros(3), None, "body"))
                 else:  # parents before children, as tools that keep the file's link order expect
                     add_link(child)
-                out_joints.append(_joint_xml(hinge, "revolute", chain[k], chain[k + 1], xyz if k == 0 else np.zeros(3),
+                out_joints.append(_joint(hinge, "revolute", chain[k], chain[k + 1], xyz if k == 0 else np.zeros(3),
                                              rot.axis_vector(axis_name), (-bound, bound), effort[hinge],
                                              velocity_limit))
         else:
             raise ValueError(f"unsupported joint type '{kind}' for joint '{name}' in {src}")
-    materials = [
-        '  <material name="body"><color rgba="0.82 0.78 0.70 1"/></material>',
-        '  <material name="left"><color rgba="0.35 0.55 0.85 1"/></material>',
-        '  <material name="right"><color rgba="0.85 0.45 0.35 1"/></material>',
-    ]
-    header = [
-        '<?xml version="1.0"?>',
-        f"<!-- Generated by mimic_sim.humanoid_urdf (version {GENERATOR_VERSION}) from pybullet_data's",
-        "     humanoid/humanoid.urdf (DeepMimic's humanoid): Z-up, scaled 0.25, spherical joints as",
-        "     three revolute joints, capsules as cylinder + spheres.  Do not edit; regenerate. -->",
-        '<robot name="humanoid">',
-        # MuJoCo keeps fixed-joint links (the wrists, end-effectors) as bodies.
-        '  <mujoco><compiler fusestatic="false" discardvisual="true"/></mujoco>',
-    ]
-    return "\n".join(header + materials + out_links + out_joints + ["</robot>", ""])
+    robot = urdf.Robot(name="humanoid")
+    for name, rgba in (("body", [0.82, 0.78, 0.70, 1.0]), ("left", [0.35, 0.55, 0.85, 1.0]),
+                       ("right", [0.85, 0.45, 0.35, 1.0])):
+        robot.add_aggregate("material", urdf.Material(name=name, color=urdf.Color(rgba)))
+    for link in out_links:
+        robot.add_link(link)
+    for joint in out_joints:
+        robot.add_joint(joint)
+    comment = (f"Generated by mimic_sim.humanoid_urdf (version {GENERATOR_VERSION}) from pybullet_data's\n"
+               "     humanoid/humanoid.urdf (DeepMimic's humanoid): Z-up, scaled 0.25, spherical joints as\n"
+               "     three revolute joints, capsules as cylinder + spheres.  Do not edit; regenerate.")
+    # MuJoCo keeps fixed-joint links (the wrists, end-effectors) as bodies.
+    return urdf_text(robot, comment, {"fusestatic": "false", "discardvisual": "true"})
 
 
 def humanoid_urdf_path(spherical_axes: dict[str, str], effort: dict[str, float]) -> Path:

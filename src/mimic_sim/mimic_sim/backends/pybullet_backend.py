@@ -35,6 +35,7 @@ from mimic_sim.character import Character, CharacterError
 from mimic_sim.kinematics import PinocchioModel
 from mimic_sim.paths import atomic_write_text, cache_dir
 from mimic_sim.pd import pd_torque
+from mimic_sim.urdf_io import read_urdf
 
 
 def _capsule_urdf(path: Path) -> Path:
@@ -44,6 +45,9 @@ def _capsule_urdf(path: Path) -> Path:
     by two spheres.  The union is exactly a capsule; PyBullet's native capsule makes
     one contact where the three shapes make up to six, and contact solving is most of
     a PyBullet step here (60 us in the air, 300 us lying on the ground).
+
+    Edited with ElementTree, not urdfdom-py: ``<capsule>`` is PyBullet's, not URDF, and a
+    urdfdom-py round trip would drop the elements it does not model.
     """
     text = path.read_text()
     out = cache_dir() / "models" / f"{path.stem}-pybullet-{hashlib.sha256(text.encode()).hexdigest()[:16]}.urdf"
@@ -140,9 +144,9 @@ class _Body:
         link_index[base_name] = -1
         # PyBullet gives a link without <inertial> 1 kg; URDF (Pinocchio, MuJoCo) means massless.
         # Vendor files have such links (sensor frames on H1 and G1): make them massless here too.
-        for link in ET.parse(character.model_path).getroot().iter("link"):
-            if link.find("inertial") is None and link.get("name") in link_index:
-                client.changeDynamics(self.id, link_index[link.get("name")], mass=0.0)
+        for link in read_urdf(character.model_path).links:
+            if link.inertial is None and link.name in link_index:
+                client.changeDynamics(self.id, link_index[link.name], mass=0.0)
         self.joints = [joint_index[n] for n in character.joint_names]
         self.links = np.array([link_index[b] for b in character.tracked_bodies])
         self.link_to_tracked = {int(x): i for i, x in enumerate(self.links)}
