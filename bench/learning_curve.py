@@ -14,7 +14,6 @@ Last line: one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -35,16 +34,18 @@ def main() -> None:
 
     from mimic_policy.checkpoint import latest_checkpoint
     from mimic_policy.evaluate import evaluate, load_policy
-    from mimic_policy.train_cli import TrainConfig, _config_from_json, train
+    from mimic_policy.train_cli import TrainConfig, train
+    from mimic_sim.settings import from_dict, to_dict
+    from mimic_sim.task import ImitationConfig
 
     stages = [int(float(s)) for s in args.stages.split(",")]
     config_file = args.run_dir / "config.json"
     if config_file.exists():
-        config = _config_from_json(json.loads(config_file.read_text()))
+        config = from_dict(TrainConfig, json.loads(config_file.read_text()), str(config_file))
     else:
-        config = TrainConfig(clip=args.clip)
+        config = TrainConfig(task=ImitationConfig(clip=args.clip))
         args.run_dir.mkdir(parents=True, exist_ok=True)
-        config_file.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        config_file.write_text(json.dumps(to_dict(config), indent=2))
     times_file = args.run_dir / "stage_seconds.json"  # wall time of each stage, kept across restarts
     seconds = json.loads(times_file.read_text()) if times_file.exists() else {}
     points = []
@@ -71,7 +72,8 @@ def main() -> None:
                 f"{p['mpjpe_mm']:.0f} / {p['mpjpe_root_relative_mm']:.0f} mm | {p['fall_rate']:.2f} |" for p in points]
         ppo = config.ppo
         record_section("learning_curve", f"python bench/learning_curve.py --stages {args.stages}", [
-            f"Settings: `mimic train` defaults ({meta['backend']} at {meta['physics_hz']:.0f} Hz physics, "
+            f"Settings: `mimic train` defaults ({meta['task']['config']['backend']} at "
+            f"{meta['task']['config']['sim']['physics_hz']:.0f} Hz physics, "
             f"{config.num_envs} envs over {config.num_workers} workers, "
             f"{ppo.num_steps} steps each, PPO {'-'.join(map(str, ppo.hidden))}, {ppo.epochs} epochs x "
             f"{ppo.minibatches} minibatches, initial std {2.718281828 ** ppo.init_log_std:.2f} rad); evaluation: "

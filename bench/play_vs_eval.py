@@ -38,14 +38,16 @@ def in_process(policy: Path, seconds: float) -> dict:
     model, meta = load_policy(policy)
     (episode,) = evaluate(model, meta, episodes=1, seconds=seconds, start_time=0.0)["per_episode"]
     random_starts = evaluate(model, meta, episodes=5, seconds=seconds)
-    fell_at = episode["steps"] / float(meta["control_hz"]) if episode["fell"] else None
+    sim = meta["task"]["config"]["sim"]
+    fell_at = episode["steps"] / float(sim["control_hz"]) if episode["fell"] else None
     return {"normalized_return": episode["normalized_return"], "first_fall_seconds": fell_at,
-            "physics_hz": meta.get("physics_hz"), "eval_normalized_return": random_starts["normalized_return"],
+            "physics_hz": sim["physics_hz"], "eval_normalized_return": random_starts["normalized_return"],
             "eval_fall_rate": random_starts["fall_rate"]}
 
 
 def over_dds(policy: Path, seconds: float, physics_hz: float | None, bag: Path) -> tuple[dict, float]:
     """``mimic launch play`` for ``seconds`` of sim time; the bag's report and the wall time."""
+    from mimic_sim.character import load_character
     from mimic_sim.report import report
 
     command = [sys.executable, "-m", "mimic_sim.cli", "launch", "play", f"policy:={policy}",
@@ -64,7 +66,7 @@ def over_dds(policy: Path, seconds: float, physics_hz: float | None, bag: Path) 
     launch.send_signal(signal.SIGINT)
     if launch.wait(timeout=60) != 0 or not any("reached duration" in line for line in lines):
         raise RuntimeError("mimic launch play failed:\n" + "".join(lines[-60:]))
-    return report(bag), wall
+    return report(bag, load_character("humanoid")), wall
 
 
 def main() -> None:

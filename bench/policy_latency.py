@@ -53,10 +53,11 @@ def make_policy(folder: Path) -> Path:
     from mimic_policy.session import TrainingSession
     from mimic_policy.train_cli import TrainConfig, describe
     from mimic_sim.envs.imitation import ImitationEnv
+    from mimic_sim.task import Task
 
     config = TrainConfig(num_envs=1, checkpoint_every=1, ppo=PPOConfig(num_steps=32))
     envs = gym.vector.SyncVectorEnv([ImitationEnv], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    meta, expect = describe(config, envs)
+    meta, expect = describe(config, Task.resolve(config.task), envs)
     session = TrainingSession(Trainer(envs, config.ppo, seed=0), config, folder / "run", meta=meta, expect=expect)
     session.iterate()
     envs.close()

@@ -13,6 +13,7 @@ from mimic_policy.runner import Trainer
 from mimic_policy.session import TrainingSession
 from mimic_policy.train_cli import TrainConfig, describe
 from mimic_sim.envs.imitation import ImitationEnv
+from mimic_sim.task import Task
 
 
 def tiny_checkpoint(root: Path) -> Path:
@@ -20,7 +21,7 @@ def tiny_checkpoint(root: Path) -> Path:
     normalizer and weights no longer the initial ones), and ``root/policy.onnx``, its export."""
     config = TrainConfig(num_envs=1, checkpoint_every=1, ppo=PPOConfig(num_steps=16, hidden=(64, 32), epochs=1))
     envs = gym.vector.SyncVectorEnv([ImitationEnv], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    meta, expect = describe(config, envs)
+    meta, expect = describe(config, Task.resolve(config.task), envs)
     session = TrainingSession(Trainer(envs, config.ppo, seed=0), config, root / "run", meta=meta, expect=expect)
     session.iterate()
     envs.close()

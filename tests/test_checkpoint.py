@@ -244,10 +244,14 @@ def test_truncated_weights_are_refused(tmp_path: Path) -> None:
 
 
 def _rehash(path: Path) -> None:
+    """Make meta.json's hashes match the files again (what a deliberate forger would do)."""
     import hashlib
+
+    from mimic_sim.task import content_sha256
 
     meta = json.loads((path / "meta.json").read_text())
     meta["weights_sha256"] = hashlib.sha256((path / "weights.safetensors").read_bytes()).hexdigest()
+    meta[ckpt.META_HASH] = content_sha256({k: v for k, v in meta.items() if k != ckpt.META_HASH})
     (path / "meta.json").write_text(json.dumps(meta))
 
 

@@ -15,12 +15,13 @@ from mimic_policy.session import TrainingSession
 from mimic_policy.train_cli import TrainConfig, describe
 from mimic_sim.cli import main
 from mimic_sim.envs.imitation import ImitationEnv
+from mimic_sim.task import Task
 
 
 def test_onnx_export_matches_torch_and_carries_the_deployment_facts(tmp_path):
     config = TrainConfig(num_envs=1, checkpoint_every=1, ppo=PPOConfig(num_steps=16, hidden=(64, 32), epochs=1))
     envs = gym.vector.SyncVectorEnv([ImitationEnv], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    meta, expect = describe(config, envs)
+    meta, expect = describe(config, Task.resolve(config.task), envs)
     session = TrainingSession(Trainer(envs, config.ppo, seed=0), config, tmp_path / "run", meta=meta, expect=expect)
     session.iterate()  # a checkpoint whose normalizer and weights are no longer the initial ones
     envs.close()

@@ -255,8 +255,8 @@ def test_trainer_node_publishes_status_saves_on_request_and_stops(domain, tmp_pa
     statuses: list[TrainingStatus] = []
     node.create_subscription(TrainingStatus, "training_status", statuses.append, 10)
     run_dir = tmp_path / "run"
-    trainer = NodeProcess("trainer", "envs:=2", "workers:=1", "steps_per_env:=16", "hidden:=[32]", "epochs:=1",
-                          "samples:=100000", "checkpoint_every:=1000", f"run_dir:={run_dir}")
+    trainer = NodeProcess("trainer", "num_envs:=2", "num_workers:=1", "num_steps:=16", "hidden:=[32]", "epochs:=1",
+                          "total_samples:=100000", "checkpoint_every:=1000", f"run_dir:={run_dir}")
     try:
         assert spin_until(executor, lambda: len(statuses) >= 2, timeout=60), trainer.output()
         status = statuses[-1]
@@ -434,7 +434,7 @@ def test_mimic_launch_play_runs_the_policy_in_lockstep_and_its_bag_matches_the_e
     reader.join(5)
     assert any("reached duration 3.00 s" in line for line in lines), "".join(lines)
 
-    result = report(bag)
+    result = report(bag, load_character("humanoid"))
     assert result["states"] == 91 and result["states_without_base_state"] == 0  # initial state + 90 steps
 
     model, _ = load_policy(policy_run)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mimic_sim.bag import BagWriter, find_interface_file
+from mimic_sim.character import load_character
 from mimic_sim.cli import main
 from mimic_sim.envs.imitation import ImitationEnv
 from mimic_sim.reward import TERMS
@@ -76,7 +77,7 @@ def test_report_of_a_recorded_episode_matches_the_environment(tmp_path):
     from mimic_sim.report import report
 
     rewards, terms = _record_open_loop_episode(tmp_path / "bag")
-    result = report(tmp_path / "bag")
+    result = report(tmp_path / "bag", load_character("humanoid"))
     steps = len(rewards)
     assert result["states"] == steps and result["states_without_base_state"] == 0
     assert result["falls"] == 1

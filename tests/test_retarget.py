@@ -187,5 +187,5 @@ def test_mimic_train_on_a_robot_retargets_the_clip_and_trains(tmp_path, monkeypa
     rows = (run / "progress.csv").read_text().splitlines()
     assert len(rows) >= 3 and (run / "learning_curve.png").is_file()  # header + the two iterations
     meta = json.loads(next((run / "checkpoints").glob("iter_*/meta.json")).read_text())
-    assert meta["character"] == "g1" and meta["clip"] == "walk" and meta["joint_names"][0] in load_character(
-        "g1").joint_names
+    assert meta["character"] == "g1" and meta["task"]["reference"]["clip"] == "walk"
+    assert meta["joint_names"][0] in load_character("g1").joint_names

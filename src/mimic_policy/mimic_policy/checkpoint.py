@@ -7,15 +7,16 @@ A checkpoint is a folder ``<name>/`` holding
     :func:`flatten_state`), observation-normalizer statistics and RNG states (uint8).
 ``meta.json``
     everything else.  :func:`save_checkpoint` adds ``format_version``, ``created``,
-    ``code_version`` and ``weights_sha256``; the trainer supplies the rest, by
+    ``code_version``, ``weights_sha256`` and ``meta_sha256`` (of the rest of meta.json,
+    so a hand-edited description is refused too); the trainer supplies the rest, by
     convention under these keys (:func:`character_meta` fills the first five):
 
     ``character``, ``joint_names``, ``observation_layout`` ([name, start, length]
     blocks), ``observation_size``, ``action_layout`` ({joint_names, lower, upper}),
-    ``pd`` ({kp, kd, torque_limit, armature}), ``normalization`` (summary of the normalizer),
-    ``clip``, ``control_hz``, ``physics_hz``, ``config`` (training config dict),
-    ``counters`` ({iteration, samples}) and, for each flattened state, its skeleton
-    (e.g. ``optimizer``).
+    ``pd`` ({kp, kd, torque_limit, armature}), ``task`` (the whole imitation task,
+    reference motion included: :meth:`mimic_sim.task.Task.to_dict`), ``train`` (the
+    training settings), ``iteration``, ``samples`` and, for each flattened state, its
+    skeleton (e.g. ``optimizer``).
 
 Why not ``torch.save``: a ``.pt`` file is a pickle, and unpickling a file someone
 sent you runs whatever code it names.  Checkpoints get shared between machines and
@@ -59,8 +60,11 @@ import safetensors.torch
 import torch
 
 from mimic_sim.paths import atomic_write_text
+from mimic_sim.task import Task, content_sha256
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+META_HASH = "meta_sha256"
+"""meta.json's field holding the SHA-256 of the rest of its content (canonical JSON)."""
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "meta.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -286,6 +290,17 @@ def character_meta(character: Any, body_names: list[str] | None = None, action_l
     }
 
 
+def stored_task(meta: Mapping[str, Any], source: Path | str) -> Task:
+    """The imitation task a checkpoint's (or an ONNX export's) metadata carries."""
+    if "task" not in meta:
+        raise CheckpointError(f"{source}: field 'task' is missing (written by an older mimic, before tasks were "
+                              "stored whole; train it again)")
+    try:
+        return Task.from_dict(meta["task"], f"{source}: task")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+
+
 def _float_list(values: Any) -> list[float]:
     return [float(v) for v in np.asarray(values, dtype=float).ravel()]
 
@@ -334,8 +349,9 @@ def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mappi
     """Write the checkpoint folder ``path`` atomically (see the module docstring) and return it.
 
     ``meta`` must be JSON-serializable (numpy arrays and paths are converted); the
-    stored meta also gets ``format_version``, ``weights_sha256``, ``created`` and
-    ``code_version``, replacing any given (a resumed run re-saving the meta it
+    stored meta also gets ``format_version``, ``weights_sha256``, ``created``,
+    ``code_version`` and ``meta_sha256`` (the hash of all the rest), replacing any
+    given (a resumed run re-saving the meta it
     loaded records the code and time of this save, not the first one).
     """
     path = Path(path)
@@ -363,7 +379,9 @@ def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mappi
         weights = tmp / WEIGHTS_FILE
         safetensors.torch.save_file(prepared, str(weights), metadata={"format": "pt", "mimic_checkpoint": "1"})
         meta_out["weights_sha256"] = _sha256_fsync(weights)
-        text = json.dumps(meta_out, indent=2, default=_json_default) + "\n"
+        meta_out = _normalize({k: v for k, v in meta_out.items() if k != META_HASH})
+        meta_out[META_HASH] = content_sha256(meta_out)
+        text = json.dumps(meta_out, indent=2) + "\n"
         with open(tmp / META_FILE, "w") as f:
             f.write(text)
             f.flush()
@@ -473,6 +491,11 @@ def load_checkpoint(path: Path, expect: Mapping[str, Any] | None = None) -> tupl
             raise CheckpointError(f"{meta_path}: field 'format_version' is {version}, written by a newer mimic; "
                                   f"this one reads format {FORMAT_VERSION}")
         raise CheckpointError(f"{meta_path}: field 'format_version': expected {FORMAT_VERSION}, found {version!r}")
+    stored_meta_hash = meta.get(META_HASH)
+    if stored_meta_hash != content_sha256({k: v for k, v in meta.items() if k != META_HASH}):
+        raise CheckpointError(f"{meta_path}: content does not match its hash '{META_HASH}'; the file was edited "
+                              "or is corrupt (a checkpoint's description is not to be changed by hand)"
+                              if stored_meta_hash else f"{meta_path}: field '{META_HASH}' is missing")
     expected_hash = meta.get("weights_sha256")
     if not isinstance(expected_hash, str):
         raise CheckpointError(f"{meta_path}: field 'weights_sha256' is missing")

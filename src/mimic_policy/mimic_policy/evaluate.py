@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mimic_policy.checkpoint import latest_checkpoint, load_checkpoint
+from mimic_policy.checkpoint import latest_checkpoint, load_checkpoint, stored_task
 from mimic_policy.networks import ActorCritic
+from mimic_sim.backends import BACKENDS
 from mimic_sim.paths import atomic_write_text
 from mimic_sim.reward import TERMS
 from mimic_sim.tracking import plot_tracking_error, position_errors_mm
@@ -40,7 +41,8 @@ def load_policy(path: Path) -> tuple[ActorCritic, dict]:
             raise FileNotFoundError(f"run folder {path} has no checkpoint")
         path = latest
     tensors, meta = load_checkpoint(path)
-    ppo = meta["config"]["ppo"]
+    stored_task(meta, path)  # a checkpoint without a whole task is refused here, naming the file
+    ppo = meta["train"]["ppo"]
     model = ActorCritic(int(meta["observation_size"]), len(meta["joint_names"]), tuple(ppo["hidden"]),
                         ppo["init_log_std"])
     model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
@@ -49,19 +51,24 @@ def load_policy(path: Path) -> tuple[ActorCritic, dict]:
 
 
 def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float = 20.0, seed: int = 0,
-             video: Path | None = None, start_time: float | None = None) -> dict:
-    """The deterministic policy for ``episodes`` of ``seconds``, each from a random clip time
-    (seeded) or from ``start_time``."""
-    from mimic_sim.backends import SimConfig
+             video: Path | None = None, start_time: float | None = None, backend: str | None = None,
+             physics_hz: float | None = None) -> dict:
+    """The deterministic policy for ``episodes`` of ``seconds`` of its task, each from a random clip
+    time (seeded) or from ``start_time``; ``backend``/``physics_hz`` change the simulator (sim2sim)."""
+    from dataclasses import replace
+
     from mimic_sim.envs.imitation import ImitationEnv
 
-    env = ImitationEnv(clip=meta["clip_file"], character=meta["character"], backend=meta.get("backend", "mujoco"),
-                       sim=SimConfig(physics_hz=meta.get("physics_hz")),  # the training's rate
-                       residual_actions=bool(meta.get("residual_actions", False)),
-                       target_observation=bool(meta.get("target_observation", False)), episode_seconds=seconds,
-                       render_mode="rgb_array" if video else None)
+    task = stored_task(meta, "checkpoint")
+    changes: dict = {"episode_seconds": seconds}
+    if backend is not None:
+        changes["backend"] = backend
+    if physics_hz is not None:
+        changes["sim"] = replace(task.config.sim, physics_hz=physics_hz)
+    env = ImitationEnv(task=task.replace(**changes), render_mode="rgb_array" if video else None)
     if env.character.joint_names != meta["joint_names"]:
-        raise ValueError(f"checkpoint joints {meta['joint_names']} do not match character '{meta['character']}'")
+        raise ValueError(f"checkpoint joints {meta['joint_names']} do not match its task's character "
+                         f"'{env.character.name}' ({env.character.joint_names})")
     full_steps = round(seconds * env.sim_config.control_hz)
     results, curves, frames = [], [], []
     root = int(np.flatnonzero(env.character.tracked_parents < 0)[0])
@@ -114,6 +121,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <checkpoint>/eval)")
     parser.add_argument("--no-video", action="store_true")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="physics engine to evaluate in (default: the one it was trained in)")
+    parser.add_argument("--physics-hz", type=float, default=None,
+                        help="physics rate to evaluate at (default: the training's)")
     parser.set_defaults(func=run)
 
 
@@ -121,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     model, meta = load_policy(args.checkpoint)
     out = args.out or Path(args.checkpoint) / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    result = evaluate(model, meta, args.episodes, args.seconds, args.seed, None if args.no_video else out / "eval.mp4")
+    result = evaluate(model, meta, args.episodes, args.seconds, args.seed, None if args.no_video else out / "eval.mp4",
+                      backend=args.backend, physics_hz=args.physics_hz)
     plot_tracking_error(result.pop("_curve"), out / "tracking_error.png")
     atomic_write_text(out / "eval.json", json.dumps(result, indent=2))
     print(f"normalized return {result['normalized_return']:.3f}, MPJPE {result['mpjpe_mm']:.0f} mm "

@@ -8,12 +8,16 @@ an offset from the reference pose (PD target = reference + action, target veloci
 reference velocity).  Everything a runtime needs to use it correctly is in the ONNX
 file's metadata (``mimic.*`` properties, JSON values): joint order, PD gains and
 torque limits, control rate, observation and action layouts, clip, character, the
-checkpoint's weights hash and the action convention.
+checkpoint's weights hash and the action convention, and the whole task (reference
+motion included), so mimic serves an export with no other file.  ``mimic.sha256``
+covers the graph and every other ``mimic.*`` entry: a flipped byte or an edited entry
+is refused on load.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -23,8 +27,30 @@ from torch import nn
 from mimic_policy.networks import ActorCritic
 from mimic_sim.paths import atomic_write_bytes
 
-METADATA_KEYS = ("character", "clip", "joint_names", "observation_layout", "observation_size", "action_layout", "pd",
-                 "control_hz", "residual_actions", "target_observation", "weights_sha256", "samples")
+METADATA_KEYS = ("character", "joint_names", "observation_layout", "observation_size", "action_layout", "pd",
+                 "task", "weights_sha256", "samples")
+"""Checkpoint metadata an export carries (``mimic.<key>``, JSON values)."""
+INTEGRITY_KEY = "mimic.sha256"
+"""The SHA-256 of the graph's bytes and of every other ``mimic.*`` entry (:func:`integrity_hash`)."""
+
+
+def deployment_facts(meta: dict) -> dict:
+    """What a runtime needs of a policy besides the graph: the checkpoint's deployment entries and,
+    derived from its task for runtimes that do not read tasks, clip name, rates and action convention."""
+    from mimic_policy.checkpoint import stored_task
+
+    task = stored_task(meta, "checkpoint")
+    derived = {"clip": task.clip_name, "control_hz": task.config.sim.control_hz,
+               "physics_hz": task.config.sim.physics_hz, "residual_actions": task.config.residual_actions,
+               "target_observation": task.config.target_observation}
+    return {**{k: meta[k] for k in METADATA_KEYS if k in meta}, **derived}
+
+
+def integrity_hash(graph: bytes, metadata: dict[str, str]) -> str:
+    """SHA-256 over the serialized graph and the ``mimic.*`` metadata (canonical JSON of the raw strings)."""
+    digest = hashlib.sha256(graph)
+    digest.update(json.dumps(metadata, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 class DeterministicPolicy(nn.Module):
@@ -48,10 +74,11 @@ def export_onnx(model: ActorCritic, meta: dict, path: Path) -> Path:
     program = torch.onnx.export(policy, (example,), dynamo=True, input_names=["observation"],
                                 output_names=["action"], dynamic_shapes={"observation": {0: torch.export.Dim("batch")}})
     proto = program.model_proto
-    for key in METADATA_KEYS:
-        if key in meta:
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = f"mimic.{key}", json.dumps(meta[key])
+    entries = {f"mimic.{key}": json.dumps(value) for key, value in deployment_facts(meta).items()}
+    entries[INTEGRITY_KEY] = integrity_hash(proto.graph.SerializeToString(), entries)
+    for key, value in entries.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
     path = Path(path)
     atomic_write_bytes(path, proto.SerializeToString())
@@ -59,12 +86,22 @@ def export_onnx(model: ActorCritic, meta: dict, path: Path) -> Path:
 
 
 def read_metadata(path: Path) -> dict:
-    """The ``mimic.*`` metadata of an exported policy, decoded."""
+    """The ``mimic.*`` metadata of an exported policy, decoded, after checking the file is whole
+    and unmodified (:func:`integrity_hash`); a bad file raises ``ValueError`` naming it."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
-    return {p.key.removeprefix("mimic."): json.loads(p.value) for p in proto.metadata_props
-            if p.key.startswith("mimic.")}
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and onnx's own errors for a truncated or garbage file
+        raise ValueError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from exc
+    entries = {p.key: p.value for p in proto.metadata_props if p.key.startswith("mimic.")}
+    stored = entries.pop(INTEGRITY_KEY, None)
+    if stored is None:
+        raise ValueError(f"{path}: no '{INTEGRITY_KEY}' metadata; not a mimic policy export")
+    if stored != integrity_hash(proto.graph.SerializeToString(), entries):
+        raise ValueError(f"{path}: the graph or its mimic metadata does not match '{INTEGRITY_KEY}'; the file is "
+                         "corrupt or was modified")
+    return {key.removeprefix("mimic."): json.loads(value) for key, value in entries.items()}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     model, meta = load_policy(args.checkpoint)
     out = args.out or Path(args.checkpoint) / "policy.onnx"
     export_onnx(model, meta, out)
-    kind = "offsets from the reference" if meta.get("residual_actions") else "PD targets"
+    kind = "offsets from the reference" if meta["task"]["config"]["residual_actions"] else "PD targets"
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): observation {meta['observation_size']} -> "
           f"action {len(meta['joint_names'])} ({kind})")
     return 0

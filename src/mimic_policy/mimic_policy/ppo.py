@@ -8,7 +8,7 @@ bonus, with gradient-norm clipping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ class PPOConfig:
     """Adam step size (DeepMimic used SGD with momentum; Adam needs far less tuning).  Fixed:
     rsl_rl's KL-adaptive step size, tried with a 0.01 KL target, sat at its 1e-5 floor here,
     as 28 action dimensions at a std of 0.1 rad make any useful step a large KL."""
-    num_steps: int = 64
+    num_steps: int = field(default=64, metadata={"aliases": ("steps_per_env",)})
     """Steps per environment per iteration (samples per iteration = num_steps * num_envs).
     Short rollouts mean more policy updates per sample, and each PPO update's step is
     bounded (its KL stays ~0.01 at any batch size): 64 learned faster per sample than 256
@@ -40,16 +40,18 @@ class PPOConfig:
     """Discount (DeepMimic's value)."""
     lam: float = 0.95
     """GAE lambda (DeepMimic's TD(lambda) value)."""
-    clip: float = 0.2
+    clip_coef: float = 0.2
     """Likelihood-ratio clip of the surrogate objective."""
     value_clip: float = 0.0
     """Clip of value updates around the old values (0: none).  Off by default: returns here
     reach tens, and a 0.2 clip lets the critic move 0.2 per iteration (it also hurt in
     Andrychowicz et al. 2021's study of on-policy RL choices)."""
     value_coef: float = 1.0
+    """Weight of the value loss in the total loss."""
     entropy_coef: float = 0.0
     """DeepMimic uses none: exploration comes from the (learned) action std."""
     max_grad_norm: float = 1.0
+    """Gradient-norm clip of each minibatch step."""
     hidden: tuple[int, ...] = (1024, 512)
     """Hidden layer sizes of the policy and value networks (DeepMimic: 1024, 512)."""
     init_log_std: float = -2.3
@@ -71,7 +73,7 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, storage: Ro
             log_ratio = log_probs - batch["log_probs"]
             ratio = log_ratio.exp()
             surrogate = torch.min(ratio * batch["advantages"],
-                                  ratio.clamp(1 - config.clip, 1 + config.clip) * batch["advantages"])
+                                  ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef) * batch["advantages"])
             policy_loss = -surrogate.mean()
 
             values = model.value(batch["obs"])
@@ -93,6 +95,6 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, storage: Ro
                 stats["value_loss"] += value_loss.item()
                 stats["entropy"] += entropy.item()
                 stats["approx_kl"] += ((ratio - 1) - log_ratio).mean().item()
-                stats["clip_fraction"] += ((ratio - 1).abs() > config.clip).float().mean().item()
+                stats["clip_fraction"] += ((ratio - 1).abs() > config.clip_coef).float().mean().item()
             updates += 1
     return {k: v / updates for k, v in stats.items()}

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mimic_policy.checkpoint import stored_task
 from mimic_sim import rotations as rot
-from mimic_sim.character import Character, load_character
+from mimic_sim.character import Character
 from mimic_sim.kinematics import PinocchioModel
-from mimic_sim.motion_file import load_clip
-from mimic_sim.observation import build_observation
+from mimic_sim.observation import build_observation, observation_size
 from mimic_sim.pd import clamp_targets
 from mimic_sim.reference import ReferenceMotion
+from mimic_sim.task import Task
 
 
 class UnsafeActionError(RuntimeError):
@@ -71,7 +72,7 @@ class OnnxPolicyModel(PolicyModel):
 
         self.source = Path(path)
         self.meta = read_metadata(self.source)
-        missing = [k for k in ("character", "joint_names", "observation_size", "clip") if k not in self.meta]
+        missing = [k for k in ("character", "joint_names", "observation_size", "task") if k not in self.meta]
         if missing:
             raise ValueError(f"{self.source}: not a mimic policy export (metadata lacks {', '.join(missing)})")
         options = onnxruntime.SessionOptions()
@@ -90,6 +91,12 @@ def load_policy_model(path: Path | str) -> PolicyModel:
     if not path.exists():
         raise FileNotFoundError(f"policy {path} does not exist")
     return OnnxPolicyModel(path) if path.suffix == ".onnx" else TorchPolicyModel(path)
+
+
+def load_policy_task(path: Path | str) -> Task:
+    """The task of a checkpoint, run folder or ``.onnx`` export (what it was trained on)."""
+    model = load_policy_model(path)
+    return stored_task(model.meta, model.source)
 
 
 def twist_in_world(root_quat_wxyz: np.ndarray, linear: np.ndarray, angular: np.ndarray
@@ -135,26 +142,29 @@ class PolicyController:
     """A policy model bound to its character and clip: observations and PD commands."""
 
     def __init__(self, model: PolicyModel, character: Character | None = None):
+        """``model`` with the task its metadata carries; ``character``, if given, is the robot it
+        will drive, checked against the task's (name and joint order)."""
         meta = model.meta
         self.model = model
-        self.character = character or load_character(meta["character"])
-        c = self.character
-        if c.name != meta["character"]:
-            raise ValueError(f"policy {model.source} was trained for character '{meta['character']}', "
-                             f"not '{c.name}'")
-        if list(meta["joint_names"]) != c.joint_names:
-            missing = sorted(set(meta["joint_names"]) ^ set(c.joint_names))
-            raise ValueError(f"policy {model.source}: its joints do not match character '{c.name}'"
-                             + (f" (differing: {missing})" if missing else " (order differs)"))
-        self.residual = bool(meta.get("residual_actions", False))
-        self.target_observation = bool(meta.get("target_observation", False))
-        self.control_dt = 1.0 / float(meta.get("control_hz", 30.0))
-        clip = meta["clip"] if "clip_file" not in meta else meta["clip_file"]
-        self.reference = ReferenceMotion(load_clip(clip, c.name), c)
+        self.task = stored_task(meta, model.source)
+        c = self.character = self.task.character
+        if character is not None and character.name != c.name:
+            raise ValueError(f"policy {model.source} was trained for character '{c.name}', not '{character.name}'")
+        for joints, what in ((meta["joint_names"], "its metadata"),
+                             (character.joint_names if character is not None else c.joint_names, "the robot")):
+            if list(joints) != c.joint_names:
+                differing = sorted(set(joints) ^ set(c.joint_names))
+                raise ValueError(f"policy {model.source}: the joints of {what} do not match character '{c.name}'"
+                                 + (f" (differing: {differing})" if differing else " (order differs)"))
+        config = self.task.config
+        self.residual = config.residual_actions
+        self.target_observation = config.target_observation
+        self.control_dt = config.sim.control_dt
+        self.reference = ReferenceMotion(self.task.motion, c)
         self.kinematics = PinocchioModel(c)
         self._root = int(np.flatnonzero(c.tracked_parents < 0)[0])
         size = int(meta["observation_size"])
-        expected = 2 + (20 if self.target_observation else 13) * len(c.tracked_bodies)
+        expected = observation_size(len(c.tracked_bodies), self.target_observation)
         if size != expected:
             raise ValueError(f"policy {model.source}: observation size {size}, character '{c.name}' gives {expected}")
 

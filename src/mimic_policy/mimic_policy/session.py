@@ -9,7 +9,6 @@ next update equals the uninterrupted run's.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +53,7 @@ class TrainingSession:
         tensors.update(optimizer_tensors)
         tensors["trainer.generator"] = t.generator.get_state()
         meta = {**self.meta, **self.expect, "iteration": t.iteration, "samples": t.samples,
-                "optimizer": optimizer_skeleton,
-                "config": dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}}
+                "optimizer": optimizer_skeleton}
         path = save_run_checkpoint(self.run_dir, t.iteration, tensors, meta)
         prune(self.run_dir, keep=getattr(self.config, "keep_checkpoints", 3))
         return path

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from mimic_retarget.keypoints import HUMAN_KEYPOINTS
 from mimic_sim.character import Character
@@ -65,11 +64,7 @@ def _number(value: object, where: str, source: Path, minimum: float = 0.0) -> fl
 def load_mapping(character: Character, links: set[str]) -> RetargetMapping:
     """The ``retarget`` section of a character's config, checked against the robot's ``links``."""
     source = character.config_path
-    try:
-        cfg = yaml.safe_load(source.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise MappingError(f"{source}: invalid YAML: {exc}") from exc
-    section = cfg.get("retarget")
+    section = character.config.get("retarget")
     if not isinstance(section, dict):
         raise MappingError(f"{source}: no 'retarget' section: character '{character.name}' has no retargeting map")
     entries = section.get("keypoints")

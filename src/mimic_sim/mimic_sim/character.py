@@ -7,6 +7,7 @@ uses (joints, bodies, gains) is by name, in the order given here.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class Character:
     physics_hz: float | None  # the physics rate its gains need (None: the backend's default)
     body_masses: dict[str, float]  # every body of the model, kg
     total_mass: float
+    config: dict  # the config as read (model file made absolute): a checkpoint carries it to rebuild the character
 
     @property
     def joint_names(self) -> list[str]:
@@ -224,6 +226,57 @@ def _pose_weights(weights: dict | None, tracked: list[str], path: Path) -> np.nd
     return out / out.sum()
 
 
+# The character config's schema: each key's allowed type, or a nested schema (a dict of
+# known keys) or "patterns" (any key: joint-name glob patterns, body names, keypoints).
+_GAINS = {"kp": (int, float), "kd": (int, float), "torque_limit": (int, float)}
+SCHEMA: dict = {
+    "name": str,
+    "model": {"file": str, "robot_asset": str, "builder": str},
+    "root_body": str,
+    "spherical_joints": ("patterns", str),
+    "pd": ("patterns", _GAINS),
+    "armature": ("patterns", (int, float)),
+    "physics_hz": (int, float),
+    "tracked_bodies": list,
+    "end_effectors": list,
+    "pose_weights": ("patterns", (int, float)),
+    "ground_contact_allowed": list,
+    "ground_friction": (int, float),
+    "retarget": {"keypoints": ("patterns", {"link": str, "offset": list, "position": (int, float),
+                                            "orientation": (int, float)}),
+                 "scale": (str, int, float)},
+}
+
+
+def validate_config(cfg: object, source: str | Path, schema: dict = SCHEMA, prefix: str = "") -> None:
+    """Check a character config against :data:`SCHEMA`: an unknown key is an error naming it and the
+    closest valid key, a value of the wrong kind names the field (:class:`CharacterError`)."""
+    from mimic_sim.settings import closest
+
+    if not isinstance(cfg, dict):
+        raise CharacterError(f"{source}: {'field ' + repr(prefix.rstrip('.')) if prefix else 'top level'} "
+                             "must be a mapping")
+    for key, value in cfg.items():
+        where = f"{prefix}{key}"
+        if key not in schema:
+            raise CharacterError(f"{source}: unknown field '{where}'{closest(str(key), list(schema))}")
+        _validate_value(value, schema[key], source, where)
+
+
+def _validate_value(value: object, rule: object, source: str | Path, where: str) -> None:
+    if isinstance(rule, dict):
+        validate_config(value, source, rule, f"{where}.")
+    elif isinstance(rule, tuple) and rule and rule[0] == "patterns":
+        if not isinstance(value, dict):
+            raise CharacterError(f"{source}: field '{where}' must be a mapping")
+        for key, entry in value.items():
+            _validate_value(entry, rule[1], source, f"{where}.{key}")
+    elif not isinstance(value, rule) or isinstance(value, bool):
+        names = " or ".join(t.__name__ for t in (rule if isinstance(rule, tuple) else (rule,)))
+        raise CharacterError(f"{source}: field '{where}' must be {names.replace('int or float', 'a number')}, "
+                             f"got {value!r}")
+
+
 def load_character(name_or_path: str | Path) -> Character:
     """Load ``config/characters/<name>.yaml`` (or a YAML path) and its model."""
     path = Path(name_or_path)
@@ -237,10 +290,19 @@ def load_character(name_or_path: str | Path) -> Character:
         raise CharacterError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(cfg, dict):
         raise CharacterError(f"{path}: top level must be a mapping")
+    model = cfg.get("model")
+    if isinstance(model, dict) and isinstance(model.get("file"), str) and not Path(model["file"]).is_absolute():
+        # absolute, so the config means the same file wherever it is carried (checkpoints)
+        cfg = {**cfg, "model": {**model, "file": str((path.parent / model["file"]).resolve())}}
+    return character_from_config(cfg, path)
+
+
+def character_from_config(cfg: dict, path: Path) -> Character:
+    """A character from its config's content (``path`` names it in errors and is its default name)."""
+    cfg = copy.deepcopy(cfg)
+    validate_config(cfg, path)
     spherical = dict(cfg.get("spherical_joints") or {})
     pd_cfg = _require(cfg, "pd", path)
-    if not isinstance(pd_cfg, dict):
-        raise CharacterError(f"{path}: field 'pd' must map joint-name patterns to gains")
     efforts: dict[str, float] = {}
     if cfg.get("model", {}).get("builder") == "deepmimic_humanoid":
         for joint in _actuated_names_from_config(cfg, path):
@@ -306,4 +368,5 @@ def load_character(name_or_path: str | Path) -> Character:
         physics_hz=None if physics_hz is None else float(physics_hz),
         body_masses={name: float(model.body_mass[b]) for b, name in enumerate(body_names) if b > 0},
         total_mass=float(model.body_subtreemass[0]),
+        config=cfg,
     )

@@ -4,12 +4,13 @@ DeepMimic's format fixes the humanoid's joints by column; a robot clip (retarget
 human motion) needs joints by name.  A mimic motion file is JSON::
 
     {"format": "mimic.motion", "version": 1, "name": "walk", "character": "h1",
-     "loop": true, "frame_times": [...], "root_pos": [[x, y, z], ...],
+     "loop": true, "close_loop": false, "frame_times": [...], "root_pos": [[x, y, z], ...],
      "root_rot": [[w, x, y, z], ...], "joints": {"left_knee": [...], ...}}
 
 Z up, metres, radians; a joint is a list of angles (revolute) or of w, x, y, z
 quaternions (spherical).  ``character`` is informative: joints are matched by name
-when the clip is played.
+when the clip is played.  ``close_loop`` (default true) makes a looping clip continuous
+across the wrap when read; mimic writes false, as it writes keyframes already closed.
 """
 
 from __future__ import annotations
@@ -28,21 +29,31 @@ VERSION = 1
 SUFFIX = ".motion.json"
 
 
-def save_motion(motion: Motion, path: str | Path, character: str | None = None) -> Path:
-    """Write ``motion`` as a mimic motion file (atomically: a reader sees the old file or the new one)."""
-    path = Path(path)
-    data = {
+def motion_to_dict(motion: Motion, character: str | None = None) -> dict:
+    """``motion`` as a mimic motion file's JSON content.
+
+    The keyframes are written as the motion holds them: a looping clip's are already made
+    continuous (``Motion._close_loop``), so ``close_loop`` is false and reading them back
+    leaves them as they are.
+    """
+    return {
         "format": FORMAT,
         "version": VERSION,
         "name": motion.name,
         "character": character,
         "loop": bool(motion.loop),
+        "close_loop": False,
         "frame_times": motion.frame_times.tolist(),
         "root_pos": motion.root_pos.tolist(),
         "root_rot": motion.root_rot.tolist(),
         "joints": {name: values.tolist() for name, values in motion.joints.items()},
     }
-    atomic_write_text(path, json.dumps(data))
+
+
+def save_motion(motion: Motion, path: str | Path, character: str | None = None) -> Path:
+    """Write ``motion`` as a mimic motion file (atomically: a reader sees the old file or the new one)."""
+    path = Path(path)
+    atomic_write_text(path, json.dumps(motion_to_dict(motion, character)))
     return path
 
 
@@ -54,6 +65,11 @@ def load_motion(path: str | Path) -> Motion:
         data = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MotionError(source, f"not a JSON motion file ({exc})") from exc
+    return motion_from_dict(data, source, default_name=path.name.removesuffix(SUFFIX))
+
+
+def motion_from_dict(data: object, source: str, default_name: str = "clip") -> Motion:
+    """A motion from a mimic motion file's JSON content (:func:`motion_to_dict`); ``source`` names it in errors."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise MotionError(source, f"not a mimic motion file (expected \"format\": \"{FORMAT}\")", field="format")
     if data.get("version") != VERSION:
@@ -69,9 +85,9 @@ def load_motion(path: str | Path) -> Motion:
         joints = {name: np.asarray(values, dtype=float) for name, values in data["joints"].items()}
     except (TypeError, ValueError) as exc:
         raise MotionError(source, f"values must be numbers ({exc})") from exc
-    return Motion(name=str(data.get("name", path.name.removesuffix(SUFFIX))), frame_times=arrays["frame_times"],
+    return Motion(name=str(data.get("name", default_name)), frame_times=arrays["frame_times"],
                   root_pos=arrays["root_pos"], root_rot=arrays["root_rot"], joints=joints,
-                  loop=bool(data.get("loop", False)), source=source)
+                  loop=bool(data.get("loop", False)), source=source, close_loop=bool(data.get("close_loop", True)))
 
 
 def retargeted_clip_path(character: str, clip: str) -> Path:

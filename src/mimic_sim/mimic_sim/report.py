@@ -21,7 +21,7 @@ import numpy as np
 from mimic_sim.backends import make_backend
 from mimic_sim.character import Character, load_character
 from mimic_sim.paths import atomic_write_text
-from mimic_sim.reward import TERMS, imitation_rewards, tracking_features
+from mimic_sim.reward import TERMS, RewardConfig, imitation_rewards, tracking_features
 from mimic_sim.tracking import plot_tracking_error, position_errors_mm
 
 TOPICS = {"joint_states": "/joint_states", "base_pose": "/base_pose", "base_twist": "/base_twist",
@@ -61,11 +61,12 @@ def read_tracking(bag: Path) -> dict[str, list]:
     return out
 
 
-def report(bag: Path, character: str = "humanoid", backend: str = "mujoco") -> dict:
-    """Summary of a bag's tracking; ``_curve`` holds (time, MPJPE world, root-relative) rows."""
+def report(bag: Path, character: Character, reward: RewardConfig | None = None, backend: str = "mujoco") -> dict:
+    """Summary of a bag's tracking of ``character`` scored with ``reward`` (default: DeepMimic's);
+    ``_curve`` holds (time, MPJPE world, root-relative) rows."""
     bag = Path(bag)
     messages = read_tracking(bag)
-    c = load_character(character)
+    c = character
     sim_backend = make_backend(backend, c)
     root = int(np.flatnonzero(c.tracked_parents < 0)[0])
     forbidden = np.array([b not in c.ground_contact_allowed for b in c.tracked_bodies])
@@ -98,7 +99,8 @@ def report(bag: Path, character: str = "humanoid", backend: str = "mujoco") -> d
         sim = sim_backend.body_states()
         ref = sim_backend.kinematics(ref_qpos, ref_qvel)
         total, parts = imitation_rewards(tracking_features(sim, c.tracked_parents, effectors),
-                                         tracking_features(ref, c.tracked_parents, effectors), c.pose_weights, root)
+                                         tracking_features(ref, c.tracked_parents, effectors), c.pose_weights, root,
+                                         reward or RewardConfig())
         start = stamp if start is None else start
         rewards.append(float(total))
         terms.append([float(parts[k]) for k in TERMS])
@@ -131,13 +133,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="tracking report of a recorded bag (no ROS needed)",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("bag", type=Path, help="rosbag2 bag folder (MCAP or sqlite3)")
-    parser.add_argument("--character", default="humanoid", help="character config name or YAML path")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--policy", type=Path, default=None,
+                        help="the policy that was played (checkpoint, run folder or .onnx): its task's character and "
+                             "reward, as it was trained, with no other file needed")
+    source.add_argument("--character", default=None,
+                        help="character config name or YAML path, scored with the default reward (default: humanoid)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <bag>_report)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = report(args.bag, args.character)
+    if args.policy is not None:
+        # The policy's task is read by mimic_policy, which builds on this package: imported only here.
+        from mimic_policy.serving import load_policy_task
+
+        task = load_policy_task(args.policy)
+        result = report(args.bag, task.character, task.config.reward, task.config.backend)
+    else:
+        result = report(args.bag, load_character(args.character or "humanoid"))
     out = args.out or args.bag.with_name(args.bag.name + "_report")
     out.mkdir(parents=True, exist_ok=True)
     plot_tracking_error(result.pop("_curve"), out / "tracking_error.png", xlabel="time in the bag (s)")

@@ -37,14 +37,23 @@ class RewardConfig:
     """Weights (summing to 1) and error scales of the terms, DeepMimic's values."""
 
     pose_weight: float = 0.50
+    """Weight of the pose term (joint rotations)."""
     velocity_weight: float = 0.05
+    """Weight of the velocity term (joint angular velocities)."""
     end_effector_weight: float = 0.15
+    """Weight of the end-effector term (hand and foot positions)."""
     root_weight: float = 0.20
+    """Weight of the root term (root position, orientation and velocities)."""
     com_weight: float = 0.10
+    """Weight of the centre-of-mass velocity term."""
     pose_scale: float = 2.0
+    """Error scale of the pose term: exp(-scale * weighted squared angle error)."""
     velocity_scale: float = 0.1
+    """Error scale of the velocity term."""
     end_effector_scale: float = 40.0
+    """Error scale of the end-effector term (per squared metre, mean over end effectors)."""
     root_scale: float = 5.0
+    """Error scale of the root term."""
     com_scale: float = 1.0
     """Of the squared centre-of-mass velocity error (DeepMimic: 10 times a 0.1 factor)."""
 

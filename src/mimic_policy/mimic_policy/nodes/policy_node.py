@@ -12,8 +12,20 @@ observation with the training code, runs the policy and publishes a PD command
 (:mod:`mimic_policy.serving`: targets clamped to the joint limits, joints by name).
 Until a first state arrives it sends nothing.  A watchdog then sends the damping
 command instead, and logs it, when the state is older than ``state_timeout`` (default
-100 ms), when the policy's output is not finite, or
-while no reference is known; commanding resumes, logged, when the cause is gone.
+1.5 control periods), when the policy's output is not finite, or while no reference is
+known; commanding resumes, logged, when the cause is gone.
+
+The state's deadline has a timer of its own, restarted whenever the oldest of the three
+state topics is renewed: checked only at the control ticks, a timeout of T periods would
+damp T to T + 1 periods after the last state; with the deadline timer the first damping
+command follows the timeout by the callback latency alone (``bench/watchdog_latency.py``).
+
+On the forward-command topic (a ros2_control ``forward_command_controller``, position
+interfaces) there is no damping to command: a position controller holds whatever target
+it was sent last.  So while damping the node sends the measured positions there (clamped
+to the joint limits): the robot holds where it was last seen instead of chasing a policy
+target computed from a state that is no longer current.  Where no valid measured state
+is known, nothing is sent and the controller keeps its last target.
 
 Subscribes:  joint_states (sensor_msgs/JointState), base_pose (geometry_msgs/PoseStamped),
              base_twist (geometry_msgs/TwistStamped, world frame), reference
@@ -57,6 +69,8 @@ from mimic_policy.serving import (
 )
 from mimic_sim.nodes.common import declare, run_node
 
+STATE_TOPICS = ("joint_states", "base_pose", "base_twist")
+
 
 def _stamp_ns(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
@@ -69,8 +83,8 @@ class PolicyNode(LifecycleNode):
         self.rate_hz = float(declare(self, "rate_hz", 0.0, "commands per second; 0 = the checkpoint's control rate"))
         self.trigger = str(declare(self, "trigger", "timer", "'timer' (command at rate_hz) or 'state' (answer each "
                                                              "new state: lockstep with sim_node step_on_command)"))
-        self.state_timeout = float(declare(self, "state_timeout", 0.1,
-                                           "state older than this (s) -> damping command"))
+        self.state_timeout = float(declare(self, "state_timeout", 0.0, "state older than this (s) -> damping "
+                                                                          "command; 0 = 1.5 control periods"))
         self.reference_source = str(declare(self, "reference_source", "topic",
                                             "'topic' (follow ReferenceFrame clip time) or 'clip' (play it here)"))
         self.start_time = float(declare(self, "start_time", 0.0, "clip time to start from with reference_source clip"))
@@ -83,6 +97,7 @@ class PolicyNode(LifecycleNode):
         self.autostart = bool(declare(self, "autostart", False, "configure and activate at start-up"))
         self.controller: PolicyController | None = None
         self.timer = None
+        self.watchdog = None
         self.command_pub = None
         self.forward_pub = None
         self._forward_index: np.ndarray | None = None
@@ -118,7 +133,13 @@ class PolicyNode(LifecycleNode):
                                      "not installed") from exc
             if not self.policy_path:
                 raise ValueError("parameter policy is empty: give a checkpoint, run folder or .onnx file")
-            controller = PolicyController(load_policy_model(self.policy_path))
+            try:
+                model = load_policy_model(self.policy_path)
+            except FileNotFoundError:
+                raise
+            except Exception as exc:  # a truncated or corrupt file fails in whichever library reads it
+                raise ValueError(f"cannot load policy {self.policy_path}: {type(exc).__name__}: {exc}") from exc
+            controller = PolicyController(model)
             names = [n for n in self.forward_names if n] or controller.character.joint_names
             unknown = [n for n in names if n not in controller.character.joint_names]
             if unknown:
@@ -130,6 +151,7 @@ class PolicyNode(LifecycleNode):
         self.controller = controller
         self._forward_index = np.array([controller.character.joint_names.index(n) for n in names], dtype=int)
         self.period = 1.0 / (self.rate_hz if self.rate_hz > 0 else 1.0 / controller.control_dt)
+        self.timeout = self.state_timeout if self.state_timeout > 0 else 1.5 * self.period
         self.command_pub = self.create_lifecycle_publisher(JointPDCommand, "pd_command", 10)
         if self.forward_topic:
             self.forward_pub = self.create_lifecycle_publisher(Float64MultiArray, self.forward_topic, 10)
@@ -145,8 +167,8 @@ class PolicyNode(LifecycleNode):
         # garbage collector's sight, a full collection no longer walks it and stalls a period.
         gc.collect()
         gc.freeze()
-        meta = controller.model.meta
-        self.get_logger().info(f"loaded {self.policy_path}: character '{meta['character']}', clip '{meta['clip']}', "
+        self.get_logger().info(f"loaded {self.policy_path}: character '{controller.character.name}', "
+                               f"clip '{controller.task.clip_name}', "
                                f"{controller.character.num_joints} joints, {1.0 / self.period:.1f} Hz, "
                                f"{type(controller.model).__name__}")
         return TransitionCallbackReturn.SUCCESS
@@ -157,14 +179,16 @@ class PolicyNode(LifecycleNode):
         self._holding = None
         self._first_stamp = None
         self.timer = self.create_timer(self.period, self._tick)
-        self.get_logger().info("active: commanding")
+        self.watchdog = self.create_timer(self.timeout, self._on_deadline)
+        self.get_logger().info(f"active: commanding (state timeout {self.timeout * 1e3:.0f} ms)")
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.timer is not None:
-            self.destroy_timer(self.timer)
-            self.timer = None
-        self._publish(self.controller.damping(self._state_or_none()), damping=True)
+        for timer in (self.timer, self.watchdog):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self.timer = self.watchdog = None
+        self._damp()
         self.get_logger().info("inactive: sent a damping command")
         return super().on_deactivate(state)
 
@@ -183,19 +207,28 @@ class PolicyNode(LifecycleNode):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _heard(self, *topics: str) -> None:
+        """Note the arrival of state topics; restart the deadline when the oldest was renewed."""
+        oldest = min(self._received.get(n, -np.inf) for n in STATE_TOPICS)
+        now = self._now()
+        for topic in topics:
+            self._received[topic] = now
+        if self.watchdog is not None and min(self._received.get(n, -np.inf) for n in STATE_TOPICS) > oldest:
+            self.watchdog.reset()
+
     def _on_joints(self, msg: JointState) -> None:
         self._joints = msg
-        self._received["joint_states"] = self._now()
+        self._heard("joint_states")
         self._answer_state()
 
     def _on_pose(self, msg: PoseStamped) -> None:
         self._pose = msg
-        self._received["base_pose"] = self._now()
+        self._heard("base_pose")
         self._answer_state()
 
     def _on_twist(self, msg: TwistStamped) -> None:
         self._twist = msg
-        self._received["base_twist"] = self._now()
+        self._heard("base_twist")
         self._answer_state()
 
     def _on_odometry(self, msg) -> None:
@@ -209,9 +242,8 @@ class PolicyNode(LifecycleNode):
         twist = TwistStamped(header=msg.header)
         twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in linear)
         twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = (float(v) for v in angular)
-        now = self._now()
         self._pose, self._twist = pose, twist
-        self._received["base_pose"] = self._received["base_twist"] = now
+        self._heard("base_pose", "base_twist")
         self._answer_state()
 
     def _answer_state(self) -> None:
@@ -228,7 +260,7 @@ class PolicyNode(LifecycleNode):
                       else self._clip_time(self._now()))
 
     def _on_reference(self, msg: ReferenceFrame) -> None:
-        meta_clip = self.controller.model.meta["clip"] if self.controller is not None else None
+        meta_clip = self.controller.task.clip_name if self.controller is not None else None
         if meta_clip is not None and msg.clip and msg.clip != meta_clip:
             self._hold(f"reference clip '{msg.clip}' is not the policy's '{meta_clip}'")
             self._reference = None
@@ -263,6 +295,11 @@ class PolicyNode(LifecycleNode):
         return clip_time + (now - received)
 
     # ---------------------------------------------------------------- output
+    def _stale(self, now: float) -> str | None:
+        """Why the state is too old to act on, or None."""
+        stale = [n for n in STATE_TOPICS if now - self._received.get(n, -np.inf) > self.timeout]
+        return f"no fresh {', '.join(stale)} for {self.timeout * 1e3:.0f} ms" if stale else None
+
     def _tick(self) -> None:
         """Every period: the watchdog, then (``trigger: timer``) the policy's command."""
         now = self._now()
@@ -271,13 +308,19 @@ class PolicyNode(LifecycleNode):
                 self.get_logger().info("waiting for joint_states, base_pose and base_twist")
                 self._holding = "waiting"
             return
-        stale = [n for n in ("joint_states", "base_pose", "base_twist")
-                 if now - self._received.get(n, -np.inf) > self.state_timeout]
+        stale = self._stale(now)
         if stale:
-            self._hold(f"no fresh {', '.join(stale)} for {self.state_timeout * 1e3:.0f} ms")
+            self._hold(stale)
             return
         if self.trigger == "timer":
             self._command(self._clip_time(now))
+
+    def _on_deadline(self) -> None:
+        """The state's deadline passed: damp now rather than at the next tick (the ticks go on
+        damping while the state stays stale)."""
+        stale = self._stale(self._now()) if self._received else None
+        if stale and stale != self._holding:
+            self._hold(stale)
 
     def _command(self, clip_time: float | None) -> None:
         if clip_time is None:
@@ -302,7 +345,15 @@ class PolicyNode(LifecycleNode):
         if reason != self._holding:
             self.get_logger().warning(f"damping: {reason}")
             self._holding = reason
-        self._publish(self.controller.damping(self._state_or_none()), damping=True)
+        self._damp()
+
+    def _damp(self) -> None:
+        """The damping command; the measured positions to hold on the forward-command topic."""
+        state = self._state_or_none()
+        command = self.controller.damping(state)
+        self._publish(command, damping=True)
+        if self.forward_pub is not None and state is not None:
+            self.forward_pub.publish(Float64MultiArray(data=command.positions[self._forward_index].tolist()))
 
     def _publish(self, command: PDCommand, damping: bool = False) -> None:
         msg = JointPDCommand()

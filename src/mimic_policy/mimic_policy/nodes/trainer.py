@@ -7,11 +7,9 @@ Services:   ~/save (std_srvs/Trigger): checkpoint now; ~/stop (std_srvs/Trigger)
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
 from rclpy.node import Node
@@ -19,46 +17,28 @@ from std_srvs.srv import Trigger
 
 from mimic_msgs.msg import TrainingStatus
 from mimic_policy.logs import TrainingLog
-from mimic_policy.ppo import PPOConfig
 from mimic_policy.runner import Trainer
 from mimic_policy.session import TrainingSession
-from mimic_policy.train_cli import TrainConfig, describe, make_envs
+from mimic_policy.train_cli import TrainConfig, default_run_dir, describe, make_envs, make_task
 from mimic_sim.nodes.common import declare, run_node
+from mimic_sim.nodes.parameters import declare_settings
+from mimic_sim.paths import atomic_write_text
 from mimic_sim.reward import TERMS
+from mimic_sim.settings import to_dict
 
 
 class TrainerNode(Node):
     def __init__(self) -> None:
         super().__init__("trainer")
-        defaults, ppo = TrainConfig(), PPOConfig()
-        clip = str(declare(self, "clip", defaults.clip, "clip to imitate (shipped name or motion file)"))
-        config = TrainConfig(
-            clip=clip,
-            character=str(declare(self, "character", defaults.character, "character config name or YAML path")),
-            backend=str(declare(self, "backend", defaults.backend, "physics engine: mujoco or pybullet")),
-            physics_hz=float(declare(self, "physics_hz", 0.0,
-                                     "physics rate (Hz); 0 = the character's, else the backend's")) or None,
-            num_envs=int(declare(self, "envs", defaults.num_envs, "environments stepped in parallel")),
-            num_workers=int(declare(self, "workers", defaults.num_workers, "worker processes (one per core)")),
-            total_samples=int(declare(self, "samples", defaults.total_samples, "total environment steps")),
-            seed=int(declare(self, "seed", defaults.seed, "random seed")),
-            checkpoint_every=int(declare(self, "checkpoint_every", defaults.checkpoint_every,
-                                         "iterations between checkpoints")),
-            ppo=PPOConfig(
-                num_steps=int(declare(self, "steps_per_env", ppo.num_steps, "steps per environment per iteration")),
-                learning_rate=float(declare(self, "learning_rate", ppo.learning_rate, "Adam step size")),
-                epochs=int(declare(self, "epochs", ppo.epochs, "PPO passes per iteration")),
-                minibatches=int(declare(self, "minibatches", ppo.minibatches, "minibatches per pass")),
-                hidden=tuple(int(h) for h in declare(self, "hidden", list(ppo.hidden), "hidden layer sizes")),
-            ),
-        )
-        run_dir = str(declare(self, "run_dir", "", "run folder; empty = runs/<clip>_<UTC time>"))
-        self.run_dir = Path(run_dir or f"runs/{clip}_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
+        config = declare_settings(self, TrainConfig())
+        run_dir = str(declare(self, "run_dir", "", "run folder; empty = runs/[<character>_]<clip>_<UTC time>"))
+        self.run_dir = Path(run_dir) if run_dir else default_run_dir(config)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        atomic_write_text(self.run_dir / "config.json", json.dumps(to_dict(config), indent=2))
         self.config = config
-        self.envs = make_envs(config)
-        meta, expect = describe(config, self.envs)
+        task = make_task(config)
+        self.envs = make_envs(config, task)
+        meta, expect = describe(config, task, self.envs)
         self.session = TrainingSession(Trainer(self.envs, config.ppo, seed=config.seed), config, self.run_dir,
                                        meta=meta, expect=expect)
         self.log = TrainingLog(self.run_dir)  # the same CSV, TensorBoard and plot as mimic train
@@ -67,7 +47,7 @@ class TrainerNode(Node):
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.stop_requested = False
         self.start = time.monotonic()
-        self.get_logger().info(f"training '{clip}' for {config.total_samples} samples into {self.run_dir}")
+        self.get_logger().info(f"training '{config.task.clip}' for {config.total_samples} samples into {self.run_dir}")
 
     def work(self) -> bool:
         """One training iteration; True when done."""

@@ -22,7 +22,9 @@ class SimConfig:
     (the humanoid: 240 Hz) or else the backend's default (MuJoCo 120 Hz, PyBullet 240 Hz;
     see ``docs/simulation.md``)."""
     self_collision: bool = False
+    """Collide the character's bodies with each other (DeepMimic: no)."""
     gravity: float = 9.81
+    """Gravitational acceleration, m/s^2, pointing down (-z)."""
 
     def resolved(self, default_physics_hz: float) -> SimConfig:
         """This config with the physics rate filled in and checked."""

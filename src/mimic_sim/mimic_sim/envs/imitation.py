@@ -18,63 +18,37 @@ dictionary lookup instead of a slerp, an Euler split and forward kinematics.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields
 from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
 
-from mimic_sim.backends import BodyStates, SimConfig, make_backend
-from mimic_sim.character import load_character
-from mimic_sim.motion_file import load_clip
+from mimic_sim.backends import BodyStates, make_backend
 from mimic_sim.observation import build_observation, observation_size
 from mimic_sim.reference import ReferenceMotion
-from mimic_sim.reward import RewardConfig, TrackingFeatures, imitation_rewards, tracking_features
+from mimic_sim.reward import TrackingFeatures, imitation_rewards, tracking_features
+from mimic_sim.task import ImitationConfig, Task, default_config
 
 REFERENCE_BATCH = 16
 """Control steps of reference computed together when the cache misses (see ``_reference_at``)."""
 
 
-@dataclass(frozen=True)
-class ImitationConfig:
-    """Everything that defines an imitation task."""
-
-    character: str = "humanoid"
-    """Character config name (``config/characters/<name>.yaml``) or path."""
-    clip: str = "walk"
-    """Shipped clip name (``walk``, ``backflip``, ...) or a DeepMimic motion file."""
-    backend: str = "mujoco"
-    """Physics engine: ``mujoco`` or ``pybullet``."""
-    sim: SimConfig = field(default_factory=SimConfig)
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    episode_seconds: float = 20.0
-    """Time limit of an episode (truncation)."""
-    random_start: bool = True
-    """Reference state initialization: start each episode at a uniform random clip time."""
-    early_termination: bool = True
-    """End the episode when a body not listed in ``ground_contact_allowed`` touches the ground."""
-    target_observation: bool = True
-    """Append the reference pose of the end of the control period to the observation
-    (:mod:`mimic_sim.observation`); False: DeepMimic's observation (phase only)."""
-    residual_actions: bool = True
-    """Actions are offsets from the reference motion at the end of the control period (PD target =
-    reference angle + action, PD target velocity = reference velocity), so an untrained policy
-    already plays the clip open loop and learning only has to find the feedback; False: actions
-    are the PD targets themselves, at target velocity zero (DeepMimic's parameterization)."""
-
-
-def default_config() -> ImitationConfig:
-    return ImitationConfig()
-
-
 class ImitationEnv(gym.Env):
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 30}
 
-    def __init__(self, config: ImitationConfig | None = None, render_mode: str | None = None, **overrides):
-        self.config = replace(config or default_config(), **overrides)
-        cfg = self.config
-        self.character = load_character(cfg.character)
-        self.motion = load_clip(cfg.clip, self.character.name)
+    def __init__(self, config: ImitationConfig | None = None, render_mode: str | None = None,
+                 task: Task | None = None, **overrides):
+        """The task ``task`` (as a checkpoint carries it) or the one ``config`` names; ``overrides``
+        change settings of either (``ImitationEnv(clip="run")``, ``gymnasium.make(..., clip="run")``)."""
+        if task is None:
+            task = Task.resolve(config or default_config(), **overrides)
+        elif config is not None or overrides:
+            task = task.replace(**{**vars(config or task.config), **overrides})
+        self.task = task
+        self.config = cfg = task.config
+        self.character = task.character
+        self.motion = task.motion
         self.reference = ReferenceMotion(self.motion, self.character)
         self.backend = make_backend(cfg.backend, self.character, cfg.sim)
         self.metadata = {**self.metadata, "render_fps": cfg.sim.control_hz}

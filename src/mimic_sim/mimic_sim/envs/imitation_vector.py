@@ -17,15 +17,18 @@ import gymnasium as gym
 import numpy as np
 
 from mimic_sim.envs.imitation import ImitationConfig, ImitationEnv
+from mimic_sim.task import Task
 
 
 class ImitationVectorEnv(gym.vector.VectorEnv):
     metadata: ClassVar[dict] = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
-    def __init__(self, num_envs: int, config: ImitationConfig | None = None, **overrides):
+    def __init__(self, num_envs: int, config: ImitationConfig | None = None, task: Task | None = None,
+                 **overrides):
         if num_envs < 1:
             raise ValueError(f"need at least one environment, got {num_envs}")
-        self.envs = [ImitationEnv(config, **overrides) for _ in range(num_envs)]
+        first = ImitationEnv(config, task=task, **overrides)  # resolves the task once, for all of them
+        self.envs = [first] + [ImitationEnv(task=first.task) for _ in range(num_envs - 1)]
         first = self.envs[0]
         for env in self.envs[1:]:  # one task: the reference cache is shared
             env._ref_cache = first._ref_cache
