@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
+import fcntl
 import os
+import random
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def spin_until(executor, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -18,15 +21,32 @@ def spin_until(executor, condition: Callable[[], bool], timeout: float = 10.0) -
     return True
 
 
-_next = itertools.count()
+# Domains 60-99 are for manual runs and 100-199 for benchmarks and CI's shell; 200 is conftest's
+# default. The rest of DDS's 0-232 is for tests.
+TEST_DOMAINS = [*range(1, 60), *range(201, 233)]
+_LOCK_DIR = Path(tempfile.gettempdir()) / "mimic-dds-domains"
+_held: list[int] = []  # lock file descriptors, open (and so locked) until this process ends
 
 
 def unique_domain_id() -> int:
-    """A DDS domain no other test of this run uses, even under pytest-xdist.
+    """A DDS domain no other test process on this machine uses while this process lives.
 
-    Each xdist worker (gw0, gw1, ...) draws from its own block of 40 domains and within
-    it never repeats (40 DDS tests per worker at most before wrapping).
+    Test runs of several developers (and pytest-xdist workers) share the machine's loopback: two
+    tests in one domain see each other's nodes and topics.  Each domain is claimed with an
+    exclusive lock on a file, which the OS releases when the claiming process ends (killed
+    included); a process never gets the same domain twice.
     """
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
-    return 1 + index * 40 + next(_next) % 40  # domains 1-160 for up to four workers (DDS allows 0-232)
+    _LOCK_DIR.mkdir(exist_ok=True)
+    candidates = list(TEST_DOMAINS)
+    random.Random(os.getpid()).shuffle(candidates)  # concurrent runs start at different domains
+    for domain in candidates:
+        fd = os.open(_LOCK_DIR / f"{domain}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _held.append(fd)
+        return domain
+    raise RuntimeError(f"every test DDS domain ({len(TEST_DOMAINS)}) is taken by test processes on this machine; "
+                       f"locks in {_LOCK_DIR}")

@@ -40,11 +40,11 @@ def _features(local_rot, local_ang_vel, end_effectors, root_pos, root_vel, com_v
 
 # Two tracked bodies (root 0, child 1) with pose weights 1/4 and 3/4, two end effectors.
 POSE_WEIGHTS = np.array([0.25, 0.75])
-REFERENCE = _features([np.eye(3), np.eye(3)], np.zeros((2, 3)), [[0.3, 0.1, 0.2], [-0.3, 0.1, 0.2]],
+REFERENCE = _features([np.eye(3), np.eye(3)], [[0.0, 0.0, 0.5], [1.0, 0.0, 0.0]], [[0.3, 0.1, 0.2], [-0.3, 0.1, 0.2]],
                       [0.0, 0.0, 0.9], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0])
 SIMULATED = _features(
     [_rot_x(0.2), _rot_z(0.4)],  # root 0.2 rad off, child 0.4 rad off
-    [[0.0, 0.0, 1.0], [2.0, 0.0, 0.0]],  # angular velocity errors 1 and 2 rad/s
+    [[0.0, 0.0, 1.5], [3.0, 0.0, 0.0]],  # angular velocity errors 1 and 2 rad/s
     [[0.4, 0.1, 0.2], [-0.3, 0.3, 0.2]],  # end effectors 0.1 m and 0.2 m off
     [0.1, 0.0, 0.9],  # root 0.1 m off
     [1.0, 0.5, 0.0],  # root velocity 0.5 m/s off
@@ -128,11 +128,16 @@ def test_a_rotation_error_beyond_half_a_turn_is_measured_the_short_way():
                     REFERENCE.root_pos, REFERENCE.root_vel, REFERENCE.com_vel)
     _, terms = imitation_reward(sim, REFERENCE, POSE_WEIGHTS, 0)
     assert terms["pose"] == pytest.approx(math.exp(-2 * 0.75 * (0.5 * math.pi) ** 2), rel=1e-9)
-    # a half turn (trace -1, where rounding can put the cosine just below -1)
-    half = _features([np.eye(3), np.diag([-1.0, -1.0, 1.0])], REFERENCE.local_ang_vel, REFERENCE.end_effectors,
-                     REFERENCE.root_pos, REFERENCE.root_vel, REFERENCE.com_vel)
-    _, terms = imitation_reward(half, REFERENCE, POSE_WEIGHTS, 0)
-    assert terms["pose"] == pytest.approx(math.exp(-2 * 0.75 * math.pi**2), rel=1e-9)
+
+
+def test_rotations_off_by_rounding_give_angles_of_zero_and_half_a_turn():
+    """Matrices a little longer than orthonormal (as rounding leaves them) put the angle's cosine
+    past 1 or -1: they count as no error and as half a turn, not as NaN."""
+    for child, angle in ((np.eye(3), 0.0), (np.diag([-1.0, -1.0, 1.0]), math.pi)):
+        sim = _features([np.eye(3), child * (1 + 1e-7)], REFERENCE.local_ang_vel, REFERENCE.end_effectors,
+                        REFERENCE.root_pos, REFERENCE.root_vel, REFERENCE.com_vel)
+        _, terms = imitation_reward(sim, REFERENCE, POSE_WEIGHTS, 0)
+        assert terms["pose"] == pytest.approx(math.exp(-2 * 0.75 * angle**2), rel=1e-9), angle
 
 
 # ---------------------------------------------------------------- features of a character state
@@ -165,14 +170,17 @@ def test_tracking_features_of_a_hand_worked_two_body_state():
 
 
 def test_tracking_features_find_the_root_wherever_it_is_listed():
-    """The same two bodies listed child first: the root (parent -1) is found at index 1."""
+    """The two bodies listed child first, then a third body held rigidly to the child (parent 0, the
+    same state), then the root (parent -1): the root is found at index 2."""
     state = _two_body_state()
-    swapped = BodyStates(*(a[::-1] for a in (state.pos, state.quat, state.rotmat, state.lin_vel, state.ang_vel)),
-                         state.com, state.com_vel)
-    features = tracking_features(swapped, np.array([1, -1]), np.array([0]))
-    assert np.allclose(features.end_effectors, [[1.0, 0.0, 0.4]], atol=1e-12)
+    order = [1, 1, 0]
+    listed = BodyStates(*(a[order] for a in (state.pos, state.quat, state.rotmat, state.lin_vel, state.ang_vel)),
+                        state.com, state.com_vel)
+    features = tracking_features(listed, np.array([2, 0, -1]), np.array([0, 1]))
+    assert np.allclose(features.end_effectors, [[1.0, 0.0, 0.4]] * 2, atol=1e-12)
     assert np.array_equal(features.root_pos, [1.0, 2.0, 0.9])
-    assert np.allclose(features.local_ang_vel, [[0, -1, 0], [0, 0, 1]], atol=1e-12)
+    assert np.allclose(features.local_ang_vel, [[0, -1, 0], [0, 0, 0], [0, 0, 1]], atol=1e-12)
+    assert np.allclose(features.local_rot[1], np.eye(3), atol=1e-12)
 
 
 def test_heading_rotation_undoes_the_yaw_and_ignores_pitch():

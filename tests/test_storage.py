@@ -10,10 +10,11 @@ from mimic_policy.storage import RolloutStorage
 
 def _storage(rewards: list[list[float]], values: list[list[float]], dones: list[list[float]]) -> RolloutStorage:
     steps, envs = len(rewards), len(rewards[0])
-    storage = RolloutStorage(num_steps=steps, num_envs=envs, obs_size=2, action_size=1)
-    obs = torch.arange(steps * envs * 2, dtype=torch.float32).reshape(steps, envs, 2)
-    actions = torch.arange(steps * envs, dtype=torch.float32).reshape(steps, envs, 1)
-    storage.fill(obs, actions, -actions[..., 0], torch.tensor(values), torch.tensor(rewards), torch.tensor(dones))
+    storage = RolloutStorage(num_steps=steps, num_envs=envs, obs_size=2, action_size=2)
+    index = torch.arange(steps * envs, dtype=torch.float32).reshape(steps, envs)
+    obs = torch.stack([2 * index, 2 * index + 1], dim=-1)
+    actions = torch.stack([index, -index], dim=-1)
+    storage.fill(obs, actions, -index, torch.tensor(values), torch.tensor(rewards), torch.tensor(dones))
     return storage
 
 
@@ -82,8 +83,21 @@ def test_minibatches_partition_the_rollout_and_keep_rows_together():
     for batch in batches:
         index = batch["actions"][:, 0].long()  # the sample's (step, env) is index = step * 3 + env
         step, env = index // 3, index % 3
+        assert batch["actions"][:, 1].tolist() == (-index.float()).tolist()
         assert batch["obs"].tolist() == torch.stack([2 * index, 2 * index + 1], dim=1).float().tolist()
         assert batch["log_probs"].tolist() == (-index.float()).tolist()
         assert batch["returns"].tolist() == (step * 10 + env).float().tolist()
         assert batch["advantages"].tolist() == batch["returns"].tolist()  # values are 0
         assert batch["values"].tolist() == [0.0] * 4
+
+
+def test_the_minibatch_order_comes_from_the_generator_given():
+    storage = _storage([[0.0] * 3] * 4, [[0.0] * 3] * 4, [[0.0] * 3] * 4)
+    storage.compute_returns(last_values=torch.zeros(3), gamma=0.0, lam=0.0)
+
+    def order(seed: int) -> list[float]:
+        torch.manual_seed(123)  # the global stream, the same each time: only the generator differs
+        return torch.cat([b["actions"][:, 0] for b in storage.minibatches(2, torch.Generator().manual_seed(seed))])\
+            .tolist()
+
+    assert order(0) == order(0) and order(0) != order(1)
