@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ from mimic_sim.motion_file import load_clip, motion_from_dict, motion_to_dict
 from mimic_sim.reward import RewardConfig
 from mimic_sim.settings import SettingsError, from_dict, to_dict
 
+CLIP_PROVIDERS = "mimic.clip_providers"
+"""Entry-point group of ``(clip, character) -> None`` functions that store a missing clip where
+:func:`mimic_sim.motion_file.load_clip` finds it."""
 TASK_FORMAT = "mimic.task"
 TASK_VERSION = 1
 
@@ -86,6 +90,10 @@ class Task:
         """The task that ``config`` (with ``overrides``) names, read from the character config and clip."""
         config = replace(config or default_config(), **overrides)
         character = load_character(config.character)
+        # Packages that can make a clip for a character (mimic_retarget: a shipped clip retargeted
+        # onto a robot) do so here if it is missing; this package does not depend on them.
+        for provider in entry_points(group=CLIP_PROVIDERS):
+            provider.load()(config.clip, character)
         motion = load_clip(config.clip, character.name)
         return Task._with_rate(config, character, motion)
 
