@@ -13,7 +13,11 @@ subprocess vector env; and rsl-rl-lib's PPO (``OnPolicyRunner``) with the same s
 mimic's own worker vector env (``make_envs``, the processes ``mimic train`` uses),
 behind a small adapter to rsl-rl's ``VecEnv`` interface.
 
-Usage:  python bench/train_throughput.py [--iterations 16] [--no-record]
+Every contender is timed the same way: by wall clock over the same ``--iterations``
+training iterations (rollout and PPO update), after one warm-up iteration that is not
+timed; the environments-alone peer steps the same number of samples.
+
+Usage:  python bench/train_throughput.py [--iterations 16] [--envs 32] [--steps 64] [--no-record]
 Last line: one JSON object with every figure.
 """
 
@@ -26,6 +30,7 @@ import importlib.util
 import io
 import json
 import math
+import sys
 import time
 
 from benchlib import record_section
@@ -33,14 +38,14 @@ from benchlib import record_section
 TARGET = 4000.0
 
 
-def sb3_rate(vec_env: str, config, iterations: int) -> float:
-    """stable-baselines3 PPO samples/s on the imitation environment with mimic's default sizes."""
+def sb3_rate(vec_env: str, config, task, iterations: int) -> float:
+    """stable-baselines3 PPO samples/s on the imitation environment with mimic's sizes."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     from mimic_sim.envs.imitation import ImitationEnv
 
-    make = functools.partial(ImitationEnv, clip=config.clip)
+    make = functools.partial(ImitationEnv, task=task)
     envs = (DummyVecEnv([make] * config.num_envs) if vec_env == "dummy"
             else SubprocVecEnv([make] * config.num_envs, start_method="spawn"))
     ppo = config.ppo
@@ -99,17 +104,15 @@ class RslRlVecEnv:
         return (self.obs, torch.from_numpy(rewards).float(), torch.from_numpy(terminated | truncated), extras)
 
 
-def rsl_rl_rate(config, iterations: int) -> float:
-    """rsl-rl-lib PPO samples/s on mimic's worker vector env with mimic's default sizes."""
+def rsl_rl_rate(config, task, iterations: int) -> float:
+    """rsl-rl-lib PPO samples/s on mimic's worker vector env with mimic's sizes."""
     from rsl_rl.runners import OnPolicyRunner
 
     from mimic_policy.train_cli import make_envs
-    from mimic_sim.backends import SimConfig
-    from mimic_sim.envs.imitation import ImitationConfig
 
     ppo = config.ppo
-    episode_steps = round(ImitationConfig().episode_seconds * SimConfig().control_hz)
-    env = RslRlVecEnv(make_envs(config), episode_steps)
+    episode_steps = round(task.config.episode_seconds * task.config.sim.control_hz)
+    env = RslRlVecEnv(make_envs(config, task), episode_steps)
     # As mimic's networks: ReLU, running observation normalization, a state-independent log std.
     model = {"class_name": "MLPModel", "hidden_dims": list(ppo.hidden), "activation": "relu",
              "obs_normalization": True}
@@ -121,7 +124,7 @@ def rsl_rl_rate(config, iterations: int) -> float:
                                                 "init_std": math.exp(ppo.init_log_std)}},
         "critic": model,
         "algorithm": {"class_name": "PPO", "num_learning_epochs": ppo.epochs, "num_mini_batches": ppo.minibatches,
-                      "clip_param": ppo.clip, "gamma": ppo.gamma, "lam": ppo.lam,
+                      "clip_param": ppo.clip_coef, "gamma": ppo.gamma, "lam": ppo.lam,
                       "learning_rate": ppo.learning_rate, "schedule": "fixed", "value_loss_coef": ppo.value_coef,
                       "entropy_coef": ppo.entropy_coef, "max_grad_norm": ppo.max_grad_norm,
                       "use_clipped_value_loss": False},  # mimic's default value_clip is 0: none
@@ -139,71 +142,86 @@ def rsl_rl_rate(config, iterations: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--iterations", type=int, default=16)
+    parser.add_argument("--iterations", type=int, default=16, help="timed iterations of every contender")
+    parser.add_argument("--envs", type=int, default=None, help="environments (default: mimic train's)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per environment and iteration (default: "
+                                                                  "mimic train's)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
+
+    import dataclasses
 
     import numpy as np
 
     from mimic_policy.runner import Trainer
     from mimic_policy.train_cli import TrainConfig, make_envs
-    from mimic_sim.backends import default_physics_hz
     from mimic_sim.backends.mujoco_backend import MujocoBackend
-    from mimic_sim.character import load_character
+    from mimic_sim.task import Task
 
     coarse_hz = MujocoBackend.default_physics_hz
 
     def loop_rate(config: TrainConfig) -> tuple[float, float, float, float]:
-        """(training loop, collection, update, environments alone) samples/s for a config."""
-        envs = make_envs(config)
+        """(training loop, collection, update, environments alone) samples/s for a config: the loop by
+        wall clock over the timed iterations, collection and update from the trainer's own timers."""
+        envs = make_envs(config, Task.resolve(config.task))
         rng = np.random.default_rng(0)
         envs.reset(seed=0)
         low, high = envs.single_action_space.low, envs.single_action_space.high
-        steps = 200
+        steps = args.iterations * config.ppo.num_steps  # as many samples as the timed training iterations
         start = time.perf_counter()
         for _ in range(steps):
             envs.step(rng.uniform(low, high, (config.num_envs, len(low))) * 0.02)
         env_rate = steps * config.num_envs / (time.perf_counter() - start)
         trainer = Trainer(envs, config.ppo, seed=0)
         trainer.iterate()  # warm-up: reference caches, allocator
+        start = time.perf_counter()
         results = [trainer.iterate() for _ in range(args.iterations)]
+        wall = time.perf_counter() - start
         envs.close()
         batch = config.num_envs * config.ppo.num_steps * len(results)
-        return (batch / sum(r["collect_seconds"] + r["update_seconds"] for r in results),
-                batch / sum(r["collect_seconds"] for r in results), batch / sum(r["update_seconds"] for r in results),
-                env_rate)
+        return (batch / wall, batch / sum(r["collect_seconds"] for r in results),
+                batch / sum(r["update_seconds"] for r in results), env_rate)
 
     config = TrainConfig()
+    if args.envs is not None:
+        config = dataclasses.replace(config, num_envs=args.envs)
+    if args.steps is not None:
+        config = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, num_steps=args.steps))
+    task = Task.resolve(config.task)
     overall, collect, update, env_rate = loop_rate(config)
-    physics = default_physics_hz(config.backend, load_character(config.character))
-    coarse, _, _, coarse_env_rate = loop_rate(TrainConfig(physics_hz=coarse_hz))
+    physics = task.config.sim.physics_hz
+    coarse_task = dataclasses.replace(config.task, sim=dataclasses.replace(config.task.sim, physics_hz=coarse_hz))
+    coarse, _, _, coarse_env_rate = loop_rate(dataclasses.replace(config, task=coarse_task))
     print(f"environments alone: {env_rate:.0f} samples/s")
-    print(f"training loop: {overall:.0f} samples/s (collection {collect:.0f}/s, PPO update {update:.0f}/s); "
+    print(f"training loop: {overall:.0f} samples/s by wall clock over {args.iterations} iterations "
+          f"(collection {collect:.0f}/s, PPO update {update:.0f}/s by the trainer's timers); "
           f"target {TARGET:.0f}: {overall / TARGET:.2f}x")
     print(f"at {coarse_hz:.0f} Hz physics: training loop {coarse:.0f} samples/s, "
           f"environments alone {coarse_env_rate:.0f}")
     peers, peer_rows = {}, {}  # figure name -> samples/s, and its label in the recorded table
     if importlib.util.find_spec("stable_baselines3") is not None:
         for vec_env in ("dummy", "subproc"):
-            peers[f"sb3_{vec_env}"] = sb3_rate(vec_env, config, 2)
+            peers[f"sb3_{vec_env}"] = sb3_rate(vec_env, config, task, args.iterations)
             peer_rows[f"sb3_{vec_env}"] = f"stable-baselines3 PPO, {vec_env} vec env, same sizes"
             print(f"stable-baselines3 PPO ({vec_env} vec env): {peers[f'sb3_{vec_env}']:.0f} samples/s "
                   f"(mimic {overall / peers[f'sb3_{vec_env}']:.2f}x)")
     if importlib.util.find_spec("rsl_rl") is not None:
-        peers["rsl_rl"] = rsl_rl_rate(config, 2)
+        peers["rsl_rl"] = rsl_rl_rate(config, task, args.iterations)
         peer_rows["rsl_rl"] = "rsl-rl-lib PPO (OnPolicyRunner) on mimic's worker vector env, same sizes"
         print(f"rsl-rl-lib PPO: {peers['rsl_rl']:.0f} samples/s (mimic {overall / peers['rsl_rl']:.2f}x)")
     ppo = config.ppo
     if not args.no_record:
-        sizes = (f"{config.backend} at {physics:.0f} Hz physics, {config.num_envs} envs, {config.num_workers} workers, "
-                 f"{ppo.num_steps} steps, "
+        sizes = (f"{config.task.backend} at {physics:.0f} Hz physics, {config.num_envs} envs, "
+                 f"{config.num_workers} workers, {ppo.num_steps} steps, "
                  f"{'-'.join(map(str, ppo.hidden))}, {ppo.epochs} epochs x {ppo.minibatches} minibatches")
-        record_section("train_throughput", "python bench/train_throughput.py", [
-            f"Settings: `mimic train` defaults ({sizes}).", "",
+        command = " ".join(["python bench/train_throughput.py", *sys.argv[1:]])
+        record_section("train_throughput", command, [
+            f"Settings: {sizes}. Every contender timed by wall clock over {args.iterations} iterations after "
+            f"one untimed warm-up iteration.", "",
             "| figure | samples/s |", "|---|---|",
             f"| mimic training loop, PPO updates included | {overall:.0f} ({overall / TARGET:.2f}x the 4000 target) |",
-            f"| collection (rollouts in the workers, values in the trainer) | {collect:.0f} |",
-            f"| PPO update | {update:.0f} |",
+            f"| collection (rollouts in the workers, values in the trainer; trainer's timers) | {collect:.0f} |",
+            f"| PPO update (trainer's timers) | {update:.0f} |",
             f"| peer: environments alone, random actions | {env_rate:.0f} |",
             f"| the training loop at {coarse_hz:.0f} Hz physics (MuJoCo's default) | {coarse:.0f} "
             f"({coarse / TARGET:.2f}x the target) |",
@@ -211,9 +229,9 @@ def main() -> None:
             *(f"| peer: {peer_rows[name]} | {rate:.0f} (mimic {overall / rate:.2f}x) |"
               for name, rate in peers.items()),
         ])
-    print(json.dumps({"benchmark": "train_throughput", "samples_per_second": overall, "collection": collect,
-                      "update": update, "environments_alone": env_rate, "physics_hz": physics,
-                      f"samples_per_second_at_{coarse_hz:.0f}_hz": coarse,
+    print(json.dumps({"benchmark": "train_throughput", "iterations": args.iterations, "samples_per_second": overall,
+                      "collection": collect, "update": update, "environments_alone": env_rate,
+                      "physics_hz": physics, f"samples_per_second_at_{coarse_hz:.0f}_hz": coarse,
                       f"environments_alone_at_{coarse_hz:.0f}_hz": coarse_env_rate, "target": TARGET,
                       "target_met": overall >= TARGET, **peers,
                       **{f"ratio_vs_{k}": overall / v for k, v in peers.items()}}))

@@ -77,8 +77,6 @@ class WholeBodyIK:
         self._damping = damping * np.eye(nv)
         self.max_step = max_step
         self.last_cost = float("nan")
-        self.iterations_run = 0
-        """Gauss-Newton iterations run so far (bench/retarget_speed.py matches its peer's steps to it)."""
         self._jacobians = np.zeros((len(self.frames), 6, nv))
         self._lower = character.joint_lower
         self._upper = character.joint_upper
@@ -126,7 +124,6 @@ class WholeBodyIK:
         regularized = np.diag(reg) + self._damping  # the normal equations' constant part
         jac = self._jacobians
         for _ in range(iterations):
-            self.iterations_run += 1
             pinocchio.computeJointJacobians(model, data, q)
             pinocchio.updateFramePlacements(model, data)
             for k, f in enumerate(self.frames):
