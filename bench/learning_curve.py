@@ -4,8 +4,9 @@ One training run (``mimic train`` defaults) is stopped at each sample budget and
 continued with ``--resume``, which continues exactly (tests/test_ppo.py), so the
 stages are points of one run.  At each stage the latest checkpoint is evaluated as
 ``mimic eval`` does (deterministic policy, 5 episodes of 20 s).  Peer: the issue's
-target of 0.8 by 10M samples and DeepMimic's 0.985 after 61M.  A killed benchmark
-run continues where it stopped when started again with the same ``--run-dir``.
+target of 0.8 by 10M samples and DeepMimic's 0.985 after 61M (quoted from its paper, not
+measured here).  A killed benchmark run continues where it stopped when started again with
+the same ``--run-dir``.
 
 Usage:  python bench/learning_curve.py [--stages 1e6,2e6,5e6,10e6] [--run-dir runs/bench_walk] [--no-record]
 Last line: one JSON object with every figure.
@@ -81,7 +82,7 @@ def main() -> None:
             "| samples | wall time | normalized return | MPJPE world / root-relative | fall rate |",
             "|---|---|---|---|---|", *rows, "",
             f"Target 0.8 by 10M samples: {'met' if final >= TARGET else 'not met'} ({final:.3f} at the last stage). "
-            "Peer: DeepMimic 0.985 after 61M samples.",
+            "Peer: DeepMimic 0.985 after 61M samples (quoted from its paper).",
         ])
     print(json.dumps({"benchmark": "learning_curve", "points": points, "target": TARGET,
                       "target_met": final >= TARGET}))

@@ -10,7 +10,7 @@
     r_com          = exp(-10  * 0.1 |c'_ref - c'|^2)
 
 This is the reward of DeepMimic's released code (``cSceneImitate::CalcRewardImitate``),
-which its published results, the 0.985 normalized return of the walk included, were
+which its published results, the 0.985 normalized return of the walk (quoted) included, were
 measured with; the paper's equations (Peng et al. 2018, eq. 6-10) sum the pose error
 over joints unweighted, have no root term and compare centre-of-mass positions, and
 score the same motion far lower (docs/simulation.md).  Joints j are every tracked body,
