@@ -458,3 +458,19 @@ def test_zero_position_gain_damps_instead_of_driving_to_the_target(name, humanoi
     with pytest.raises(ValueError, match="kd of joint"):
         backend.set_gains(humanoid.kp, -humanoid.kd)
     backend.close()
+
+
+def test_mujoco_warnings_are_logged_not_written_into_the_working_directory(tmp_path, monkeypatch, caplog):
+    """MuJoCo's default handler appends warnings to MUJOCO_LOG.TXT wherever the process runs; once
+    the backend is imported they go to its logger."""
+    import mimic_sim.backends.mujoco_backend  # noqa: F401 - installs the handler
+
+    monkeypatch.chdir(tmp_path)
+    model = mujoco.MjModel.from_xml_string('<mujoco><worldbody><body><freejoint/><geom size=".1"/></body>'
+                                           '</worldbody></mujoco>')
+    data = mujoco.MjData(model)
+    data.qvel[:] = 1e20
+    with caplog.at_level("WARNING", logger="mimic_sim.backends.mujoco_backend"):
+        mujoco.mj_step(model, data)
+    assert "MuJoCo: Nan, Inf or huge value in QVEL" in caplog.text
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields
 
 import mujoco
@@ -13,6 +14,17 @@ from mimic_sim.character import Character, model_spec
 from mimic_sim.pd import PASSIVE_DAMPING
 
 FLOOR = "floor"
+
+_log = logging.getLogger(__name__)
+
+
+def _log_warning(message: str) -> None:
+    _log.warning("MuJoCo: %s", message)
+
+
+# MuJoCo's own handler also appends every warning to MUJOCO_LOG.TXT in the working directory,
+# a source tree when run from one; this one only logs.
+mujoco.set_mju_user_warning(_log_warning)
 
 
 def _merge_capsules(spec: mujoco.MjSpec) -> None:
