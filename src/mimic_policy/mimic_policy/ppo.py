@@ -20,20 +20,15 @@ from mimic_policy.storage import RolloutStorage
 @dataclass
 class PPOConfig:
     learning_rate: float = 1e-4
-    """Adam step size (DeepMimic used SGD with momentum; Adam needs far less tuning).  Fixed:
-    rsl_rl's KL-adaptive step size, tried with a 0.01 KL target, sat at its 1e-5 floor here,
-    as 28 action dimensions at a std of 0.1 rad make any useful step a large KL."""
+    """Adam step size, fixed (DeepMimic used SGD with momentum; Adam needs far less tuning;
+    why not KL-adaptive: docs/architecture.md)."""
     num_steps: int = field(default=64, metadata={"aliases": ("steps_per_env",)})
     """Steps per environment per iteration (samples per iteration = num_steps * num_envs).
-    Short rollouts mean more policy updates per sample, and each PPO update's step is
-    bounded (its KL stays ~0.01 at any batch size): 64 learned faster per sample than 256
-    on the walk (episodes 23 -> 33 steps by 2M samples against 23 -> 27 by 1M, 120 Hz
-    physics), at ~10 % of throughput."""
+    Short rollouts mean more policy updates per sample, each bounded in size
+    (docs/architecture.md)."""
     epochs: int = 1
-    """Passes over the batch per iteration (DeepMimic's 1).  A second pass costs as much as
-    the environments' steps on 2 cores (training loop 3762 samples/s with 2 x 4 against 4225
-    with 1 x 8, docs/benchmarks.md), and 2 or 5 passes learned no faster per sample over
-    the first 0.8M samples of the walk."""
+    """Passes over the batch per iteration (DeepMimic's 1; more cost time and did not learn
+    faster per sample: docs/architecture.md)."""
     minibatches: int = 4
     """Minibatches per pass (512 samples each at the default sizes)."""
     gamma: float = 0.95
@@ -44,8 +39,8 @@ class PPOConfig:
     """Likelihood-ratio clip of the surrogate objective."""
     value_clip: float = 0.0
     """Clip of value updates around the old values (0: none).  Off by default: returns here
-    reach tens, and a 0.2 clip lets the critic move 0.2 per iteration (it also hurt in
-    Andrychowicz et al. 2021's study of on-policy RL choices)."""
+    reach tens, and a 0.2 clip lets the critic move 0.2 per iteration (Andrychowicz et al.
+    2021 found it hurts too)."""
     value_coef: float = 1.0
     """Weight of the value loss in the total loss."""
     entropy_coef: float = 0.0

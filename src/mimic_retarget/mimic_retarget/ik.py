@@ -7,12 +7,11 @@ world-aligned frame Jacobians, adds a weak pull toward a reference configuration
 solves the normal equations for a configuration step, holds joints that would pass
 a limit at it (re-solving the rest), and clamps, so a solution never violates them.
 
-Why not pink (or mink, built the same way): bench/retarget_speed.py runs pink (pin-pink
-4.4, daqp) as its peer with the same targets, weights and steps per frame: 592-716
-frames/s onto Atlas, H1 and G1 against this solver's 2150-2574 on one core (target
-1000), because each pink task is a Python object evaluated separately and every step
-solves a QP; here the targets are evaluated as arrays and the joint limits, the only
-inequalities, are a box handled by an active set.
+Why not pink (or mink, built the same way): each pink task is a Python object evaluated
+separately and every step solves a QP; here the targets are evaluated as arrays and the
+joint limits, the only inequalities, are a box handled by an active set.
+bench/retarget_speed.py runs pink as its peer in the same pipeline (docs/retargeting.md
+quotes the figures).
 """
 
 from __future__ import annotations

@@ -55,8 +55,8 @@ class RetargetError(ValueError):
 @dataclass(frozen=True)
 class RetargetConfig:
     iterations: int = 2
-    """Gauss-Newton iterations per frame at most (from an extrapolated start 2 reach ~1e-6 m on reachable
-    targets; on the walk and run onto H1 and G1, 3, 4, 8 or 16 change the mean keypoint error by < 0.1 mm)."""
+    """Gauss-Newton iterations per frame at most (from an extrapolated start 2 reach reachable targets;
+    more barely change the error: docs/retargeting.md)."""
     tolerance: float = 1e-3
     """Stop a frame's iterations once no joint moves more than this (rad, or m for the root); Gauss-Newton
     converges quadratically on reachable targets, so the error left is of the order of its square."""

@@ -84,7 +84,7 @@ class PinocchioModel:
 
         The implicit damping ``dt * D`` is the same matrix term as rotor inertia, so it is
         added to the model's armature (the character's rotor inertia) and the implicit
-        solve is one articulated-body pass (~13 us) instead of building and factoring the
+        solve is one articulated-body pass instead of building and factoring the
         mass matrix; with ``planted``
         bodies held in place it is Pinocchio's constrained forward dynamics.
         """

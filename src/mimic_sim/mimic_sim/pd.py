@@ -15,20 +15,11 @@ The damping and the spring's look-ahead ``kp * dt * qdot_next`` that makes the P
 a 14 kg chest, 400 on a 1 kg foot) stable at 120-240 Hz while a 30 Hz policy holds
 its targets.  ``qdot_next`` comes from the equations of motion ``M qddot + bias =
 S^T tau`` with the PD torque on the right-hand side (:func:`predict_qdot_next`).
-Unsaturated, the law is the same whatever ``f``.
-
-How much damping stays outside the limit was measured (open-loop walk playback):
-
-* all of it (the first version of this law): every joint's speed is capped at
-  ``tau_max / (kd + kp dt)``, knee 2.8 rad/s, ankle 2.1 rad/s, while a walk swings
-  the knee at ~6 rad/s; the character could not follow the clips, open loop or
-  trained (knee 0.77 rad behind after 0.2 s);
-* none, only the look-ahead (DeepMimic limits its whole stable-PD torque): MuJoCo
-  stays stable, but in PyBullet, whose contacts are solved after the torque is set,
-  a saturated ankle on a foot's edge gets no damping and spins to PyBullet's
-  100 rad/s clamp within a step; episodes ended after 4 steps;
-* a quarter: speeds up to ``tau_max / (kd / 4 + kp dt)`` (knee 9 rad/s, ankle
-  6.8 rad/s) and both backends as stable as with all of it.
+Unsaturated, the law is the same whatever ``f``.  With all of ``kd`` outside the limit
+a joint's speed is capped at ``tau_max / (kd + kp dt)``, too slow for the clips; with
+none, a saturated joint in PyBullet (contacts solved after the torque is set) has no
+damping left; a quarter leaves ``tau_max / (kd / 4 + kp dt)`` and both backends stable
+(docs/simulation.md has what was measured for each choice).
 
 How each backend realizes it:
 
@@ -50,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PASSIVE_DAMPING = 0.25
-"""Share of ``kd`` outside the torque limit (see the module doc for why a quarter)."""
+"""Share of ``kd`` outside the torque limit (the module doc says why a quarter)."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 
 
 # Structure tensors: quaternion product and cross product as one einsum call each.
-# (Small-array numpy calls cost ~1 us each; these run many times per control step.)
+# (Each small-array numpy call has a fixed cost; these run many times per control step.)
 _QMUL = np.zeros((4, 4, 4))
 for _i, _j, _k, _sign in [
     (0, 0, 0, 1), (0, 1, 1, -1), (0, 2, 2, -1), (0, 3, 3, -1),
@@ -37,7 +37,7 @@ def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cross product over the last axis (``np.cross`` costs ~70 us a call on small arrays)."""
+    """Cross product over the last axis (``np.cross`` is slow on small arrays: docs/architecture.md)."""
     return np.einsum("ijk,...j,...k->...i", _LEVI_CIVITA, a, b)
 
 
@@ -143,8 +143,8 @@ def mat_to_quat_fast(m: np.ndarray) -> np.ndarray:
     """Unit quaternions (w >= 0) of rotation matrices (..., 3, 3), closed form.
 
     Each component's magnitude comes from the diagonal, its sign from the
-    antisymmetric part; accurate to ~1e-8 for rotation matrices, ~5x faster than
-    scipy on small batches.
+    antisymmetric part; accurate to ~1e-8 for rotation matrices, faster than scipy
+    on small batches (docs/architecture.md).
     """
     m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
     q = np.empty((*m.shape[:-2], 4))

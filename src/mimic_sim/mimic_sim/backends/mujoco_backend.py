@@ -102,8 +102,8 @@ def build_model(character: Character, config: SimConfig) -> mujoco.MjModel:
 
 class MujocoBackend(PhysicsBackend):
     name = "mujoco"
-    # The implicit PD keeps 120 Hz stable (a PD-held stance holds, tests/test_sim.py); 240 Hz
-    # costs ~30 % more per control step (docs/benchmarks.md).
+    # The implicit PD keeps 120 Hz stable (a PD-held stance holds, tests/test_sim.py), and
+    # every doubling of the rate costs time per control step (docs/benchmarks.md).
     default_physics_hz = 120.0
 
     def __init__(self, character: Character, config: SimConfig | None = None):

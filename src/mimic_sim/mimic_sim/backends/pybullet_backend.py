@@ -2,16 +2,12 @@
 
 The stable PD law (:mod:`mimic_sim.pd`) is evaluated every physics step with
 Pinocchio's dynamics of the same URDF (:meth:`PinocchioModel.pd_qdot_next`); body
-states are Pinocchio's forward kinematics of PyBullet's joint state.  PyBullet's
-own ``STABLE_PD_CONTROL`` was tried first: on this model (revolute hinge chains) it
-does not hold a standing pose, and ``calculateMassMatrix`` alone takes ~140 us a
-call against ~10 us for Pinocchio's ``crba`` plus ``nonLinearEffects``.
+states are Pinocchio's forward kinematics of PyBullet's joint state, not PyBullet's
+own ``STABLE_PD_CONTROL`` (docs/simulation.md says why).
 
 PyBullet has no rotor inertia (armature), so this backend simulates characters
-without it and says so.  Applying the armature's reaction torque at the PD solve's
-predicted acceleration was tried: it matches MuJoCo in the air to a few mrad over a
-control period, but on the ground the prediction (feet held in place) and PyBullet's
-contacts disagree, and a PD-held stance with 0.05 kg m^2 fell within 1.6 s.
+without it and says so (docs/simulation.md: why its reaction torque is not applied
+instead).
 """
 
 from __future__ import annotations
@@ -44,7 +40,7 @@ def _capsule_urdf(path: Path) -> Path:
     A standard URDF has no capsule, so mimic's models spell one as a cylinder capped
     by two spheres.  The union is exactly a capsule; PyBullet's native capsule makes
     one contact where the three shapes make up to six, and contact solving is most of
-    a PyBullet step here (60 us in the air, 300 us lying on the ground).
+    a PyBullet step here (docs/simulation.md).
 
     Edited with ElementTree, not urdfdom-py: ``<capsule>`` is PyBullet's, not URDF, and a
     urdfdom-py round trip would drop the elements it does not model.
@@ -208,9 +204,8 @@ class _Body:
 
 class PyBulletBackend(PhysicsBackend):
     name = "pybullet"
-    # The PD torque is computed outside the engine and applied explicitly.  At 120 Hz a
-    # PD-held stance holds or tips over depending on a half-millimetre of initial foot
-    # height; at 240 Hz (the DeepMimic port's rate) it held 5 s from every start tried.
+    # The PD torque is computed outside the engine and applied explicitly, which needs
+    # the DeepMimic port's 240 Hz for a PD-held stance to hold (docs/simulation.md).
     default_physics_hz = 240.0
 
     def __init__(self, character: Character, config: SimConfig | None = None):
