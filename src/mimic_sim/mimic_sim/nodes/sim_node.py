@@ -2,8 +2,17 @@
 
 The physics is the training code's (``mimic_sim.backends``), so the PD law and rates
 are the same.  Commands are checked whole (``mimic_sim.commands``): unknown joints,
-wrong lengths, NaN or out-of-range targets are rejected with a logged reason and
-never applied; the character keeps its previous targets.
+wrong lengths, NaN or out-of-range targets, and gains, target velocities or efforts
+beyond the limits (``max_gain_factor`` times the character's configured kp and kd,
+``max_target_velocity``, the character's torque limits) are rejected with a warning
+naming the field and joint (rate-limited: a peer sending bad commands at any rate
+cannot flood the log) and never applied; the character keeps its previous command.
+
+A simulation that blows up all the same (a non-finite state, the root faster than
+``max_root_speed``, the root or a joint spinning faster than ``max_angular_speed``,
+or MuJoCo's own instability warning: MuJoCo resets a diverged simulation by itself)
+is reset to the initial state, with the character's gains, and an error says why
+(``mimic_sim.stability``).
 
 Subscribes:  pd_command (mimic_msgs/JointPDCommand); with ``track_reference``,
              reference (mimic_msgs/ReferenceFrame) as open-loop PD targets and target
@@ -41,15 +50,24 @@ from tf2_msgs.msg import TFMessage
 
 from mimic_msgs.msg import FootContacts, JointPDCommand, ReferenceFrame
 from mimic_sim import rotations as rot
-from mimic_sim.backends import SimConfig, make_backend
+from mimic_sim.backends import BACKENDS, SimConfig, make_backend
 from mimic_sim.backends.mujoco_backend import standing_height
 from mimic_sim.character import load_character
-from mimic_sim.commands import CommandError, check_command
+from mimic_sim.commands import (
+    DEFAULT_GAIN_FACTOR,
+    DEFAULT_MAX_TARGET_VELOCITY,
+    CommandError,
+    CommandLimits,
+    LogThrottle,
+    check_command,
+)
+from mimic_sim.deepmimic_format import shipped_clips
 from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.motion_file import load_clip
-from mimic_sim.nodes.common import declare, run_node
+from mimic_sim.nodes.common import character_names, declare, parameter, run_node
 from mimic_sim.nodes.conversions import pose_msg, tf_message, twist_msg
 from mimic_sim.reference import ReferenceMotion
+from mimic_sim.stability import StateBounds, engine_warnings, instability
 
 
 def _topic_count(text: str) -> tuple[str, int]:
@@ -82,18 +100,33 @@ class SimNode(Node):
         self.frame_id = str(declare(self, "frame_id", "world", "world frame id"))
         publish_tf = bool(declare(self, "publish_tf", True, "publish the character's links on /tf"))
         self.tf_prefix = str(declare(self, "tf_prefix", "", "prefix of the link frames"))
+        gain_factor = float(declare(self, "max_gain_factor", DEFAULT_GAIN_FACTOR,
+                                    "a command's kp and kd may be up to this many times the character's"))
+        max_velocity = float(declare(self, "max_target_velocity", DEFAULT_MAX_TARGET_VELOCITY,
+                                     "largest target velocity a command may carry (rad/s)"))
+        self.bounds = StateBounds(
+            max_root_speed=float(declare(self, "max_root_speed", StateBounds.max_root_speed,
+                                         "root speed (m/s) beyond which the simulation has blown up: reset")),
+            max_angular_speed=float(declare(self, "max_angular_speed", StateBounds.max_angular_speed,
+                                            "root or joint speed (rad/s) beyond which the simulation has blown "
+                                            "up: reset")))
 
-        self.character = load_character(character)
+        with parameter("character", character, character_names):
+            self.character = load_character(character)
+        self.limits = CommandLimits.of(self.character, gain_factor, max_velocity)
         config = SimConfig(control_hz=control_hz, physics_hz=physics_hz or None)
-        self.backend = make_backend(backend, self.character, config)
+        with parameter("backend", backend, lambda: BACKENDS):
+            self.backend = make_backend(backend, self.character, config)
         self.dt = self.backend.config.control_dt
-        self.initial = self._initial_state(initial)
+        with parameter("initial_pose", initial, lambda: ["stand", *shipped_clips()]):
+            self.initial = self._initial_state(initial)
         self.targets = self.initial[0][7:].copy()
         self.target_velocities: np.ndarray | None = None
         self.paused = False
         self.sim_time = 0.0
         self.rejected = 0
-        self._last_reason, self._last_logged = "", 0.0
+        self.blow_ups = 0
+        self._rejections_log, self._blow_ups_log = LogThrottle(), LogThrottle()
         self._prev_lin_vel: np.ndarray | None = None
         self._finished = False
         self._published_at = -np.inf  # monotonic time of the last state published
@@ -137,14 +170,13 @@ class SimNode(Node):
     def _apply(self, names: Sequence[str], positions: Sequence[float], **optional: Sequence[float]) -> None:
         try:
             command = check_command(self.character, names, positions, require_all=False, current=self.targets,
-                                    **optional)
+                                    limits=self.limits, **optional)
         except CommandError as exc:
             self.rejected += 1
-            # every new reason is logged; a repeated one at most once a second
-            now = time.monotonic()
-            if str(exc) != self._last_reason or now - self._last_logged > 1.0:
-                self.get_logger().warning(f"command rejected ({self.rejected} so far): {exc}")
-                self._last_reason, self._last_logged = str(exc), now
+            unlogged = self._rejections_log((exc.field, exc.joint))
+            if unlogged is not None:
+                more = f", {unlogged} warnings not logged since the last" if unlogged else ""
+                self.get_logger().warning(f"command rejected ({self.rejected} so far{more}): {exc}")
             return
         self.targets = command.targets
         self.target_velocities = command.target_velocities
@@ -163,12 +195,16 @@ class SimNode(Node):
         # the reference's pose and velocities as PD targets: what a zero residual action commands
         self._apply(msg.joint_names, msg.positions, velocities=msg.velocities)
 
-    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+    def _reset_character(self) -> None:
+        """The initial state, holding its pose with the character's gains."""
         self.backend.reset(*self.initial)
         self.backend.set_gains(self.character.kp, self.character.kd)
         self.targets = self.initial[0][7:].copy()
         self.target_velocities = None
         self._prev_lin_vel = None
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._reset_character()
         response.success, response.message = True, "reset to the initial state"
         return response
 
@@ -188,6 +224,14 @@ class SimNode(Node):
             return
         self.backend.step(self.targets, self.target_velocities)
         self.sim_time += self.dt
+        qpos, qvel = self.backend.get_state()
+        reason = instability(qpos, qvel, self.character.joint_names, self.bounds, engine_warnings(self.backend))
+        if reason is not None:
+            self.blow_ups += 1
+            self._reset_character()
+            if self._blow_ups_log("blow-up") is not None:
+                self.get_logger().error(f"physics blew up at sim time {self.sim_time:.3f} s ({reason}); reset to the "
+                                        f"initial state with the character's gains ({self.blow_ups} so far)")
         self._publish()
 
     def _offer_state(self) -> None:
