@@ -125,6 +125,39 @@ def test_load_errors_name_the_file(tmp_path):
         KeypointMotion.load(partial)
 
 
+def test_truncated_or_corrupt_files_are_an_error_naming_the_file(tmp_path):
+    good = tmp_path / "good.npz"
+    sample(frames=40).save(good)
+    data = good.read_bytes()
+    for cut in (10, len(data) // 2, len(data) - 30):  # the header, a member, the zip directory
+        truncated = tmp_path / f"cut{cut}.npz"
+        truncated.write_bytes(data[:cut])
+        with pytest.raises(KeypointError, match=rf"cut{cut}\.npz: not a keypoint file"):
+            KeypointMotion.load(truncated)
+    damaged = bytearray(data)
+    start = data.index(b"positions.npy") + 200  # inside the stored positions: the member's checksum fails
+    damaged[start : start + 16] = b"\xff" * 16
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(bytes(damaged))
+    with pytest.raises(KeypointError, match=r"corrupt\.npz: not a keypoint file"):
+        KeypointMotion.load(corrupt)
+
+
+def test_unknown_keypoint_names_are_an_error_naming_the_closest(tmp_path):
+    m = sample()
+    misspelt = tmp_path / "misspelt.npz"
+    np.savez(misspelt, format=np.array("mimic.keypoints/1"), names=np.array(["pelvsi", "left_knee"]), times=m.times,
+             positions=m.positions, source=np.array("x"))
+    with pytest.raises(KeypointError, match=r"misspelt\.npz: field 'names': unknown keypoint 'pelvsi' "
+                                            r"\(did you mean 'pelvis'\?\)"):
+        KeypointMotion.load(misspelt)
+    alien = KeypointMotion(["pelvis", "tail_tip"], m.times, m.positions, source="memory")  # in memory: allowed
+    with pytest.raises(KeypointError, match=r"alien\.npz: field 'names': unknown keypoint 'tail_tip' \(known: "
+                                            r"pelvis, chest"):
+        alien.save(tmp_path / "alien.npz")
+    assert not (tmp_path / "alien.npz").exists()
+
+
 # ------------------------------------------------------------------ humanoid clips
 @pytest.fixture(scope="module")
 def walk() -> KeypointMotion:

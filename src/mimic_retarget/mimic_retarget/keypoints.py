@@ -6,12 +6,17 @@ each point's body frame.  Robot mapping files name the canonical keypoints in
 :data:`HUMAN_KEYPOINTS`; a source may provide a subset, or extra names.
 
 Files are ``.npz`` archives without pickled objects: ``names`` (string array),
-``times``, ``positions``, optionally ``rotations``, and ``source``.
+``times``, ``positions``, optionally ``rotations``, and ``source``.  A file names
+canonical keypoints only: an unknown name there is most likely a misspelt one, which a
+retargeter would otherwise report, far from the cause, as a keypoint the file lacks.
 """
 
 from __future__ import annotations
 
+import difflib
 import io
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,7 +186,9 @@ class KeypointMotion:
 
     # ---------------------------------------------------------------- files
     def save(self, path: str | Path) -> None:
-        """Write an ``.npz`` file atomically (readers see the old file or the whole new one)."""
+        """Write an ``.npz`` file atomically (readers see the old file or the whole new one);
+        the names must be canonical keypoints (:data:`HUMAN_KEYPOINTS`)."""
+        _check_canonical(self.names, Path(path))
         arrays = {"format": np.array(FILE_FORMAT), "names": np.array(self.names, dtype=str),
                   "times": self.times, "positions": self.positions, "source": np.array(self.source)}
         if self.rotations is not None:
@@ -197,7 +204,8 @@ class KeypointMotion:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as exc:  # not a zip, truncated, or an object array
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            # not a zip, truncated, a corrupt member, or an object array
             raise KeypointError(f"{path}: not a keypoint file ({exc})") from exc
         if arrays.get("format", np.array("")).item() != FILE_FORMAT:
             raise KeypointError(f"{path}: field 'format': expected '{FILE_FORMAT}'")
@@ -207,8 +215,17 @@ class KeypointMotion:
         names = arrays["names"]
         if names.ndim != 1 or names.dtype.kind != "U":
             raise KeypointError(f"{path}: field 'names' must be a 1-D string array, got {names.dtype} {names.shape}")
+        _check_canonical([str(n) for n in names], path)
         try:
             return cls([str(n) for n in names], arrays["times"], arrays["positions"], arrays.get("rotations"),
                        str(arrays["source"].item()))
         except KeypointError as exc:
             raise KeypointError(f"{path}: {exc}") from exc
+
+
+def _check_canonical(names: list[str], path: Path) -> None:
+    unknown = [n for n in names if n not in HUMAN_KEYPOINTS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], HUMAN_KEYPOINTS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(HUMAN_KEYPOINTS)})"
+        raise KeypointError(f"{path}: field 'names': unknown keypoint '{unknown[0]}'{hint}")

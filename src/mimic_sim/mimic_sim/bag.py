@@ -509,15 +509,21 @@ def reindex(path: str | os.PathLike[str]) -> int:
 
     Every complete chunk of the MCAP file is kept (rewritten through rosbags, so the file gets its
     summary and footer again) and metadata.yaml is written. A bag that already has metadata.yaml is
-    left as it is. Returns the number of messages in the bag.
+    left as it is. Returns the number of messages in the bag. A folder that is no bag raises
+    FileNotFoundError (no such folder, no MCAP file) or ValueError (an unreadable file), naming it.
     """
     path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: {'not a folder' if path.exists() else 'no such bag folder'}")
     meta = path / "metadata.yaml"
     if meta.is_file():
-        from rosbags.rosbag2 import Reader
+        from rosbags.rosbag2 import Reader, ReaderError
 
-        with Reader(path) as reader:
-            return reader.message_count
+        try:
+            with Reader(path) as reader:
+                return reader.message_count
+        except ReaderError as exc:
+            raise ValueError(f"{meta}: not a readable rosbag2 bag ({exc})") from exc
     files = sorted(path.glob("*.mcap"))
     if len(files) != 1:
         raise FileNotFoundError(f"{path}: expected one .mcap file to reindex, found {len(files)}")
@@ -564,9 +570,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["reindex"])
     parser.add_argument("bags", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    failed = 0
     for bag in args.bags:
-        print(f"{bag}: {reindex(bag)} messages")
-    return 0
+        try:
+            print(f"{bag}: {reindex(bag)} messages")
+        except (ValueError, OSError) as exc:  # not a bag: one line, then on to the next
+            print(f"{parser.prog} reindex: error: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

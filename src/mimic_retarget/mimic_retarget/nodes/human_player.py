@@ -20,7 +20,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from mimic_msgs.msg import HumanFrame
 from mimic_retarget.cli import load_source
-from mimic_sim.nodes.common import declare, run_node
+from mimic_sim.deepmimic_format import shipped_clips
+from mimic_sim.nodes.common import declare, parameter, run_node
 
 
 class HumanPlayer(Node):
@@ -35,7 +36,8 @@ class HumanPlayer(Node):
         depth = int(declare(self, "qos_depth", 10, "publisher queue depth"))
         if rate <= 0:
             raise ValueError(f"parameter rate must be positive, got {rate}")
-        self.motion, _ = load_source(source, None, bvh_map, bvh_scale)
+        with parameter("source", source, shipped_clips):
+            self.motion, _ = load_source(source, None, bvh_map, bvh_scale)
         self.source = source
         m = self.motion
         # horizontal displacement of one cycle, carried forward when looping

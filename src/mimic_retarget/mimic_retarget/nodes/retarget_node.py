@@ -26,7 +26,7 @@ from mimic_msgs.msg import HumanFrame, ReferenceFrame
 from mimic_retarget.retarget import Retargeter, RetargetError, StreamingRetargeter
 from mimic_sim.character import load_character
 from mimic_sim.kinematics import LinkTree, PinocchioModel
-from mimic_sim.nodes.common import declare, run_node
+from mimic_sim.nodes.common import character_names, declare, parameter, run_node
 from mimic_sim.nodes.conversions import reference_msg, tf_message
 from mimic_sim.playback import StreamFrame
 
@@ -43,7 +43,8 @@ class RetargetNode(Node):
         publish_tf = bool(declare(self, "publish_tf", True, "publish the retargeted robot's links on /tf"))
         self.tf_prefix = str(declare(self, "tf_prefix", "reference/", "prefix of the robot's link frames"))
 
-        self.character = load_character(robot)
+        with parameter("robot", robot, character_names):
+            self.character = load_character(robot)
         self.stream = StreamingRetargeter(Retargeter(self.character), scale if scale > 0 else None)
         self._start: float | None = None
         qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)

@@ -101,7 +101,13 @@ class ImitationEnv(gym.Env):
         return self._observation(sim), {"time": self._time, "phase": self.reference.phase(self._time)}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        obs, rewards, terminated, truncated, info = self.step_batch([self], np.asarray(action)[None])
+        """One control period; ``action`` has one value per joint (a shorter one is an error, not
+        broadcast to every joint)."""
+        action = np.asarray(action, dtype=float)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {action.shape}, expected {self.action_space.shape}: one value per "
+                             f"joint of character '{self.character.name}'")
+        obs, rewards, terminated, truncated, info = self.step_batch([self], action[None])
         return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {k: v[0].item()
                                                                                       for k, v in info.items()}
 
@@ -116,6 +122,10 @@ class ImitationEnv(gym.Env):
         # the reference at the end of the coming period: PD targets now, the reward's reference after
         ahead = first._unpack_references([env._reference_at(env._time + env._dt) for env in envs])
         actions = np.asarray(actions, dtype=float)
+        expected = (len(envs), *first.action_space.shape)
+        if actions.shape != expected:
+            raise ValueError(f"actions have shape {actions.shape}, expected {expected}: one row per environment, one "
+                             f"value per joint of character '{first.character.name}'")
         if first.config.residual_actions:
             type(first.backend).step_many(backends, ahead["qpos"][:, 7:] + actions, ahead["qvel"][:, 6:])
         else:

@@ -1,17 +1,33 @@
-"""What every mimic node shares: DDS defaults, parameter declaration, clean shutdown."""
+"""What every mimic node shares: DDS defaults, parameter declaration, clean shutdown.
+
+Bad input at start-up (a parameter of the wrong type, a clip or character that does not
+exist, an unreadable file) ends a node with one error line naming the parameter, and
+exit status 2, not a traceback: :func:`declare` and :func:`parameter` name the parameter,
+:func:`run_node` logs the error and exits.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
 import signal
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 # Single-machine default unless the user chose otherwise (see README: reaching a robot).
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
+
+from mimic_sim.paths import config_dirs
+
+BAD_INPUT = 2
+"""Exit status of a node that could not start from its parameters (as ``mimic``'s for bad input)."""
 
 
 def declare(node: Node, name: str, default: object, description: str, read_only: bool = False) -> object:
@@ -22,7 +38,10 @@ def declare(node: Node, name: str, default: object, description: str, read_only:
     """
     numeric = isinstance(default, float)
     descriptor = ParameterDescriptor(description=description, read_only=read_only, dynamic_typing=numeric)
-    node.declare_parameter(name, default, descriptor)
+    try:
+        node.declare_parameter(name, default, descriptor)
+    except ParameterException as exc:  # e.g. a string given for a boolean: rclpy's message names the parameter
+        raise ValueError(str(exc)) from exc
     value = node.get_parameter(name).value
     if numeric:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -31,11 +50,39 @@ def declare(node: Node, name: str, default: object, description: str, read_only:
     return value
 
 
+@contextmanager
+def parameter(name: str, value: object, choices: Callable[[], Iterable[str]] | None = None) -> Iterator[None]:
+    """Bad input met while using parameter ``name``'s ``value`` (a ValueError, as mimic's file and
+    config errors are, or an OSError such as a missing file) re-raised as a ValueError naming the
+    parameter and, with ``choices`` (the valid values), the closest of them (all of them where none
+    is close)."""
+    try:
+        yield
+    except (ValueError, OSError) as exc:
+        hint = ""
+        if choices is not None:
+            valid = list(choices())
+            close = difflib.get_close_matches(str(value), valid, n=3, cutoff=0.5)
+            hint = f" (closest: {', '.join(close)})" if close else f" (valid: {', '.join(valid)})"
+        raise ValueError(f"parameter '{name}' ({value!r}): {exc}{hint}") from exc
+
+
+def character_names() -> list[str]:
+    """Names of the characters configured under ``config/characters/`` (choices for a parameter)."""
+    return sorted({p.stem for d in config_dirs() for p in (d / "characters").glob("*.yaml")})
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int:
     """Init rclpy, spin the node until SIGINT/SIGTERM, shut down cleanly; the exit status.
 
     A node with a ``work()`` method (a long computation, like training) gets it called
-    between callbacks; the node stops when ``work()`` returns True.
+    between callbacks; the node stops when ``work()`` returns True.  Bad input while the
+    node is made (a ValueError or OSError, see :func:`parameter`) is logged as one line and
+    gives exit status :data:`BAD_INPUT`.
     """
     rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = None
@@ -47,7 +94,11 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        node = make()
+        try:
+            node = make()
+        except (ValueError, OSError) as exc:
+            rclpy.logging.get_logger(Path(sys.argv[0]).name).fatal(_one_line(str(exc) or type(exc).__name__))
+            return BAD_INPUT
         work = getattr(node, "work", None)
         while rclpy.ok() and not stop["requested"]:
             rclpy.spin_once(node, timeout_sec=0.0 if work is not None else 0.1)

@@ -17,9 +17,10 @@ from tf2_msgs.msg import TFMessage
 from mimic_msgs.msg import ReferenceFrame
 from mimic_msgs.srv import Seek
 from mimic_sim.character import load_character
+from mimic_sim.deepmimic_format import shipped_clips
 from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.motion_file import load_clip
-from mimic_sim.nodes.common import declare, run_node
+from mimic_sim.nodes.common import character_names, declare, parameter, run_node
 from mimic_sim.nodes.conversions import reference_msg, tf_message
 from mimic_sim.playback import ReferenceStream
 from mimic_sim.reference import ReferenceMotion
@@ -42,8 +43,10 @@ class ReferencePlayer(Node):
         publish_tf = bool(declare(self, "publish_tf", True, "publish the reference character's links on /tf"))
         self.tf_prefix = str(declare(self, "tf_prefix", "reference/", "prefix of the reference's link frames"))
 
-        self.character = load_character(character)
-        motion = load_clip(clip, self.character.name)
+        with parameter("character", character, character_names):
+            self.character = load_character(character)
+        with parameter("clip", clip, shipped_clips):
+            motion = load_clip(clip, self.character.name)
         self.clip = motion.name
         self.stream = ReferenceStream(ReferenceMotion(motion, self.character), time_scale=scale, loop=loop,
                                       start_time=start, future_offsets=tuple(o for o in future if o > 0))
