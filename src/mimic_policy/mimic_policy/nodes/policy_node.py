@@ -135,7 +135,7 @@ class PolicyNode(LifecycleNode):
                 raise ValueError("parameter policy is empty: give a checkpoint, run folder or .onnx file")
             try:
                 model = load_policy_model(self.policy_path)
-            except FileNotFoundError:
+            except (ValueError, OSError):  # mimic's own errors name the file and what is wrong
                 raise
             except Exception as exc:  # a truncated or corrupt file fails in whichever library reads it
                 raise ValueError(f"cannot load policy {self.policy_path}: {type(exc).__name__}: {exc}") from exc
@@ -145,7 +145,7 @@ class PolicyNode(LifecycleNode):
             if unknown:
                 raise ValueError(f"parameter forward_joint_names: character '{controller.character.name}' has no "
                                  f"joints {unknown}")
-        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.controller = controller
