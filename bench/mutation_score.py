@@ -32,7 +32,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "observation": ("mimic_sim/observation.py", ["tests/test_observation.py"]),
     "storage": ("mimic_policy/storage.py", ["tests/test_storage.py"]),
     "ppo": ("mimic_policy/ppo.py", ["tests/test_ppo_update.py"]),
-    "checkpoint": ("mimic_policy/checkpoint.py", ["tests/test_checkpoint.py"]),
+    "checkpoint": ("mimic_policy/checkpoint.py", ["tests/test_checkpoint.py", "tests/test_checkpoint_units.py"]),
     "commands": ("mimic_sim/commands.py", ["tests/test_commands.py"]),
 }
 
