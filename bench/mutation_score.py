@@ -33,7 +33,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "storage": ("mimic_policy/storage.py", ["tests/test_storage.py"]),
     "ppo": ("mimic_policy/ppo.py", ["tests/test_ppo_update.py"]),
     "checkpoint": ("mimic_policy/checkpoint.py", ["tests/test_checkpoint.py", "tests/test_checkpoint_units.py"]),
-    "commands": ("mimic_sim/commands.py", ["tests/test_commands.py"]),
+    "commands": ("mimic_sim/commands.py", ["tests/test_commands.py", "tests/test_command_checks.py"]),
 }
 
 KILLED = ("killed", "timeout")
