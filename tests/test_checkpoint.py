@@ -471,3 +471,61 @@ def test_latest_checkpoint_and_prune(tmp_path: Path) -> None:
     assert latest_checkpoint(run) == folder / "iter_000010"
     with pytest.raises(ValueError, match="keep"):
         prune(run, keep=0)
+
+
+def _corrupt(path: Path) -> None:
+    weights = path / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+
+
+def test_resume_checkpoint_refuses_a_corrupt_latest_and_names_the_newest_intact(tmp_path: Path) -> None:
+    from mimic_policy.checkpoint import newest_intact_checkpoint, resume_checkpoint
+
+    run = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        resume_checkpoint(run)
+    for iteration in (1, 2, 3, 4):
+        save_run_checkpoint(run, iteration, _tensors(iteration), _meta())
+    folder = run / "checkpoints"
+    assert resume_checkpoint(run) == (folder / "iter_000004", None)
+
+    _corrupt(folder / "iter_000004")
+    (folder / "iter_000003" / "meta.json").unlink()  # not even a checkpoint any more: never passed over silently
+    assert newest_intact_checkpoint(run) == folder / "iter_000002"
+    with pytest.raises(CheckpointError) as exc:
+        resume_checkpoint(run)
+    message = str(exc.value)
+    assert message.startswith(f"the latest checkpoint is corrupt: {folder / 'iter_000004' / 'weights.safetensors'}")
+    assert message.endswith(f"the newest intact one is {folder / 'iter_000002'}: resume from it with --from-intact")
+    assert resume_checkpoint(run, from_intact=True) == (folder / "iter_000002", folder / "iter_000004")
+
+    (folder / "latest").unlink()  # without the pointer, the highest number is the latest: the same answers
+    assert resume_checkpoint(run, from_intact=True) == (folder / "iter_000002", folder / "iter_000004")
+    for iteration in (1, 2):
+        _corrupt(folder / f"iter_{iteration:06d}")
+    with pytest.raises(CheckpointError, match=r"no other checkpoint of .* is intact"):
+        resume_checkpoint(run, from_intact=True)
+
+
+@pytest.mark.parametrize("target", ["save_file", "replace", "pointer"])
+def test_an_interrupt_in_a_run_checkpoint_save_keeps_the_latest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                target: str) -> None:
+    """A second Ctrl-C raises KeyboardInterrupt wherever the save is (writing, moving the folder in
+    place, pointing ``latest`` at it): the latest checkpoint is still the old one, whole."""
+    run = tmp_path / "run"
+    save_run_checkpoint(run, 1, _tensors(1), _meta(clip=0.1))
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    where = {"save_file": (safetensors.torch, "save_file"), "replace": (os, "replace"),
+             "pointer": (ckpt, "atomic_write_text")}[target]
+    with monkeypatch.context() as m:
+        m.setattr(*where, interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            save_run_checkpoint(run, 2, _tensors(2), _meta(clip=0.2))
+    tensors, meta = load_checkpoint(latest_checkpoint(run))
+    assert meta["clip"] == 0.1 and torch.equal(tensors["normalizer.mean"], _tensors(1)["normalizer.mean"])
+    assert sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".")) == []

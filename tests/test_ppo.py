@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -137,39 +139,77 @@ def test_termination_does_not_bootstrap():
     assert trainer.storage.returns[:, 0].tolist() == pytest.approx([1.75, 1.0, 2.0])
 
 
-def test_resume_after_kill_gives_the_same_next_update(tmp_path):
-    """A run restored from its checkpoint makes exactly the update the uninterrupted run makes."""
-    import dataclasses
+@dataclasses.dataclass
+class _RunConfig:
+    """What a TrainingSession reads of a run's settings."""
 
+    seed: int = 5
+    checkpoint_every: int = 3
+    keep_checkpoints: int = 2
+
+
+def _assert_same_state(a: Trainer, b: Trainer) -> None:
+    """Everything a checkpoint holds of a trainer: weights, optimizer, random stream, counters, episode statistics."""
+    (tensors_a, meta_a), (tensors_b, meta_b) = a.state(), b.state()
+    assert meta_a == meta_b
+    assert tensors_a.keys() == tensors_b.keys()
+    for key, value in tensors_a.items():
+        assert torch.equal(value, tensors_b[key]), key
+
+
+@pytest.mark.parametrize("stop_at", [3, 4])
+def test_a_run_resumed_from_any_iteration_continues_exactly(tmp_path, stop_at):
+    """Stopped at a periodic checkpoint (3) or between two (4: the environments are brought back by
+    replaying the actions since they restarted), the resumed run equals the uninterrupted one."""
+    from mimic_policy.checkpoint import CheckpointError, latest_checkpoint
     from mimic_policy.session import TrainingSession
-
-    @dataclasses.dataclass
-    class Config:
-        seed: int = 5
-        checkpoint_every: int = 2
-        keep_checkpoints: int = 2
 
     ppo = PPOConfig(num_steps=32, hidden=(16,), epochs=2, minibatches=2)
     expect = {"task": "one_joint_tracking", "observation_size": 5}
-    uninterrupted = TrainingSession(Trainer(_envs(2), ppo, seed=5), Config(), tmp_path / "a", expect=expect)
-    for _ in range(3):  # checkpoint after iteration 2
-        uninterrupted.iterate()
+    uninterrupted = TrainingSession(Trainer(_envs(2), ppo, seed=5), _RunConfig(), tmp_path / "a", expect=expect)
+    expected_stats = [uninterrupted.iterate() for _ in range(6)]
 
-    resumed = TrainingSession(Trainer(_envs(2), ppo, seed=99), Config(), tmp_path / "a", expect=expect)
-    assert resumed.restore_latest().name == "iter_000002"
-    resumed.iterate()  # iteration 3 again, from the checkpoint
-    for pa, pb in zip(uninterrupted.trainer.model.parameters(), resumed.trainer.model.parameters(), strict=True):
-        assert torch.equal(pa, pb)
-    assert resumed.trainer.samples == uninterrupted.trainer.samples
+    stopped = TrainingSession(Trainer(_envs(2), ppo, seed=5), _RunConfig(), tmp_path / "b", expect=expect)
+    for _ in range(stop_at):
+        stopped.iterate()
+    assert stopped.final_checkpoint().name == f"iter_{stop_at:06d}"
 
-    other = TrainingSession(Trainer(_envs(2), ppo, seed=5), Config(), tmp_path / "a",
+    resumed = TrainingSession(Trainer(_envs(2), ppo, seed=99), _RunConfig(), tmp_path / "b", expect=expect)
+    assert latest_checkpoint(tmp_path / "b").name == f"iter_{stop_at:06d}"
+    resumed.restore(latest_checkpoint(tmp_path / "b"))
+    stats = [resumed.iterate() for _ in range(6 - stop_at)]
+    _assert_same_state(uninterrupted.trainer, resumed.trainer)
+    timing = ("samples_per_second", "collect_seconds", "update_seconds")
+    for got, want in zip(stats, expected_stats[stop_at:], strict=True):  # episode statistics included
+        assert {k: v for k, v in got.items() if k not in timing} == {k: v for k, v in want.items() if k not in timing}
+
+    other = TrainingSession(Trainer(_envs(2), ppo, seed=5), _RunConfig(), tmp_path / "b",
                             expect={"task": "two_joint_tracking", "observation_size": 5})
-    import pytest
-
-    from mimic_policy.checkpoint import CheckpointError
-
     with pytest.raises(CheckpointError, match="task"):
-        other.restore_latest()
+        other.restore(latest_checkpoint(tmp_path / "b"))
+
+
+def test_an_interrupted_iteration_saves_no_final_checkpoint(tmp_path):
+    """An exception in the middle of an iteration (an error, a second Ctrl-C) leaves the last
+    checkpoint the latest: the half-updated state is never saved."""
+    from mimic_policy.checkpoint import latest_checkpoint
+    from mimic_policy.session import TrainingSession
+
+    ppo = PPOConfig(num_steps=32, hidden=(16,), epochs=1, minibatches=2)
+    session = TrainingSession(Trainer(_envs(2), ppo, seed=5), _RunConfig(checkpoint_every=2), tmp_path,
+                              expect={"observation_size": 5})
+    for _ in range(2):
+        session.iterate()
+    assert session.final_checkpoint() == latest_checkpoint(tmp_path)  # iteration 2: saved already, not again
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    session.trainer.optimizer.step = interrupted  # in the middle of the update, after the rollout
+    with pytest.raises(KeyboardInterrupt):
+        session.iterate()
+    assert session.final_checkpoint() is None
+    assert latest_checkpoint(tmp_path).name == "iter_000002"
 
 
 def test_worker_vector_env_matches_a_sequential_one():
@@ -220,3 +260,36 @@ def test_rollouts_in_workers_match_rollouts_in_process():
             for name in ("obs", "actions", "log_probs", "rewards", "truncated", "final_index", "final_obs", "last_obs"):
                 assert np.array_equal(getattr(a, name), getattr(b, name)), (workers, name)
             assert np.allclose(a.terms["tracking"], b.terms["tracking"], equal_nan=True)
+
+
+class _FailsOnSecondStep(OneJointTracking):
+    def step(self, action):
+        if self.steps == 1:
+            raise ValueError("simulated failure in an environment")
+        return super().step(action)
+
+
+def _failing_envs(n: int) -> gym.vector.VectorEnv:
+    return gym.vector.SyncVectorEnv([_FailsOnSecondStep for _ in range(n)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+def test_a_worker_error_is_raised_with_the_workers_message_and_traceback():
+    from mimic_policy.vec_env import WorkerError, WorkerVectorEnv
+
+    envs = WorkerVectorEnv(_failing_envs, 4, 2)
+    envs.reset(seed=0)
+    envs.step(np.zeros((4, 1), np.float32))
+    with pytest.raises(WorkerError) as exc:
+        envs.step(np.zeros((4, 1), np.float32))
+    assert str(exc.value) == "environment worker 0 failed: ValueError: simulated failure in an environment"
+    assert 'raise ValueError("simulated failure in an environment")' in str(exc.value.__cause__)
+    envs.close()
+    assert not any(p.is_alive() for p in envs.processes)
+
+    envs = WorkerVectorEnv(_envs, 2, 2)
+    envs.reset(seed=0)
+    envs.processes[1].kill()
+    with pytest.raises(WorkerError, match="environment worker 1 ended unexpectedly: it was killed by SIGKILL"):
+        envs.reset(seed=0)
+    envs.close()

@@ -603,7 +603,11 @@ def save_run_checkpoint(run_dir: Path, iteration: int, tensors: Mapping[str, tor
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint ``checkpoints/latest`` names, else the highest-numbered complete one, else None."""
+    """The checkpoint ``checkpoints/latest`` names, else the highest-numbered one, else None.
+
+    Whether it is intact is for :func:`load_checkpoint` to say (:func:`resume_checkpoint`
+    finds the newest intact one): an unreadable checkpoint is never passed over in silence.
+    """
     folder = Path(run_dir) / CHECKPOINTS_DIR
     pointer = folder / LATEST_FILE
     if pointer.is_file():
@@ -611,11 +615,53 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
             name = pointer.read_text().strip()
         except (OSError, UnicodeDecodeError):
             name = ""
-        if _ITER_RE.fullmatch(name) and ((folder / name / META_FILE).is_file()
-                                         or (folder / f".{name}.old" / META_FILE).is_file()):
+        if _ITER_RE.fullmatch(name) and ((folder / name).is_dir() or (folder / f".{name}.old").is_dir()):
             return folder / name  # if only the backup is there, load_checkpoint reads it
     found = _iteration_folders(folder)
     return found[-1][1] if found else None
+
+
+def newest_intact_checkpoint(run_dir: Path, exclude: Path | None = None) -> Path | None:
+    """The highest-numbered checkpoint of the run (other than ``exclude``) that loads, with its
+    hashes verified; None if none does."""
+    folder = Path(run_dir) / CHECKPOINTS_DIR
+    numbers = {number for number, _ in _iteration_folders(folder)}
+    if folder.is_dir():  # a save interrupted between its renames leaves only the backup
+        numbers.update(int(m.group(1)) for p in folder.glob(".iter_*.old") if (m := _ITER_RE.search(p.name)))
+    for number in sorted(numbers, reverse=True):
+        path = iteration_path(run_dir, number)
+        if path == exclude:
+            continue
+        try:
+            load_checkpoint(path)
+        except CheckpointError:
+            continue
+        return path
+    return None
+
+
+def resume_checkpoint(run_dir: Path, from_intact: bool = False) -> tuple[Path, Path | None]:
+    """The checkpoint to continue ``run_dir`` from: ``(checkpoint, corrupt latest passed over or None)``.
+
+    That is the latest (:func:`latest_checkpoint`), verified.  If it is corrupt, this
+    raises a :class:`CheckpointError` saying so and naming the newest intact checkpoint,
+    or, with ``from_intact``, returns that one (the iterations after it are lost).
+    """
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        raise FileNotFoundError(f"no checkpoint in {Path(run_dir) / CHECKPOINTS_DIR} to resume from")
+    try:
+        load_checkpoint(latest)
+    except CheckpointError as exc:
+        intact = newest_intact_checkpoint(run_dir, exclude=latest)
+        if intact is None:
+            raise CheckpointError(f"the latest checkpoint is corrupt and no other checkpoint of {run_dir} "
+                                  f"is intact: {exc}") from exc
+        if not from_intact:
+            raise CheckpointError(f"the latest checkpoint is corrupt: {exc}; the newest intact one is {intact}: "
+                                  "resume from it with --from-intact") from exc
+        return intact, latest
+    return latest, None
 
 
 def prune(run_dir: Path, keep: int) -> list[Path]:
@@ -627,7 +673,7 @@ def prune(run_dir: Path, keep: int) -> list[Path]:
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
     folder = Path(run_dir) / CHECKPOINTS_DIR
-    found = _iteration_folders(folder, complete_only=False)
+    found = _iteration_folders(folder)
     latest = latest_checkpoint(run_dir)
     removed = []
     for _, path in found[:-keep]:
@@ -644,12 +690,12 @@ def prune(run_dir: Path, keep: int) -> list[Path]:
     return removed
 
 
-def _iteration_folders(folder: Path, complete_only: bool = True) -> list[tuple[int, Path]]:
+def _iteration_folders(folder: Path) -> list[tuple[int, Path]]:
     if not folder.is_dir():
         return []
     found = []
     for p in folder.iterdir():
         m = _ITER_RE.fullmatch(p.name)
-        if m and p.is_dir() and (not complete_only or (p / META_FILE).is_file()):
+        if m and p.is_dir():
             found.append((int(m.group(1)), p))
     return sorted(found)

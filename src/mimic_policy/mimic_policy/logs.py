@@ -3,43 +3,67 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
-from mimic_sim.paths import atomic_write_bytes
+from mimic_sim.paths import atomic_write_bytes, atomic_write_text
 from mimic_sim.reward import TERMS
 
 
 class TrainingLog:
     """Appends one row per iteration to ``progress.csv``, TensorBoard scalars, and redraws
-    ``learning_curve.png`` every ``plot_every`` iterations (written atomically)."""
+    ``learning_curve.png`` every ``plot_every`` iterations (written atomically).
 
-    def __init__(self, run_dir: Path, plot_every: int = 10, tensorboard: bool = True):
+    A run continued from a checkpoint passes the checkpoint's ``iteration`` and ``samples``:
+    rows the run logged after that checkpoint, before it stopped, are dropped from
+    ``progress.csv`` and hidden in TensorBoard (its ``purge_step``), so the iterations the
+    continued run logs again appear once.
+    """
+
+    def __init__(self, run_dir: Path, plot_every: int = 10, tensorboard: bool = True, iteration: int = 0,
+                 samples: int = 0):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.run_dir / "progress.csv"
         self.plot_path = self.run_dir / "learning_curve.png"
         self.plot_every = plot_every
         self.rows: list[dict[str, float]] = []
-        if self.csv_path.exists():  # resuming: keep the history for the plot
-            with self.csv_path.open() as f:
-                self.rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
-        self._fields = list(self.rows[0]) if self.rows else None
+        self._fields: list[str] | None = None
+        if self.csv_path.exists():  # resuming: keep the history up to the checkpoint, for the plot
+            self._keep_rows_until(iteration)
         self._writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=samples + 1)
+
+    def _keep_rows_until(self, iteration: int) -> None:
+        text = self.csv_path.read_text()
+        lines = text.splitlines(keepends=True)
+        complete = lines if text.endswith("\n") else lines[:-1]  # a row cut short by a crash is dropped
+        reader = csv.DictReader(complete)
+        self._fields = reader.fieldnames
+        self.rows = [{k: float(v) for k, v in row.items() if v != ""} for row in reader]
+        kept = [row for row in self.rows if row.get("iteration", 0.0) <= iteration]
+        if len(kept) < len(self.rows) or len(complete) < len(lines):
+            self.rows = kept
+            atomic_write_text(self.csv_path, self._csv_text(kept, header=True) if self._fields else "")
+
+    def _csv_text(self, rows: list[dict[str, float]], header: bool) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self._fields, extrasaction="ignore")
+        if header:
+            writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
 
     def log(self, stats: dict[str, float]) -> None:
         self.rows.append(stats)
-        if self._fields is None:
+        new_file = self._fields is None
+        if new_file:
             self._fields = list(stats)
-        new_file = not self.csv_path.exists()
         with self.csv_path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self._fields, extrasaction="ignore")
-            if new_file:
-                writer.writeheader()
-            writer.writerow(stats)
+            f.write(self._csv_text([stats], header=new_file))  # one write: a row is never split by a signal
         if self._writer is not None:
             step = int(stats.get("samples", len(self.rows)))
             for key, value in stats.items():
@@ -49,8 +73,6 @@ class TrainingLog:
             self.plot()
 
     def plot(self) -> None:
-        import io
-
         import matplotlib
 
         matplotlib.use("Agg")

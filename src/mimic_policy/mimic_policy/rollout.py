@@ -108,5 +108,10 @@ class LocalRollouts:
         self.obs = rollout.last_obs
         return rollout
 
+    def replay(self, actions: np.ndarray) -> None:
+        """Step the environments through ``actions`` (steps, num_envs, ...)."""
+        for step_actions in actions:
+            self.obs = self.envs.step(step_actions)[0]
+
     def close(self) -> None:
         self.envs.close()

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from mimic_policy.checkpoint import flatten_state, unflatten_state
 from mimic_policy.networks import ActorCritic
 from mimic_policy.ppo import PPOConfig, ppo_update
 from mimic_policy.rollout import LocalRollouts, Rollout
@@ -39,6 +40,21 @@ class EpisodeStats:
             queue = self.terms.setdefault(name, deque(maxlen=self.window * 50))
             values = np.asarray(values, dtype=float).ravel()
             queue.extend(values[np.isfinite(values)].tolist())
+
+    def state(self) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """The windows as tensors, and the reward terms' names in their order."""
+        tensors = {"stats.returns": torch.tensor(list(self.returns), dtype=torch.float64),
+                   "stats.lengths": torch.tensor(list(self.lengths), dtype=torch.int64),
+                   "stats.falls": torch.tensor(list(self.falls), dtype=torch.bool)}
+        tensors.update({f"stats.terms.{name}": torch.tensor(list(values), dtype=torch.float64)
+                        for name, values in self.terms.items()})
+        return tensors, list(self.terms)
+
+    def load_state(self, tensors: dict[str, torch.Tensor], terms: list[str]) -> None:
+        self.returns = deque(tensors["stats.returns"].tolist())
+        self.lengths = deque(tensors["stats.lengths"].tolist())
+        self.falls = deque(tensors["stats.falls"].tolist())
+        self.terms = {name: deque(tensors[f"stats.terms.{name}"].tolist(), maxlen=self.window * 50) for name in terms}
 
     def summary(self) -> dict[str, float]:
         out = {"episodes": float(len(self.returns))}
@@ -89,6 +105,31 @@ class Trainer:
         self.envs.reset(seed=seed)
         self._episode_return[:] = 0.0
         self._episode_length[:] = 0
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything the next iteration depends on but the environments' state, and the episode
+        statistics: tensors, and JSON-ready meta."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optimizer_tensors, optimizer_skeleton = flatten_state("optimizer", self.optimizer.state_dict())
+        tensors.update(optimizer_tensors)
+        tensors["trainer.generator"] = self.generator.get_state()
+        tensors["trainer.episode_return"] = torch.from_numpy(self._episode_return.copy())
+        tensors["trainer.episode_length"] = torch.from_numpy(self._episode_length.astype(np.int64))
+        stats, terms = self.stats.state()
+        tensors.update(stats)
+        meta = {"iteration": self.iteration, "samples": self.samples, "optimizer": optimizer_skeleton,
+                "episode_stats_terms": terms}
+        return tensors, meta
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Inverse of :meth:`state`."""
+        self.model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        self.optimizer.load_state_dict(unflatten_state("optimizer", tensors, meta["optimizer"]))
+        self.generator.set_state(tensors["trainer.generator"])
+        self._episode_return[:] = tensors["trainer.episode_return"].numpy()
+        self._episode_length[:] = tensors["trainer.episode_length"].numpy()
+        self.stats.load_state(tensors, meta["episode_stats_terms"])
+        self.iteration, self.samples = int(meta["iteration"]), int(meta["samples"])
 
     def collect(self) -> tuple[float, np.ndarray]:
         """Fill the storage with one rollout; its wall time and observations."""

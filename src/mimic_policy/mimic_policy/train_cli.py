@@ -120,34 +120,55 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{prefix}{clip}_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
 
 
-def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> int:
+def train(config: TrainConfig, run_dir: Path, resume: bool = False, from_intact: bool = False) -> int:
+    """Train the run in ``run_dir`` (with ``resume``, continue it from its latest checkpoint, or with
+    ``from_intact`` from its newest intact one if the latest is corrupt); the exit status.
+
+    SIGINT or SIGTERM, to this process or its whole process group, stops the run after the
+    current iteration with a checkpoint, exit status 130 or 143; a second one aborts at once
+    (:mod:`mimic_policy.stopping`).  An error saves nothing: the last checkpoint stays the latest.
+    """
     from tqdm import tqdm
 
+    from mimic_policy.checkpoint import resume_checkpoint
     from mimic_policy.logs import TrainingLog
     from mimic_policy.runner import Trainer
     from mimic_policy.session import TrainingSession
+    from mimic_policy.stopping import StopSignals
 
-    task = make_task(config)
-    envs = make_envs(config, task)
-    meta, expect = describe(config, task, envs)
-    session = TrainingSession(Trainer(envs, config.ppo, seed=config.seed), config, run_dir, meta=meta, expect=expect)
-    if resume:
-        session.restore_latest()
-    log = TrainingLog(run_dir)
-    bar = tqdm(total=config.total_samples, initial=session.trainer.samples, unit="samples", unit_scale=True,
-               dynamic_ncols=True)
-    start = time.monotonic()
-    try:
-        while session.trainer.samples < config.total_samples:
-            stats = session.iterate()
-            log.log(stats)
-            bar.update(int(stats["samples"]) - bar.n)
-            bar.set_postfix(sps=f"{stats['samples_per_second']:.0f}", ret=f"{stats.get('mean_return', 0.0):.1f}",
-                            fall=f"{stats.get('fall_rate', 0.0):.2f}")
-    finally:
-        bar.close()
-        log.close()
-        session.checkpoint()
-        envs.close()
-    print(f"trained {session.trainer.samples} samples in {time.monotonic() - start:.0f} s; run folder {run_dir}")
-    return 0
+    if resume:  # a corrupt checkpoint is refused before any worker starts
+        restored, corrupt = resume_checkpoint(run_dir, from_intact)
+    with StopSignals() as stop:
+        task = make_task(config)
+        envs = make_envs(config, task)
+        try:
+            meta, expect = describe(config, task, envs)
+            session = TrainingSession(Trainer(envs, config.ppo, seed=config.seed), config, run_dir, meta=meta,
+                                      expect=expect)
+            if resume:
+                session.restore(restored)
+                print(f"resuming from {restored}" + (f" (the latest, {corrupt.name}, is corrupt)" if corrupt else ""))
+            trainer = session.trainer
+            log = TrainingLog(run_dir, iteration=trainer.iteration, samples=trainer.samples)
+            bar = tqdm(total=config.total_samples, initial=trainer.samples, unit="samples", unit_scale=True,
+                       dynamic_ncols=True)
+            start = time.monotonic()
+            try:
+                while trainer.samples < config.total_samples and not stop.requested:
+                    stats = session.iterate(log.log)
+                    bar.update(int(stats["samples"]) - bar.n)
+                    bar.set_postfix(sps=f"{stats['samples_per_second']:.0f}",
+                                    ret=f"{stats.get('mean_return', 0.0):.1f}",
+                                    fall=f"{stats.get('fall_rate', 0.0):.2f}")
+            finally:
+                bar.close()
+            path = session.final_checkpoint()
+            log.close()
+        finally:
+            envs.close()
+    if stop.requested:
+        print(f"stopped by {stop.signal.name} at iteration {trainer.iteration} ({trainer.samples} samples); "
+              f"checkpoint {path}; continue with: mimic train --resume {run_dir}")
+    else:
+        print(f"trained {trainer.samples} samples in {time.monotonic() - start:.0f} s; run folder {run_dir}")
+    return stop.exit_status

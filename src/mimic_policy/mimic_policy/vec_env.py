@@ -23,24 +23,55 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
+import signal
+import threading
 import traceback
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 
 import gymnasium as gym
 import numpy as np
 
 from mimic_policy.networks import ActorCritic
 from mimic_policy.rollout import Rollout
+from mimic_policy.stopping import ignore_stop_signals, stop_signals_blocked
 
 MakeBlock = Callable[[int], gym.vector.VectorEnv]
 """Builds a vector environment of a given number of environments (same-step autoreset)."""
 
+_SUMMARY_CHARS = 300
+"""Longest worker error message in the one-line report (a NaN tensor's repr runs to kilobytes)."""
 
-class _WorkerError:
+
+class WorkerError(ChildProcessError):
+    """An environment worker process failed or ended; the message is the worker's own error
+    (type and message) and the cause the worker's traceback.
+
+    A ChildProcessError, hence an OSError: ``mimic`` reports it as one line, the whole
+    traceback with ``mimic --traceback``.
+    """
+
+
+class _WorkerTracebackError(Exception):
+    """A worker's traceback as text, chained as the cause of the :class:`WorkerError` it raised."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return "\n" + self.text
+
+
+class _WorkerFailure:
     """What a worker sends instead of a reply when an environment raised."""
 
-    def __init__(self, traceback_text: str):
+    def __init__(self, exc: BaseException, traceback_text: str):
+        message = " ".join(str(exc).split())
+        if len(message) > _SUMMARY_CHARS:
+            message = message[:_SUMMARY_CHARS] + "..."
+        self.summary = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
         self.traceback = traceback_text
 
 
@@ -60,23 +91,42 @@ def _array_infos(infos: dict, count: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _exit_with_parent() -> None:
+    """End this worker as soon as its parent process ends, however it ended (even killed, and
+    while this worker is in the middle of a rollout, when it does not read its pipe)."""
+    wait([mp.parent_process().sentinel])
+    os._exit(1)
+
+
 def _worker(connection: Connection, make_block: MakeBlock, count: int, first: int) -> None:
+    # The parent stops this worker after its safe point (mimic_policy.stopping); SIGINT and
+    # SIGTERM sent to the whole process group must not end it before.
+    ignore_stop_signals()
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     import torch
 
     from mimic_policy.rollout import collect_rollout, policy_copy
 
     torch.set_num_threads(1)
-    envs = make_block(count)
-    obs, model = None, None
+    envs = None
     try:
+        envs = make_block(count)
+        obs, model = None, None
         while True:
-            command, payload = connection.recv()
+            try:
+                command, payload = connection.recv()
+            except EOFError:  # the parent closed its end: nothing more to do
+                break
             if command == "reset":
                 obs = envs.reset(seed=payload)[0]
                 connection.send(obs)
             elif command == "step":
                 obs, rewards, terminated, truncated, infos = envs.step(payload)
                 connection.send((obs, rewards, terminated, truncated, _array_infos(infos, count)))
+            elif command == "replay":
+                for actions in payload:
+                    obs = envs.step(actions)[0]
+                connection.send(None)
             elif command == "rollout":
                 spec, state, steps, seed = payload
                 model = policy_copy(spec, state, model)
@@ -85,10 +135,12 @@ def _worker(connection: Connection, make_block: MakeBlock, count: int, first: in
                 connection.send(rollout)
             elif command == "close":
                 break
-    except Exception:  # report, do not hang the trainer
-        connection.send(_WorkerError(traceback.format_exc()))
+    except Exception as exc:  # report, do not hang the trainer
+        with contextlib.suppress(OSError):  # the parent may be gone
+            connection.send(_WorkerFailure(exc, traceback.format_exc()))
     finally:
-        envs.close()
+        if envs is not None:
+            envs.close()
         connection.close()
 
 
@@ -104,7 +156,13 @@ def _concatenate(parts: list[dict[str, np.ndarray]], counts: list[int]) -> dict[
 
 
 class WorkerVectorEnv:
-    """``num_envs`` environments in ``num_workers`` processes, each building its block with ``make_block``."""
+    """``num_envs`` environments in ``num_workers`` processes, each building its block with ``make_block``.
+
+    A worker's exception is raised here as a :class:`WorkerError` carrying the worker's
+    message, as is a worker's unexpected end.  Workers ignore SIGINT and SIGTERM (see
+    :mod:`mimic_policy.stopping`): :meth:`close` stops them, and they end by themselves
+    when this process ends.
+    """
 
     def __init__(self, make_block: MakeBlock, num_envs: int, num_workers: int = 2):
         if num_envs < 1 or num_workers < 1:
@@ -120,48 +178,80 @@ class WorkerVectorEnv:
         context = mp.get_context("spawn")
         self.connections: list[Connection] = []
         self.processes = []
+        self._busy = False  # commands sent whose replies are not all read
         for count, block in zip(self.counts, self.blocks, strict=True):
             parent, child = context.Pipe()
             process = context.Process(target=_worker, args=(child, make_block, count, int(block[0])), daemon=True)
-            process.start()
+            with stop_signals_blocked():  # until the worker ignores them itself
+                process.start()
             child.close()
             self.connections.append(parent)
             self.processes.append(process)
 
-    def _receive(self, connection: Connection):
-        reply = connection.recv()
-        if isinstance(reply, _WorkerError):
-            raise RuntimeError(f"environment worker failed:\n{reply.traceback}")
-        return reply
+    def _ended(self, index: int) -> WorkerError:
+        process = self.processes[index]
+        process.join(timeout=1.0)  # the pipe closes just before the process ends
+        code = process.exitcode
+        how = ("is still running" if code is None
+               else f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}")
+        return WorkerError(f"environment worker {index} ended unexpectedly: it {how}")
+
+    def _exchange(self, messages: list[tuple[str, object]]) -> list:
+        """Send each worker its message and return the replies, in worker order."""
+        self._busy = True
+        for index, (connection, message) in enumerate(zip(self.connections, messages, strict=True)):
+            try:
+                connection.send(message)
+            except OSError:
+                raise self._ended(index) from None
+        replies = []
+        for index, connection in enumerate(self.connections):
+            try:
+                reply = connection.recv()
+            except (EOFError, OSError):
+                raise self._ended(index) from None
+            if isinstance(reply, _WorkerFailure):
+                raise WorkerError(f"environment worker {index} failed: {reply.summary}") from _WorkerTracebackError(
+                    reply.traceback)
+            replies.append(reply)
+        self._busy = False
+        return replies
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
-        for connection, block in zip(self.connections, self.blocks, strict=True):
-            connection.send(("reset", None if seed is None else seed + int(block[0])))
-        return np.concatenate([self._receive(c) for c in self.connections]), {}
+        replies = self._exchange([("reset", None if seed is None else seed + int(block[0])) for block in self.blocks])
+        return np.concatenate(replies), {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         actions = np.asarray(actions)
-        for connection, block in zip(self.connections, self.blocks, strict=True):
-            connection.send(("step", actions[block]))
-        replies = [self._receive(c) for c in self.connections]
+        replies = self._exchange([("step", actions[block]) for block in self.blocks])
         obs, rewards, terminated, truncated = (np.concatenate([r[k] for r in replies]) for k in range(4))
         infos = _concatenate([r[4] for r in replies], self.counts)
         return obs, rewards.astype(np.float64), terminated, truncated, infos
+
+    def replay(self, actions: np.ndarray) -> None:
+        """Step every environment through ``actions`` (steps, num_envs, ...), one message per worker."""
+        self._exchange([("replay", actions[:, block]) for block in self.blocks])
 
     def rollout(self, model: ActorCritic, steps: int, seed: int) -> Rollout:
         """Every worker acts ``steps`` times in its block with a copy of ``model``'s policy
         (environment ``i`` continuing its episode; worker noise streams seeded ``seed`` plus
         the index of its first environment)."""
         state = model.policy_state()
-        for connection in self.connections:
-            connection.send(("rollout", (model.spec, state, steps, seed)))
-        return Rollout.concatenate([self._receive(c) for c in self.connections])
+        return Rollout.concatenate(self._exchange([("rollout", (model.spec, state, steps, seed))] * len(self.blocks)))
 
     def close(self) -> None:
-        for connection in self.connections:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                connection.send(("close", None))
+        """Stop the workers: idle ones are told to close; if replies are still due (an error or an
+        interrupt came in the middle of a command) they are killed instead, as the command may
+        run for seconds (SIGKILL: they ignore SIGTERM)."""
+        if not self._busy:
+            for connection in self.connections:
+                with contextlib.suppress(OSError):
+                    connection.send(("close", None))
+            for process in self.processes:
+                process.join(timeout=5)
         for process in self.processes:
-            process.join(timeout=5)
             if process.is_alive():
-                process.terminate()
+                process.kill()
+            process.join()
+        for connection in self.connections:
+            connection.close()

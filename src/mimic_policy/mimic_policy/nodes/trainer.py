@@ -16,6 +16,7 @@ from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 from mimic_msgs.msg import TrainingStatus
+from mimic_policy.checkpoint import latest_checkpoint
 from mimic_policy.logs import TrainingLog
 from mimic_policy.runner import Trainer
 from mimic_policy.session import TrainingSession
@@ -54,8 +55,7 @@ class TrainerNode(Node):
         trainer = self.session.trainer
         if self.stop_requested or trainer.samples >= self.config.total_samples:
             return True
-        stats = self.session.iterate()
-        self.log.log(stats)
+        stats = self.session.iterate(self.log.log)
         msg = TrainingStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.iteration, msg.samples = int(stats["iteration"]), int(stats["samples"])
@@ -81,10 +81,18 @@ class TrainerNode(Node):
         return response
 
     def close(self) -> None:
-        path = self.session.checkpoint()
-        self.get_logger().info(f"final checkpoint {path}")
-        self.log.close()
-        self.envs.close()
+        """A final checkpoint, unless an iteration was interrupted (by an error or a second signal:
+        its state is half updated and the last checkpoint stays the latest); then the workers stop."""
+        try:
+            path = self.session.final_checkpoint()
+            if path is None:
+                self.get_logger().warning("training interrupted in the middle of an iteration: no final checkpoint; "
+                                          f"the latest stays {latest_checkpoint(self.run_dir)}")
+            else:
+                self.get_logger().info(f"final checkpoint {path}")
+                self.log.close()
+        finally:
+            self.envs.close()
 
 
 def main(args: Sequence[str] | None = None) -> int:

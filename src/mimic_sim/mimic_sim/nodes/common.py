@@ -89,6 +89,8 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
     stop = {"requested": False}
 
     def on_signal(signum: int, frame: object) -> None:
+        if stop["requested"]:  # a second signal aborts whatever runs, a long work() included
+            raise KeyboardInterrupt
         stop["requested"] = True
 
     signal.signal(signal.SIGINT, on_signal)
@@ -105,6 +107,8 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
             if work is not None and work():
                 break
         return 0
+    except KeyboardInterrupt:  # the second signal
+        return 130
     finally:
         if node is not None:
             close = getattr(node, "close", None)
