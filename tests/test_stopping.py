@@ -236,6 +236,24 @@ def test_workers_ignore_stop_signals_and_end_with_their_parent(tmp_path: Path) -
     _wait_until_ended(workers)
 
 
+def test_stop_signals_request_a_stop_then_abort_and_are_restored_after() -> None:
+    from mimic_policy.stopping import StopSignals
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with StopSignals() as stop:
+        assert not stop.requested and stop.exit_status == 0
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + WAIT
+        while not stop.requested:  # Python runs the handler at its next check, in this thread
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        assert stop.signal == signal.SIGTERM and stop.exit_status == 143
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(WAIT)  # ended by the handler's KeyboardInterrupt, at once
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
 class _FailingBlock:
     """A worker's environments whose step raises after ``after`` steps, as a simulation gone NaN might."""
 
