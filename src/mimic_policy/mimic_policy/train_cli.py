@@ -2,10 +2,10 @@
 
 A run folder holds ``progress.csv``, ``tensorboard/``, ``learning_curve.png``,
 ``config.json`` and ``checkpoints/iter_NNNNNN/`` (see :mod:`mimic_policy.checkpoint`).
-Checkpoints are taken between iterations, where every environment restarts from a
-seed derived from the iteration: a run resumed from a checkpoint (``--resume RUN``)
-continues exactly as the uninterrupted run would have, and a killed run loses at most
-``--checkpoint-every`` iterations.
+Checkpoints are taken between iterations (:mod:`mimic_policy.session`): a run resumed
+from one (``--resume RUN``) continues exactly as the uninterrupted run would have, a
+run stopped with Ctrl-C or SIGTERM saves one first (:mod:`mimic_policy.stopping`), and
+a killed run loses at most ``--checkpoint-every`` iterations.
 """
 
 from __future__ import annotations
@@ -44,16 +44,6 @@ class TrainConfig:
     """Newest checkpoints kept in the run folder."""
 
 
-def make_task(config: TrainConfig) -> Task:
-    """The run's task; a robot's shipped clip is retargeted onto it first if the clip store has no
-    copy (``mimic retarget``)."""
-    from mimic_retarget.cli import ensure_robot_clip
-    from mimic_sim.character import load_character
-
-    ensure_robot_clip(config.task.clip, load_character(config.task.character))
-    return Task.resolve(config.task)
-
-
 def make_envs(config: TrainConfig, task: Task):
     """The training environments of ``task`` over worker processes."""
     import functools
@@ -84,10 +74,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run-dir", type=Path, default=None, help="run folder (default: runs/<clip>_<UTC time>)")
     parser.add_argument("--resume", type=Path, default=None,
                         help="continue the run in this folder (its settings; only --total-samples may change)")
+    parser.add_argument("--from-intact", action="store_true",
+                        help="with --resume: if the latest checkpoint is corrupt, continue from the newest intact one "
+                             "(the iterations after it are trained again)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_intact and args.resume is None:
+        raise ValueError("--from-intact goes with --resume RUN")
     if args.resume is not None:
         run_dir = args.resume
         config_path = run_dir / "config.json"
@@ -105,22 +100,25 @@ def run(args: argparse.Namespace) -> int:
         run_dir = args.run_dir or default_run_dir(config)
         if run_dir.exists() and any(run_dir.iterdir()):
             raise FileExistsError(f"run folder {run_dir} is not empty; use --resume {run_dir} to continue it")
+    # a bad character, clip or setting is reported before anything is written; a robot's shipped
+    # clip is retargeted onto it first if the clip store has no copy (mimic_sim.task.CLIP_PROVIDERS)
+    task = Task.resolve(config.task)
+    if args.resume is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(to_dict(config), indent=2))
-    return train(config, run_dir, resume=args.resume is not None)
+    return train(config, run_dir, resume=args.resume is not None, task=task, from_intact=args.from_intact)
 
 
 def default_run_dir(config: TrainConfig) -> Path:
     """``runs/[<character>_]<clip>_<UTC time>`` (no prefix for the humanoid)."""
-    from mimic_sim.character import load_character
-
-    name = load_character(config.task.character).name
+    name = Path(config.task.character).stem
     prefix = "" if name == "humanoid" else f"{name}_"
     clip = Path(config.task.clip).name.split(".")[0]
     return Path("runs") / f"{prefix}{clip}_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
 
 
-def train(config: TrainConfig, run_dir: Path, resume: bool = False, from_intact: bool = False) -> int:
+def train(config: TrainConfig, run_dir: Path, resume: bool = False, task: Task | None = None,
+          from_intact: bool = False) -> int:
     """Train the run in ``run_dir`` (with ``resume``, continue it from its latest checkpoint, or with
     ``from_intact`` from its newest intact one if the latest is corrupt); the exit status.
 
@@ -139,7 +137,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, from_intact:
     if resume:  # a corrupt checkpoint is refused before any worker starts
         restored, corrupt = resume_checkpoint(run_dir, from_intact)
     with StopSignals() as stop:
-        task = make_task(config)
+        task = task or Task.resolve(config.task)
         envs = make_envs(config, task)
         try:
             meta, expect = describe(config, task, envs)

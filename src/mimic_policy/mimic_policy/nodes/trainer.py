@@ -20,12 +20,13 @@ from mimic_policy.checkpoint import latest_checkpoint
 from mimic_policy.logs import TrainingLog
 from mimic_policy.runner import Trainer
 from mimic_policy.session import TrainingSession
-from mimic_policy.train_cli import TrainConfig, default_run_dir, describe, make_envs, make_task
+from mimic_policy.train_cli import TrainConfig, default_run_dir, describe, make_envs
 from mimic_sim.nodes.common import declare, run_node
 from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.paths import atomic_write_text
 from mimic_sim.reward import TERMS
 from mimic_sim.settings import to_dict
+from mimic_sim.task import Task
 
 
 class TrainerNode(Node):
@@ -37,7 +38,7 @@ class TrainerNode(Node):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.json", json.dumps(to_dict(config), indent=2))
         self.config = config
-        task = make_task(config)
+        task = Task.resolve(config.task)
         self.envs = make_envs(config, task)
         meta, expect = describe(config, task, self.envs)
         self.session = TrainingSession(Trainer(self.envs, config.ppo, seed=config.seed), config, self.run_dir,
