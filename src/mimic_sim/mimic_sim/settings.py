@@ -9,7 +9,9 @@ dataclass (a group).  From that one declaration:
   field);
 * :func:`add_arguments` / :func:`from_arguments`: one ``--flag`` per leaf field, its help
   the field's docstring, its default the dataclass's;
-* :func:`leaves`: the same leaves for ROS parameters (``mimic_sim.nodes.parameters``).
+* :func:`leaves`, :func:`parameter_default`, :func:`parameter_value`: the same leaves as ROS
+  parameters (declared by ``mimic_sim.nodes.parameters``; here, so that parameter files can be
+  checked without ROS).
 
 Leaves are addressed by their own name, so every leaf name must be unique in the tree
 (checked).  A field's ``metadata={"aliases": (...)}`` adds other flag spellings.
@@ -28,7 +30,7 @@ import math
 import textwrap
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -44,11 +46,12 @@ class Leaf:
 
     name: str
     path: tuple[str, ...]
-    kind: type  # bool, int, float, str or tuple (of ints)
+    kind: type  # bool, int, float, str or tuple
     optional: bool  # None allowed (meaning "derive it", as the help says)
     default: Any
     help: str
     aliases: tuple[str, ...] = ()
+    item: type | None = None  # a tuple's element type: int, float or str
 
 
 @functools.cache
@@ -71,8 +74,8 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _kind(annotation: Any) -> tuple[Any, bool]:
-    """(the type a leaf holds, whether None is allowed) from its annotation."""
+def _kind(annotation: Any) -> tuple[Any, type | None, bool]:
+    """(the type a leaf holds, a tuple's element type, whether None is allowed) from its annotation."""
     optional = False
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -82,8 +85,11 @@ def _kind(annotation: Any) -> tuple[Any, bool]:
             raise TypeError(f"settings field type {annotation} is not one type or None")
         annotation = args[0]
     if typing.get_origin(annotation) is tuple:
-        return tuple, optional
-    return annotation, optional
+        args = typing.get_args(annotation)
+        if len(args) != 2 or args[1] is not Ellipsis or args[0] not in (int, float, str):
+            raise TypeError(f"settings field type {annotation} is not tuple[int | float | str, ...]")
+        return tuple, args[0], optional
+    return annotation, None, optional
 
 
 @functools.cache
@@ -105,7 +111,7 @@ def _leaves(cls: type, path: tuple[str, ...], defaults: Any) -> list[Leaf]:
     for field in dataclasses.fields(cls):
         if not field.init:
             continue
-        kind, optional = _kind(_hints(cls)[field.name])
+        kind, item, optional = _kind(_hints(cls)[field.name])
         default = getattr(defaults, field.name) if defaults is not None else _default(field)
         if dataclasses.is_dataclass(kind):
             out += _leaves(kind, (*path, field.name), default)
@@ -113,7 +119,7 @@ def _leaves(cls: type, path: tuple[str, ...], defaults: Any) -> list[Leaf]:
         if kind not in (bool, int, float, str, tuple):
             raise TypeError(f"settings field '{field.name}' of {cls.__name__} has unsupported type {kind}")
         out.append(Leaf(field.name, (*path, field.name), kind, optional, default, docs.get(field.name, ""),
-                        tuple(field.metadata.get("aliases", ()))))
+                        tuple(field.metadata.get("aliases", ())), item))
     return out
 
 
@@ -158,7 +164,6 @@ _ACCEPTS = {
     int: _is_int,
     float: lambda v: (_is_int(v) or isinstance(v, float)) and math.isfinite(v),
     str: lambda v: isinstance(v, str),
-    tuple: lambda v: isinstance(v, (list, tuple)) and all(_is_int(x) for x in v),
 }
 
 
@@ -168,9 +173,12 @@ def check_value(leaf: Leaf, value: Any, where: str) -> Any:
         if leaf.optional:
             return None
         raise SettingsError(f"{where}: must be set (a {leaf.kind.__name__})")
+    if leaf.kind is tuple:
+        if not (isinstance(value, (list, tuple)) and all(_ACCEPTS[leaf.item](x) for x in value)):
+            raise SettingsError(f"{where}: expected a list of {leaf.item.__name__}s, got {value!r}")
+        return tuple(leaf.item(x) for x in value)
     if not _ACCEPTS[leaf.kind](value):
-        expected = "list of ints" if leaf.kind is tuple else leaf.kind.__name__
-        raise SettingsError(f"{where}: expected a {expected}, got {value!r}")
+        raise SettingsError(f"{where}: expected a {leaf.kind.__name__}, got {value!r}")
     return leaf.kind(value)
 
 
@@ -189,12 +197,12 @@ def _from_dict(cls: type, data: Any, source: str, prefix: str) -> Any:
         raise SettingsError(f"{source}: unknown field '{prefix}{unknown[0]}'{closest(unknown[0], list(fields))}")
     values = {}
     for name, value in data.items():
-        kind, optional = _kind(_hints(cls)[name])
+        kind, item, optional = _kind(_hints(cls)[name])
         where = f"{prefix}{name}"
         if dataclasses.is_dataclass(kind):
             values[name] = _from_dict(kind, value, source, f"{where}.")
         else:
-            leaf = Leaf(name, (), kind, optional, None, "")
+            leaf = Leaf(name, (), kind, optional, None, "", item=item)
             values[name] = check_value(leaf, value, f"{source}: field '{where}'")
     try:
         return cls(**values)
@@ -229,7 +237,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, defaults: Any = No
             groups[where].add_argument(*names, dest=dest, action=argparse.BooleanOptionalAction, default=None,
                                        help=text)
         elif leaf.kind is tuple:
-            groups[where].add_argument(*names, dest=dest, type=_int_list, default=None, metavar="N,N", help=text)
+            groups[where].add_argument(*names, dest=dest, type=_list_of(leaf.item), default=None,
+                                       metavar="S,S" if leaf.item is str else "N,N", help=text)
         else:
             groups[where].add_argument(*names, dest=dest, type=_int_value if leaf.kind is int else leaf.kind,
                                        default=None,
@@ -251,11 +260,18 @@ def _int_value(text: str) -> int:
     return int(value)
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got '{text}'") from None
+def _list_of(item: type) -> Callable[[str], tuple]:
+    """A parser of ``item`` values separated by commas (for strings: "" is the empty list)."""
+
+    def parse(text: str) -> tuple:
+        if item is str:
+            return tuple(text.split(",")) if text else ()
+        try:
+            return tuple(item(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {item.__name__}s separated by commas, got '{text}'") from None
+
+    return parse
 
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
@@ -283,3 +299,38 @@ def replace_leaves(settings: T, values: Mapping[str, Any], source: str = "settin
 def from_arguments(cls: type[T], args: argparse.Namespace, base: T | None = None) -> T:
     """``base`` (default: ``cls()``) with the flags given on the command line applied."""
     return replace_leaves(base if base is not None else cls(), given(args), "command line")
+
+
+# ----------------------------------------------------------------- ROS parameters
+# ROS parameters have no null and no empty list of a type: an optional leaf is declared with
+# its type's zero meaning None, and a tuple of strings with [""] meaning empty (no topic or
+# joint name is empty, so "" entries are dropped).
+
+_UNSET = {float: 0.0, int: 0, str: ""}
+
+
+def parameter_default(leaf: Leaf) -> Any:
+    """The value ``leaf``'s ROS parameter is declared with."""
+    if leaf.default is None:
+        return _UNSET[leaf.kind]
+    if leaf.kind is not tuple:
+        return leaf.default
+    if leaf.default:
+        return list(leaf.default)
+    if leaf.item is str:
+        return [""]
+    raise TypeError(f"settings field '{leaf.name}': an empty tuple of {leaf.item.__name__}s has no ROS parameter type")
+
+
+def parameter_help(leaf: Leaf) -> str:
+    """``leaf``'s help as its ROS parameter's description (saying which value stands for None)."""
+    return leaf.help + (f" ({_UNSET[leaf.kind]!r}: derived)" if leaf.optional else "")
+
+
+def parameter_value(leaf: Leaf, value: Any) -> Any:
+    """A ROS parameter's value as ``leaf``'s (unchecked: see :func:`replace_leaves`)."""
+    if leaf.optional and value == _UNSET[leaf.kind]:
+        return None
+    if leaf.kind is tuple:
+        return [v for v in value if v != ""]
+    return value
