@@ -74,6 +74,53 @@ class NodeProcess(Process):
         super().__init__(args)
 
 
+# ------------------------------------------------------------------ parameters
+def _parameters(node, executor, target: str) -> dict[str, tuple[object, str]]:
+    """``target``'s declared parameters, through its parameter services: name -> (value, description)."""
+    from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    def call(kind, service: str, request):
+        client = node.create_client(kind, f"/{target}/{service}")
+        try:
+            assert client.wait_for_service(timeout_sec=30), f"no /{target}/{service}"
+            future = client.call_async(request)
+            assert spin_until(executor, future.done, timeout=WAIT), f"/{target}/{service} did not answer"
+            return future.result()
+        finally:
+            node.destroy_client(client)
+
+    names = list(call(ListParameters, "list_parameters", ListParameters.Request()).result.names)
+    values = call(GetParameters, "get_parameters", GetParameters.Request(names=names)).values
+    descriptors = call(DescribeParameters, "describe_parameters", DescribeParameters.Request(names=names)).descriptors
+    # arrays arrive as array.array
+    values = [v if isinstance(v, str | bool | int | float) else list(v) for v in map(parameter_value_to_python, values)]
+    return {n: (v, d.description) for n, v, d in zip(names, values, descriptors, strict=True)}
+
+
+def test_each_node_declares_its_settings_class_as_parameters_with_their_help_and_defaults(domain, tmp_path):
+    # the parameter files are checked against these classes without ROS (test_node_parameters)
+    from node_settings import ROS_OWN, declared
+
+    from mimic_sim.settings import parameter_default, parameter_help
+
+    node, executor = domain
+    started = {name: NodeProcess(name) for name in ("sim_node", "reference_player", "policy_node", "retarget_node",
+                                                    "human_player")}
+    started["recorder"] = Process([str(BIN / "recorder")], cwd=tmp_path)  # its default bag folder: in tmp_path
+    try:
+        for name, process in started.items():
+            parameters = _parameters(node, executor, name)
+            expected = declared(name)
+            assert set(parameters) == set(expected), (name, set(parameters) ^ set(expected), process.output())
+            for key, (value, description) in parameters.items():
+                if key not in {leaf.name for leaf in ROS_OWN}:
+                    leaf = expected[key]
+                    assert (value, description) == (parameter_default(leaf), parameter_help(leaf)), (name, key)
+                    assert description, (name, key)
+    finally:
+        codes = {name: process.stop() for name, process in started.items()}
+    assert all(code == 0 for code in codes.values()), codes
 
 
 def test_sim_node_holds_a_commanded_pose_and_survives_bad_commands(domain):
@@ -299,6 +346,9 @@ def test_trainer_node_publishes_status_saves_on_request_and_stops(domain, tmp_pa
                           "total_samples:=100000", "checkpoint_every:=1000", f"run_dir:={run_dir}")
     try:
         assert spin_until(executor, lambda: len(statuses) >= 2, timeout=60), trainer.output()
+        from node_settings import declared
+
+        assert set(_parameters(node, executor, "trainer")) == set(declared("trainer"))
         status = statuses[-1]
         assert status.samples == status.iteration * 32 and status.samples_per_second > 0
         assert list(status.reward_terms) == ["pose", "velocity", "end_effector", "root", "com"]

@@ -59,6 +59,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from mimic_msgs.msg import JointPDCommand, ReferenceFrame
+from mimic_policy.node_params import PolicyNodeParams
 from mimic_policy.serving import (
     PDCommand,
     PolicyController,
@@ -67,7 +68,8 @@ from mimic_policy.serving import (
     load_policy_model,
     twist_in_world,
 )
-from mimic_sim.nodes.common import declare, run_node
+from mimic_sim.nodes.common import run_node
+from mimic_sim.nodes.parameters import declare_settings
 
 STATE_TOPICS = ("joint_states", "base_pose", "base_twist")
 
@@ -79,22 +81,7 @@ def _stamp_ns(msg) -> int:
 class PolicyNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__("policy_node")
-        self.policy_path = str(declare(self, "policy", "", "checkpoint, run folder or exported .onnx file"))
-        self.rate_hz = float(declare(self, "rate_hz", 0.0, "commands per second; 0 = the checkpoint's control rate"))
-        self.trigger = str(declare(self, "trigger", "timer", "'timer' (command at rate_hz) or 'state' (answer each "
-                                                             "new state: lockstep with sim_node step_on_command)"))
-        self.state_timeout = float(declare(self, "state_timeout", 0.0, "state older than this (s) -> damping "
-                                                                          "command; 0 = 1.5 control periods"))
-        self.reference_source = str(declare(self, "reference_source", "topic",
-                                            "'topic' (follow ReferenceFrame clip time) or 'clip' (play it here)"))
-        self.start_time = float(declare(self, "start_time", 0.0, "clip time to start from with reference_source clip"))
-        self.forward_topic = str(declare(self, "forward_command_topic", "",
-                                         "also publish Float64MultiArray positions here ('' = off)"))
-        self.forward_names = list(declare(self, "forward_joint_names", [""],
-                                          "joint order of the forward command (default: the character's)"))
-        self.base_state = str(declare(self, "base_state", "topics", "'topics' (base_pose and base_twist) or "
-                                                                    "'odometry' (nav_msgs/Odometry on odom)"))
-        self.autostart = bool(declare(self, "autostart", False, "configure and activate at start-up"))
+        self.params = declare_settings(self, PolicyNodeParams())
         self.controller: PolicyController | None = None
         self.timer = None
         self.watchdog = None
@@ -113,34 +100,35 @@ class PolicyNode(LifecycleNode):
         self._holding: str | None = None  # why the last command was damping (None: commanding)
         self.commands_sent = 0
         self.damping_sent = 0
-        if self.autostart and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        if self.params.autostart and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        params = self.params
         try:
-            if self.reference_source not in ("topic", "clip"):
-                raise ValueError(f"parameter reference_source: '{self.reference_source}' is not 'topic' or 'clip'")
-            if self.trigger not in ("timer", "state"):
-                raise ValueError(f"parameter trigger: '{self.trigger}' is not 'timer' or 'state'")
-            if self.base_state not in ("topics", "odometry"):
-                raise ValueError(f"parameter base_state: '{self.base_state}' is not 'topics' or 'odometry'")
-            if self.base_state == "odometry":
+            if params.reference_source not in ("topic", "clip"):
+                raise ValueError(f"parameter reference_source: '{params.reference_source}' is not 'topic' or 'clip'")
+            if params.trigger not in ("timer", "state"):
+                raise ValueError(f"parameter trigger: '{params.trigger}' is not 'timer' or 'state'")
+            if params.base_state not in ("topics", "odometry"):
+                raise ValueError(f"parameter base_state: '{params.base_state}' is not 'topics' or 'odometry'")
+            if params.base_state == "odometry":
                 try:
                     from nav_msgs.msg import Odometry
                 except ImportError as exc:
                     raise ValueError("parameter base_state: 'odometry' needs the nav_msgs package, which is "
                                      "not installed") from exc
-            if not self.policy_path:
+            if not params.policy:
                 raise ValueError("parameter policy is empty: give a checkpoint, run folder or .onnx file")
             try:
-                model = load_policy_model(self.policy_path)
+                model = load_policy_model(params.policy)
             except (ValueError, OSError):  # mimic's own errors name the file and what is wrong
                 raise
             except Exception as exc:  # a truncated or corrupt file fails in whichever library reads it
-                raise ValueError(f"cannot load policy {self.policy_path}: {type(exc).__name__}: {exc}") from exc
+                raise ValueError(f"cannot load policy {params.policy}: {type(exc).__name__}: {exc}") from exc
             controller = PolicyController(model)
-            names = [n for n in self.forward_names if n] or controller.character.joint_names
+            names = params.forward_joint_names or controller.character.joint_names
             unknown = [n for n in names if n not in controller.character.joint_names]
             if unknown:
                 raise ValueError(f"parameter forward_joint_names: character '{controller.character.name}' has no "
@@ -150,24 +138,24 @@ class PolicyNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.controller = controller
         self._forward_index = np.array([controller.character.joint_names.index(n) for n in names], dtype=int)
-        self.period = 1.0 / (self.rate_hz if self.rate_hz > 0 else 1.0 / controller.control_dt)
-        self.timeout = self.state_timeout if self.state_timeout > 0 else 1.5 * self.period
+        self.period = 1.0 / (params.rate_hz if params.rate_hz > 0 else 1.0 / controller.control_dt)
+        self.timeout = params.state_timeout if params.state_timeout > 0 else 1.5 * self.period
         self.command_pub = self.create_lifecycle_publisher(JointPDCommand, "pd_command", 10)
-        if self.forward_topic:
-            self.forward_pub = self.create_lifecycle_publisher(Float64MultiArray, self.forward_topic, 10)
+        if params.forward_command_topic:
+            self.forward_pub = self.create_lifecycle_publisher(Float64MultiArray, params.forward_command_topic, 10)
         self._inputs = [self.create_subscription(JointState, "joint_states", self._on_joints, 10)]
-        if self.base_state == "odometry":
+        if params.base_state == "odometry":
             self._inputs.append(self.create_subscription(Odometry, "odom", self._on_odometry, 10))
         else:
             self._inputs += [self.create_subscription(PoseStamped, "base_pose", self._on_pose, 10),
                              self.create_subscription(TwistStamped, "base_twist", self._on_twist, 10)]
-        if self.reference_source == "topic":
+        if params.reference_source == "topic":
             self._inputs.append(self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10))
         # Everything loaded so far (torch, the model, the clip) lives as long as the node: out of the
         # garbage collector's sight, a full collection no longer walks it and stalls a period.
         gc.collect()
         gc.freeze()
-        self.get_logger().info(f"loaded {self.policy_path}: character '{controller.character.name}', "
+        self.get_logger().info(f"loaded {params.policy}: character '{controller.character.name}', "
                                f"clip '{controller.task.clip_name}', "
                                f"{controller.character.num_joints} joints, {1.0 / self.period:.1f} Hz, "
                                f"{type(controller.model).__name__}")
@@ -248,7 +236,7 @@ class PolicyNode(LifecycleNode):
 
     def _answer_state(self) -> None:
         """With ``trigger: state``: one command per new state, once its three parts (same stamp) are in."""
-        if self.trigger != "state" or self.timer is None or None in (self._joints, self._pose, self._twist):
+        if self.params.trigger != "state" or self.timer is None or None in (self._joints, self._pose, self._twist):
             return
         stamp = _stamp_ns(self._joints)
         if stamp == self._answered or stamp != _stamp_ns(self._pose) or stamp != _stamp_ns(self._twist):
@@ -256,8 +244,8 @@ class PolicyNode(LifecycleNode):
         self._answered = stamp
         if self._first_stamp is None:
             self._first_stamp = stamp
-        self._command(self.start_time + (stamp - self._first_stamp) * 1e-9 if self.reference_source == "clip"
-                      else self._clip_time(self._now()))
+        by_stamp = self.params.start_time + (stamp - self._first_stamp) * 1e-9
+        self._command(by_stamp if self.params.reference_source == "clip" else self._clip_time(self._now()))
 
     def _on_reference(self, msg: ReferenceFrame) -> None:
         meta_clip = self.controller.task.clip_name if self.controller is not None else None
@@ -287,8 +275,8 @@ class PolicyNode(LifecycleNode):
             np.array([t.linear.x, t.linear.y, t.linear.z]), np.array([t.angular.x, t.angular.y, t.angular.z]))
 
     def _clip_time(self, now: float) -> float | None:
-        if self.reference_source == "clip":
-            return self.start_time + (now - self._active_since)
+        if self.params.reference_source == "clip":
+            return self.params.start_time + (now - self._active_since)
         if self._reference is None:
             return None
         clip_time, received = self._reference
@@ -312,7 +300,7 @@ class PolicyNode(LifecycleNode):
         if stale:
             self._hold(stale)
             return
-        if self.trigger == "timer":
+        if self.params.trigger == "timer":
             self._command(self._clip_time(now))
 
     def _on_deadline(self) -> None:

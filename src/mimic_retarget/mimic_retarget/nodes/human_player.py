@@ -20,36 +20,33 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from mimic_msgs.msg import HumanFrame
 from mimic_retarget.cli import load_source
+from mimic_retarget.node_params import HumanPlayerParams
 from mimic_sim.deepmimic_format import shipped_clips
-from mimic_sim.nodes.common import declare, parameter, run_node
+from mimic_sim.nodes.common import parameter, run_node
+from mimic_sim.nodes.parameters import declare_settings
 
 
 class HumanPlayer(Node):
     def __init__(self) -> None:
         super().__init__("human_player")
-        source = str(declare(self, "source", "walk", "clip name or file: DeepMimic clip, .bvh, keypoints .npz"))
-        rate = float(declare(self, "rate", 30.0, "frames per second published"))
-        self.loop = bool(declare(self, "loop", True, "repeat the motion (moving on by its displacement)"))
-        bvh_map = str(declare(self, "bvh_map", "cmu", "BVH joint names: cmu, lafan1, mimic"))
-        bvh_scale = float(declare(self, "bvh_scale", 0.01, "BVH length unit in metres"))
-        self.frame_id = str(declare(self, "frame_id", "world", "frame of the positions"))
-        depth = int(declare(self, "qos_depth", 10, "publisher queue depth"))
-        if rate <= 0:
-            raise ValueError(f"parameter rate must be positive, got {rate}")
-        with parameter("source", source, shipped_clips):
-            self.motion, _ = load_source(source, None, bvh_map, bvh_scale)
-        self.source = source
+        params = declare_settings(self, HumanPlayerParams())
+        self.loop, self.frame_id = params.loop, params.frame_id
+        if params.rate <= 0:
+            raise ValueError(f"parameter rate must be positive, got {params.rate}")
+        with parameter("source", params.source, shipped_clips):
+            self.motion, _ = load_source(params.source, None, params.bvh_map, params.bvh_scale)
+        self.source = params.source
         m = self.motion
         # horizontal displacement of one cycle, carried forward when looping
         self._shift = np.zeros(3)
         if "pelvis" in m.names:
             self._shift[:2] = m.positions[-1, m.index("pelvis"), :2] - m.positions[0, m.index("pelvis"), :2]
-        self.publisher = self.create_publisher(HumanFrame, "human",
-                                               QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
+        qos = QoSProfile(depth=params.qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        self.publisher = self.create_publisher(HumanFrame, "human", qos)
         self._start = self.get_clock().now()
-        self.create_timer(1.0 / rate, self._tick)
-        self.get_logger().info(f"streaming '{source}' ({m.num_frames} frames, {m.duration:.2f} s, "
-                               f"{len(m.names)} keypoints) at {rate:.1f} Hz")
+        self.create_timer(1.0 / params.rate, self._tick)
+        self.get_logger().info(f"streaming '{params.source}' ({m.num_frames} frames, {m.duration:.2f} s, "
+                               f"{len(m.names)} keypoints) at {params.rate:.1f} Hz")
 
     def _tick(self) -> None:
         now = self.get_clock().now()

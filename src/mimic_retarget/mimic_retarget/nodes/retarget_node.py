@@ -23,32 +23,28 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from mimic_msgs.msg import HumanFrame, ReferenceFrame
+from mimic_retarget.node_params import RetargetNodeParams
 from mimic_retarget.retarget import Retargeter, RetargetError, StreamingRetargeter
 from mimic_sim.character import load_character
 from mimic_sim.kinematics import LinkTree, PinocchioModel
-from mimic_sim.nodes.common import character_names, declare, parameter, run_node
+from mimic_sim.nodes.common import character_names, parameter, run_node
 from mimic_sim.nodes.conversions import reference_msg, tf_message
+from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.playback import StreamFrame
 
 
 class RetargetNode(Node):
     def __init__(self) -> None:
         super().__init__("retarget_node")
-        robot = str(declare(self, "robot", "h1", "character config name or YAML path of the target robot"))
-        scale = float(declare(self, "scale", 0.0, "human -> robot scale; 0 = the robot map's, else from the "
-                                                  "first frame's leg length"))
-        self.label = str(declare(self, "clip", "live", "clip name put on the published frames"))
-        self.frame_id = str(declare(self, "frame_id", "world", "frame of the root pose"))
-        depth = int(declare(self, "qos_depth", 10, "subscriber and publisher queue depth"))
-        publish_tf = bool(declare(self, "publish_tf", True, "publish the retargeted robot's links on /tf"))
-        self.tf_prefix = str(declare(self, "tf_prefix", "reference/", "prefix of the robot's link frames"))
-
-        with parameter("robot", robot, character_names):
-            self.character = load_character(robot)
-        self.stream = StreamingRetargeter(Retargeter(self.character), scale if scale > 0 else None)
+        params = declare_settings(self, RetargetNodeParams())
+        self.label, self.frame_id, self.tf_prefix = params.clip, params.publishing.frame_id, params.publishing.tf_prefix
+        with parameter("robot", params.robot, character_names):
+            self.character = load_character(params.robot)
+        self.stream = StreamingRetargeter(Retargeter(self.character), params.scale if params.scale > 0 else None)
         self._start: float | None = None
-        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(depth=params.publishing.qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         self.publisher = self.create_publisher(ReferenceFrame, "reference", qos)
+        publish_tf = params.publishing.publish_tf
         self.tree = LinkTree(PinocchioModel(self.character), self.frame_id) if publish_tf else None
         self.tf_publisher = self.create_publisher(TFMessage, "/tf", 10) if publish_tf else None
         self.create_subscription(HumanFrame, "human", self._on_human, qos)

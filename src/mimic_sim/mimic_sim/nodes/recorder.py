@@ -32,14 +32,14 @@ from typing import Any
 
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
-from mimic_sim.bag import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, BagWriter
-from mimic_sim.nodes.common import declare, run_node
+from mimic_sim.bag import BagWriter
+from mimic_sim.node_params import RecorderParams
+from mimic_sim.nodes.common import run_node
+from mimic_sim.nodes.parameters import declare_settings
 
 # How long close() keeps taking messages that were already received but not yet handled.
 DRAIN_SECONDS = 2.0
@@ -96,44 +96,12 @@ def bag_qos(profile: QoSProfile) -> Qos:
 class RecorderNode(Node):
     def __init__(self) -> None:
         super().__init__("recorder")
+        params = declare_settings(self, RecorderParams(), read_only=True)
+        self._depth = params.queue_depth
+        self._wanted = {self.resolve_topic_name(t) for t in params.topics} or None
+        path = Path(params.output or default_output())
         try:
-            # Typed, without a value: an empty list literal would make it a byte array.
-            topics = declare(
-                self,
-                "topics",
-                Parameter.Type.STRING_ARRAY,
-                "Topics to record; unset or empty: every topic seen on the graph (hidden ones excepted), "
-                "looked for every discovery_period s.",
-                read_only=True,
-            )
-        except ParameterUninitializedException:
-            topics = []
-        output = declare(
-            self, "output", "", "Bag folder to create (must not exist); empty: bags/mimic_<UTC timestamp>.", True
-        )
-        storage = declare(
-            self, "storage", "mcap", "Bag storage: mcap (crash-safe up to the last chunk) or sqlite3.", True
-        )
-        chunk_size = declare(
-            self,
-            "chunk_size_bytes",
-            DEFAULT_CHUNK_SIZE,
-            f"MCAP chunk size: messages are held in memory until a chunk is this full, then written and "
-            f"flushed (1..{MAX_CHUNK_SIZE}).",
-            True,
-        )
-        discovery_period = declare(
-            self, "discovery_period", 1.0, "Seconds between looks at the graph for new topics.", True
-        )
-        flush_period = declare(
-            self, "flush_period", 1.0, "Seconds between flushes of a partly filled chunk (0: only when full).", True
-        )
-        self._depth = declare(self, "queue_depth", 1000, "Subscription history depth (keep last).", True)
-
-        self._wanted = {self.resolve_topic_name(t) for t in (topics or []) if t} or None
-        path = Path(output or default_output())
-        try:
-            self._bag = BagWriter(path, storage=storage, chunk_size=chunk_size)
+            self._bag = BagWriter(path, storage=params.storage, chunk_size=params.chunk_size_bytes)
         except (FileExistsError, ValueError) as err:
             self.get_logger().fatal(str(err))
             raise SystemExit(2) from None
@@ -151,9 +119,9 @@ class RecorderNode(Node):
         # Timers on the steady clock: with use_sim_time they must run before /clock does.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._discover()
-        self.create_timer(float(discovery_period), self._discover, clock=steady)
-        if float(flush_period) > 0:
-            self.create_timer(float(flush_period), self._bag.flush, clock=steady)
+        self.create_timer(params.discovery_period, self._discover, clock=steady)
+        if params.flush_period > 0:
+            self.create_timer(params.flush_period, self._bag.flush, clock=steady)
         what = "every topic" if self._wanted is None else ", ".join(sorted(self._wanted))
         self.get_logger().info(f"recording {what} into {path}")
 
@@ -184,7 +152,7 @@ class RecorderNode(Node):
             self.get_logger().error(f"not recording {name} ({msgtype}): {err}")
             self._skipped.add(name)
             return
-        qos = subscription_qos(publishers, int(self._depth))
+        qos = subscription_qos(publishers, self._depth)
         callback = functools.partial(self._on_message, name)
         self._lost[name] = 0
         self._gaps[name] = 0

@@ -20,8 +20,10 @@ from mimic_sim.character import load_character
 from mimic_sim.deepmimic_format import shipped_clips
 from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.motion_file import load_clip
-from mimic_sim.nodes.common import character_names, declare, parameter, run_node
+from mimic_sim.node_params import ReferencePlayerParams
+from mimic_sim.nodes.common import character_names, parameter, run_node
 from mimic_sim.nodes.conversions import reference_msg, tf_message
+from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.playback import ReferenceStream
 from mimic_sim.reference import ReferenceMotion
 
@@ -29,39 +31,29 @@ from mimic_sim.reference import ReferenceMotion
 class ReferencePlayer(Node):
     def __init__(self) -> None:
         super().__init__("reference_player")
-        clip = str(declare(self, "clip", "walk", "shipped clip name (walk, backflip, ...) or a motion file"))
-        character = str(declare(self, "character", "humanoid", "character config name or YAML path"))
-        rate = float(declare(self, "rate", 0.0, "frames per second; 0 = the clip's own frame rate"))
-        scale = float(declare(self, "time_scale", 1.0, "playback speed (1 = real time)"))
-        loop = bool(declare(self, "loop", True, "repeat the clip; false plays it once and holds the last frame"))
-        start = float(declare(self, "start_time", 0.0, "clip time to start from (s)"))
-        future = [float(v) for v in declare(self, "future_offsets", [0.0333, 0.0667],
-                                             "preview frames ahead of each frame (s)")]
-        autostart = bool(declare(self, "autostart", True, "start streaming immediately"))
-        self.frame_id = str(declare(self, "frame_id", "world", "frame of the root pose"))
-        depth = int(declare(self, "qos_depth", 10, "publisher queue depth"))
-        publish_tf = bool(declare(self, "publish_tf", True, "publish the reference character's links on /tf"))
-        self.tf_prefix = str(declare(self, "tf_prefix", "reference/", "prefix of the reference's link frames"))
-
-        with parameter("character", character, character_names):
-            self.character = load_character(character)
-        with parameter("clip", clip, shipped_clips):
-            motion = load_clip(clip, self.character.name)
+        params = declare_settings(self, ReferencePlayerParams())
+        self.frame_id, self.tf_prefix = params.publishing.frame_id, params.publishing.tf_prefix
+        with parameter("character", params.character, character_names):
+            self.character = load_character(params.character)
+        with parameter("clip", params.clip, shipped_clips):
+            motion = load_clip(params.clip, self.character.name)
         self.clip = motion.name
-        self.stream = ReferenceStream(ReferenceMotion(motion, self.character), time_scale=scale, loop=loop,
-                                      start_time=start, future_offsets=tuple(o for o in future if o > 0))
-        self.rate = rate if rate > 0 else motion.fps
-        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        self.stream = ReferenceStream(ReferenceMotion(motion, self.character), time_scale=params.time_scale,
+                                      loop=params.loop, start_time=params.start_time,
+                                      future_offsets=tuple(o for o in params.future_offsets if o > 0))
+        self.rate = params.rate if params.rate > 0 else motion.fps
+        qos = QoSProfile(depth=params.publishing.qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         self.publisher = self.create_publisher(ReferenceFrame, "reference", qos)
+        publish_tf = params.publishing.publish_tf
         self.tree = LinkTree(PinocchioModel(self.character), self.frame_id) if publish_tf else None
         self.tf_publisher = self.create_publisher(TFMessage, "/tf", 10) if publish_tf else None
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.create_service(Seek, "~/seek", self._on_seek)
         self.timer = self.create_timer(1.0 / self.rate, self._tick)
-        if autostart:
+        if params.autostart:
             self.stream.play(self._now())
-        self.get_logger().info(f"streaming '{self.clip}' ({motion.duration:.2f} s, loop={loop}) at "
+        self.get_logger().info(f"streaming '{self.clip}' ({motion.duration:.2f} s, loop={params.loop}) at "
                                f"{self.rate:.1f} Hz for character '{self.character.name}'")
 
     def _now(self) -> float:

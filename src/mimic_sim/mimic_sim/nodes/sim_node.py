@@ -50,24 +50,19 @@ from tf2_msgs.msg import TFMessage
 
 from mimic_msgs.msg import FootContacts, JointPDCommand, ReferenceFrame
 from mimic_sim import rotations as rot
-from mimic_sim.backends import BACKENDS, SimConfig, make_backend
+from mimic_sim.backends import BACKENDS, make_backend
 from mimic_sim.backends.mujoco_backend import standing_height
 from mimic_sim.character import load_character
-from mimic_sim.commands import (
-    DEFAULT_GAIN_FACTOR,
-    DEFAULT_MAX_TARGET_VELOCITY,
-    CommandError,
-    CommandLimits,
-    LogThrottle,
-    check_command,
-)
+from mimic_sim.commands import CommandError, CommandLimits, LogThrottle, check_command
 from mimic_sim.deepmimic_format import shipped_clips
 from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.motion_file import load_clip
-from mimic_sim.nodes.common import character_names, declare, parameter, run_node
+from mimic_sim.node_params import SimNodeParams
+from mimic_sim.nodes.common import character_names, parameter, run_node
 from mimic_sim.nodes.conversions import pose_msg, tf_message, twist_msg
+from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.reference import ReferenceMotion
-from mimic_sim.stability import StateBounds, engine_warnings, instability
+from mimic_sim.stability import engine_warnings, instability
 
 
 def _topic_count(text: str) -> tuple[str, int]:
@@ -80,46 +75,16 @@ def _topic_count(text: str) -> tuple[str, int]:
 class SimNode(Node):
     def __init__(self) -> None:
         super().__init__("sim_node")
-        character = str(declare(self, "character", "humanoid", "character config name or YAML path"))
-        backend = str(declare(self, "backend", "mujoco", "physics engine: mujoco or pybullet"))
-        control_hz = float(declare(self, "control_hz", 30.0, "rate of physics updates published (Hz)"))
-        physics_hz = float(declare(self, "physics_hz", 0.0,
-                                   "physics rate (Hz); 0 = the character's, else the backend's default"))
-        self.realtime = bool(declare(self, "realtime", True,
-                                     "pace to the wall clock; false runs as fast as possible and publishes /clock"))
-        initial = str(declare(self, "initial_pose", "stand", "'stand' (all joints 0, feet on the floor) or a clip "
-                                                           "name/file whose frame at initial_time starts the run"))
-        self.initial_time = float(declare(self, "initial_time", 0.0, "clip time of the initial pose (s)"))
-        track = bool(declare(self, "track_reference", False, "use 'reference' frames as PD targets"))
-        self.step_on_command = bool(declare(self, "step_on_command", False,
-                                            "lockstep: one control step per accepted command, not a timer"))
-        self.duration = float(declare(self, "duration", 0.0, "stop stepping after this much sim time (s); 0 = never"))
-        wait = [str(w) for w in declare(self, "wait_for_subscribers", [""], "lockstep: offer the first state only "
-                                        "once each 'topic=count' has that many subscribers") if w]
-        self.wait_for = [_topic_count(w) for w in wait]
-        self.frame_id = str(declare(self, "frame_id", "world", "world frame id"))
-        publish_tf = bool(declare(self, "publish_tf", True, "publish the character's links on /tf"))
-        self.tf_prefix = str(declare(self, "tf_prefix", "", "prefix of the link frames"))
-        gain_factor = float(declare(self, "max_gain_factor", DEFAULT_GAIN_FACTOR,
-                                    "a command's kp and kd may be up to this many times the character's"))
-        max_velocity = float(declare(self, "max_target_velocity", DEFAULT_MAX_TARGET_VELOCITY,
-                                     "largest target velocity a command may carry (rad/s)"))
-        self.bounds = StateBounds(
-            max_root_speed=float(declare(self, "max_root_speed", StateBounds.max_root_speed,
-                                         "root speed (m/s) beyond which the simulation has blown up: reset")),
-            max_angular_speed=float(declare(self, "max_angular_speed", StateBounds.max_angular_speed,
-                                            "root or joint speed (rad/s) beyond which the simulation has blown "
-                                            "up: reset")))
-
-        with parameter("character", character, character_names):
-            self.character = load_character(character)
-        self.limits = CommandLimits.of(self.character, gain_factor, max_velocity)
-        config = SimConfig(control_hz=control_hz, physics_hz=physics_hz or None)
-        with parameter("backend", backend, lambda: BACKENDS):
-            self.backend = make_backend(backend, self.character, config)
+        self.params = params = declare_settings(self, SimNodeParams())
+        self.wait_for = [_topic_count(w) for w in params.wait_for_subscribers]
+        with parameter("character", params.character, character_names):
+            self.character = load_character(params.character)
+        self.limits = CommandLimits.of(self.character, params.max_gain_factor, params.max_target_velocity)
+        with parameter("backend", params.backend, lambda: BACKENDS):
+            self.backend = make_backend(params.backend, self.character, params.sim)
         self.dt = self.backend.config.control_dt
-        with parameter("initial_pose", initial, lambda: ["stand", *shipped_clips()]):
-            self.initial = self._initial_state(initial)
+        with parameter("initial_pose", params.initial_pose, lambda: ["stand", *shipped_clips()]):
+            self.initial = self._initial_state(params.initial_pose)
         self.targets = self.initial[0][7:].copy()
         self.target_velocities: np.ndarray | None = None
         self.paused = False
@@ -137,24 +102,24 @@ class SimNode(Node):
         self.twist_pub = self.create_publisher(TwistStamped, "base_twist", 10)
         self.imu_pub = self.create_publisher(Imu, "imu", 10)
         self.contact_pub = self.create_publisher(FootContacts, "foot_contacts", 10)
-        self.clock_pub = None if self.realtime else self.create_publisher(Clock, "/clock", 10)
-        self.tree = LinkTree(PinocchioModel(self.character), self.frame_id) if publish_tf else None
-        self.tf_pub = self.create_publisher(TFMessage, "/tf", 10) if publish_tf else None
+        self.clock_pub = None if params.realtime else self.create_publisher(Clock, "/clock", 10)
+        self.tree = LinkTree(PinocchioModel(self.character), params.frame_id) if params.publish_tf else None
+        self.tf_pub = self.create_publisher(TFMessage, "/tf", 10) if params.publish_tf else None
         self.create_subscription(JointPDCommand, "pd_command", self._on_command, 10)
-        if track:
+        if params.track_reference:
             self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/pause", self._on_pause)
-        if self.step_on_command:
+        if params.step_on_command:
             # The initial state, and again while no command answers it (a subscriber may have
             # joined late): the commander's cue for the first step.
             self.create_timer(0.5, self._offer_state)
         else:
-            self.create_timer(self.dt if self.realtime else 0.0, self._tick)
+            self.create_timer(self.dt if params.realtime else 0.0, self._tick)
         self._wall_start = time.monotonic()
         self.get_logger().info(f"{self.character.name} in {self.backend.name} at {self.backend.config.physics_hz:.0f} "
-                               f"Hz physics, {control_hz:.0f} Hz control, "
-                               f"{'real time' if self.realtime else 'as fast as possible'}")
+                               f"Hz physics, {params.sim.control_hz:.0f} Hz control, "
+                               f"{'real time' if params.realtime else 'as fast as possible'}")
 
     def _initial_state(self, initial: str) -> tuple[np.ndarray, np.ndarray]:
         n = self.character.num_joints
@@ -164,7 +129,7 @@ class SimNode(Node):
             qpos[2] = standing_height(self.character)
             return qpos, np.zeros(6 + n)
         reference = ReferenceMotion(load_clip(initial, self.character.name), self.character)
-        return reference.state(self.initial_time)
+        return reference.state(self.params.initial_time)
 
     # ------------------------------------------------------------- inputs
     def _apply(self, names: Sequence[str], positions: Sequence[float], **optional: Sequence[float]) -> None:
@@ -184,7 +149,7 @@ class SimNode(Node):
         kd = command.kd if command.kd is not None else self.backend.gains.kd
         if not (np.array_equal(kp, self.backend.gains.kp) and np.array_equal(kd, self.backend.gains.kd)):
             self.backend.set_gains(kp, kd)
-        if self.step_on_command:
+        if self.params.step_on_command:
             self._tick()
 
     def _on_command(self, msg: JointPDCommand) -> None:
@@ -217,15 +182,15 @@ class SimNode(Node):
     def _tick(self) -> None:
         if self.paused:
             return
-        if self.duration > 0 and self.sim_time >= self.duration - 1e-9:
+        if self.params.duration > 0 and self.sim_time >= self.params.duration - 1e-9:
             if not self._finished:
                 self._finished = True
-                self.get_logger().info(f"reached duration {self.duration:.2f} s of sim time; holding")
+                self.get_logger().info(f"reached duration {self.params.duration:.2f} s of sim time; holding")
             return
         self.backend.step(self.targets, self.target_velocities)
         self.sim_time += self.dt
         qpos, qvel = self.backend.get_state()
-        reason = instability(qpos, qvel, self.character.joint_names, self.bounds, engine_warnings(self.backend))
+        reason = instability(qpos, qvel, self.character.joint_names, self.params.bounds, engine_warnings(self.backend))
         if reason is not None:
             self.blow_ups += 1
             self._reset_character()
@@ -241,7 +206,7 @@ class SimNode(Node):
             self._publish()
 
     def _stamp(self):
-        if self.realtime:
+        if self.params.realtime:
             return self.get_clock().now().to_msg()
         clock = Clock()
         # from whole nanoseconds: a sum of 1/30 steps just under a second must not become 0 s + 1e9 ns
@@ -260,11 +225,11 @@ class SimNode(Node):
         joints.velocity = qvel[6:].tolist()
         self.joint_pub.publish(joints)
         pose = PoseStamped()
-        pose.header.stamp, pose.header.frame_id = stamp, self.frame_id
+        pose.header.stamp, pose.header.frame_id = stamp, self.params.frame_id
         pose.pose = pose_msg(qpos[:3], qpos[3:7])
         self.pose_pub.publish(pose)
         twist = TwistStamped()
-        twist.header.stamp, twist.header.frame_id = stamp, self.frame_id
+        twist.header.stamp, twist.header.frame_id = stamp, self.params.frame_id
         twist.twist = twist_msg(qvel[:3], qvel[3:6])
         self.twist_pub.publish(twist)
         # IMU on the root: orientation, body-frame angular velocity and specific force.
@@ -287,7 +252,8 @@ class SimNode(Node):
         contacts.in_contact = [bool(touching[i]) for i in feet]
         self.contact_pub.publish(contacts)
         if self.tree is not None:
-            self.tf_pub.publish(tf_message(self.tree.transforms(qpos), stamp, self.tf_prefix, self.frame_id))
+            self.tf_pub.publish(tf_message(self.tree.transforms(qpos), stamp, self.params.tf_prefix,
+                                           self.params.frame_id))
 
     def close(self) -> None:
         self.backend.close()
