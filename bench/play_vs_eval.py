@@ -48,9 +48,9 @@ def in_process(policy: Path, seconds: float) -> dict:
 def over_dds(policy: Path, seconds: float, physics_hz: float | None, bag: Path) -> tuple[dict, float]:
     """``mimic launch play`` for ``seconds`` of sim time; the bag's report and the wall time."""
     from mimic_sim.character import load_character
-    from mimic_sim.report import report
+    from mimic_sim.tools.report import report
 
-    command = [sys.executable, "-m", "mimic_sim.cli", "launch", "play", f"policy:={policy}",
+    command = [sys.executable, "-m", "mimic_sim.tools.cli", "launch", "play", f"policy:={policy}",
                f"duration:={seconds}", f"output:={bag}", f"physics_hz:={physics_hz or 0.0}"]
     start = time.monotonic()
     launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -34,7 +34,7 @@ def writer_throughput(count: int) -> dict:
     from rosbags.typesys import Stores, get_typestore
     from sensor_msgs.msg import JointState
 
-    from mimic_sim.bag import BagWriter
+    from mimic_sim.tools.bag import BagWriter
 
     msg = JointState(name=JOINTS, position=[0.1] * 30, velocity=[0.2] * 30, effort=[0.3] * 30)
     raw = serialize_message(msg)  # non-empty arrays: rclpy's serializer is exact here
@@ -68,7 +68,7 @@ def node_at_1khz(seconds: float) -> dict:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import JointState
 
-    from mimic_sim.bag import read_bag
+    from mimic_sim.tools.bag import read_bag
 
     tmp = Path(tempfile.mkdtemp())
     bag = tmp / "bag"

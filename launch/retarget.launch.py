@@ -3,7 +3,7 @@
 The graph is declared in retarget.yaml next to this file; `mimic launch retarget` runs the same graph.
 """
 
-from mimic_sim.graph import ros2_launch_description
+from mimic_sim.tools.graph import ros2_launch_description
 
 
 def generate_launch_description():

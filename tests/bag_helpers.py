@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mimic_sim.bag import BagWriter
 from mimic_sim.envs.imitation import ImitationEnv
 from mimic_sim.reward import TERMS
+from mimic_sim.tools.bag import BagWriter
 
 
 def record_episode(path: Path, env: ImitationEnv, start_time: float, steps: int = 100,

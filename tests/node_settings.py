@@ -6,8 +6,8 @@ from __future__ import annotations
 from mimic_policy.node_params import PolicyNodeParams
 from mimic_policy.train_cli import TrainConfig
 from mimic_retarget.node_params import HumanPlayerParams, RetargetNodeParams
-from mimic_sim.node_params import RecorderParams, ReferencePlayerParams, SimNodeParams
 from mimic_sim.settings import Leaf, leaves
+from mimic_sim.tools.node_params import RecorderParams, ReferencePlayerParams, SimNodeParams
 
 NODES = {
     "sim_node": SimNodeParams,

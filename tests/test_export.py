@@ -13,9 +13,9 @@ from mimic_policy.ppo import PPOConfig
 from mimic_policy.runner import Trainer
 from mimic_policy.session import TrainingSession
 from mimic_policy.train_cli import TrainConfig, describe
-from mimic_sim.cli import main
 from mimic_sim.envs.imitation import ImitationEnv
 from mimic_sim.task import Task
+from mimic_sim.tools.cli import main
 
 
 def test_onnx_export_matches_torch_and_carries_the_deployment_facts(tmp_path):

@@ -1,4 +1,4 @@
-"""The Gazebo path (launch/gazebo.launch.py, config/gazebo/, mimic_sim.gazebo), checked without Gazebo:
+"""The Gazebo path (launch/gazebo.launch.py, config/gazebo/, mimic_sim.tools.gazebo), checked without Gazebo:
 the description parses and controls every joint, and every name the controllers, the bridge and
 the policy node share agrees."""
 
@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from mimic_policy.serving import twist_in_world
-from mimic_sim import gazebo
 from mimic_sim import rotations as rot
 from mimic_sim.character import load_character
-from mimic_sim.graph import load_scenario
 from mimic_sim.paths import find_config
+from mimic_sim.tools import gazebo
+from mimic_sim.tools.graph import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,7 +159,7 @@ def test_gazebo_launch_file_starts_gazebo_the_robot_its_controllers_and_the_scen
 
 
 def test_mimic_launch_refuses_a_scenario_that_needs_gazebo(capsys):
-    from mimic_sim.cli import main
+    from mimic_sim.tools.cli import main
 
     assert main(["launch", "gazebo", "policy:=run"]) == 2
     assert "ros2 launch mimic gazebo.launch.py" in capsys.readouterr().err

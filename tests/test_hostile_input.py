@@ -67,25 +67,25 @@ def _garbage_metadata(folder: Path) -> Path:
 ])
 def test_reindexing_what_is_not_a_bag_is_one_error_line_naming_it(tmp_path, make, message):
     named = make(tmp_path / "bag")
-    code, lines = run([sys.executable, "-m", "mimic_sim.bag", "reindex", str(tmp_path / "bag")])
+    code, lines = run([sys.executable, "-m", "mimic_sim.tools.bag", "reindex", str(tmp_path / "bag")])
     assert code == 1
     assert len(lines) == 1 and "Traceback" not in lines[0], lines
-    assert lines[0].startswith("python -m mimic_sim.bag reindex: error: ") and str(named) in lines[0], lines
+    assert lines[0].startswith("python -m mimic_sim.tools.bag reindex: error: ") and str(named) in lines[0], lines
     assert message in lines[0], lines
 
 
 def test_reindex_goes_on_to_the_next_bag_after_a_bad_one(tmp_path):
-    from mimic_sim.bag import BagWriter
+    from mimic_sim.tools.bag import BagWriter
 
     good = tmp_path / "good"
     with BagWriter(good) as bag:
         bag.add_topic("/chatter", "std_msgs/msg/String")
         text = bag.types.store.types["std_msgs/msg/String"](data="hello")
         bag.write("/chatter", 1, bag.types.store.serialize_cdr(text, "std_msgs/msg/String"))
-    code, lines = run([sys.executable, "-m", "mimic_sim.bag", "reindex", str(tmp_path / "missing"), str(good)])
+    code, lines = run([sys.executable, "-m", "mimic_sim.tools.bag", "reindex", str(tmp_path / "missing"), str(good)])
     assert code == 1
-    assert sorted(lines) == sorted([f"python -m mimic_sim.bag reindex: error: {tmp_path / 'missing'}: no such bag "
-                                    "folder", f"{good}: 1 messages"])
+    assert sorted(lines) == sorted([f"python -m mimic_sim.tools.bag reindex: error: {tmp_path / 'missing'}: "
+                                    "no such bag folder", f"{good}: 1 messages"])
 
 
 # ------------------------------------------------------------------ keypoint files

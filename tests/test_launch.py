@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mimic_sim.graph import GraphError, load_scenario
-from mimic_sim.launcher import Launcher
+from mimic_sim.tools.graph import GraphError, load_scenario
+from mimic_sim.tools.launcher import Launcher
 
 # A stand-in node: prints its arguments, then a line a second; exits 0 on SIGINT, or
 # ignores SIGINT when told to (the launcher must escalate), or fails when told to.
@@ -113,7 +113,7 @@ def test_mimic_launch_forwards_sigint_and_leaves_no_process(tmp_path, nodes_on_p
         {"name": "player", "package": "mimic_sim", "executable": "fake_player"},
         {"name": "sim", "package": "mimic_sim", "executable": "fake_sim"},
     ])
-    proc = subprocess.Popen([sys.executable, "-m", "mimic_sim.cli", "launch", str(path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "mimic_sim.tools.cli", "launch", str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     pids, ticking, both = [], set(), threading.Event()
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from node_settings import NODES, declared
 
-from mimic_sim.graph import load_scenario, substitute
 from mimic_sim.settings import SettingsError, check_value, closest, leaves, parameter_value
+from mimic_sim.tools.graph import load_scenario, substitute
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config"

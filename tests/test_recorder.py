@@ -1,4 +1,4 @@
-"""Recording bags without rosbag2: mimic_sim.bag (BagWriter, read_bag, reindex) and the recorder node.
+"""Recording bags without rosbag2: mimic_sim.tools.bag (BagWriter, read_bag, reindex) and the recorder node.
 
 The BagWriter tests need only rosbags and the installed mimic_msgs interface files; the recorder
 tests need the ROS 2 wheels and mimic_msgs (scripts/install_ros.sh) and are skipped without them.
@@ -21,7 +21,7 @@ import pytest
 import yaml
 from ros_helpers import spin_until, unique_domain_id
 
-from mimic_sim.bag import BagWriter, find_interface_file, read_bag, reindex, scan_mcap
+from mimic_sim.tools.bag import BagWriter, find_interface_file, read_bag, reindex, scan_mcap
 
 TIMEOUT = 10.0
 DOMAIN_ID = unique_domain_id()

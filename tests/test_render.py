@@ -8,8 +8,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from mimic_sim.cli import main
 from mimic_sim.render import CharacterRenderer, write_video
+from mimic_sim.tools.cli import main
 
 W, H = 160, 120
 
@@ -154,6 +154,6 @@ def test_cli_unknown_suffix_exits_2_and_writes_nothing(tmp_path, capsys):
 
 def test_cli_backend_choices_match_backends():
     from mimic_sim.backends import BACKENDS
-    from mimic_sim.render_cli import BACKENDS as CLI_BACKENDS
+    from mimic_sim.tools.render_cli import BACKENDS as CLI_BACKENDS
 
     assert tuple(CLI_BACKENDS) == tuple(BACKENDS)

@@ -7,11 +7,11 @@ import json
 import pytest
 from bag_helpers import record_episode
 
-from mimic_sim.bag import BagWriter, find_interface_file
 from mimic_sim.character import load_character
-from mimic_sim.cli import main
 from mimic_sim.envs.imitation import ImitationEnv
 from mimic_sim.reward import TERMS
+from mimic_sim.tools.bag import BagWriter, find_interface_file
+from mimic_sim.tools.cli import main
 
 pytestmark = pytest.mark.skipif(find_interface_file("mimic_msgs/msg/ReferenceFrame") is None,
                                 reason="mimic_msgs is not installed")
@@ -28,7 +28,7 @@ def _record_open_loop_episode(path, start_time: float = 0.2):
 
 
 def test_report_of_a_recorded_episode_matches_the_environment(tmp_path):
-    from mimic_sim.report import report
+    from mimic_sim.tools.report import report
 
     rewards, terms = _record_open_loop_episode(tmp_path / "bag")
     result = report(tmp_path / "bag", load_character("humanoid"))

@@ -125,7 +125,7 @@ def test_mimic_retarget_writes_clip_report_and_side_by_side_video(tmp_path, caps
 
     import imageio.v3 as iio
 
-    from mimic_sim.cli import main
+    from mimic_sim.tools.cli import main
 
     out = tmp_path / "walk_h.motion.json"
     video = tmp_path / "walk_h.gif"
@@ -170,8 +170,8 @@ def test_every_shipped_clip_on_every_robot_keeps_limits_and_ground(robot_retarge
 def test_mimic_train_on_a_robot_retargets_the_clip_and_trains(tmp_path, monkeypatch):
     import json
 
-    from mimic_sim.cli import main
     from mimic_sim.paths import robots_dir
+    from mimic_sim.tools.cli import main
 
     if not (robots_dir() / "g1/g1_29dof.urdf").is_file():
         pytest.skip("robot files of 'g1' not fetched: run `python -m mimic_retarget.robot_assets`")

@@ -279,7 +279,7 @@ def test_a_worker_error_reaches_the_user_as_the_workers_own_message(tmp_path: Pa
 
     from mimic_policy import train_cli
     from mimic_policy.vec_env import WorkerVectorEnv
-    from mimic_sim.cli import main
+    from mimic_sim.tools.cli import main
 
     made: list[WorkerVectorEnv] = []
 

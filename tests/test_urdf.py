@@ -10,11 +10,11 @@ import pytest
 from urdf_parser_py.xml_reflection import core
 
 from mimic_retarget.mjcf_urdf import mjcf_to_urdf
-from mimic_sim import gazebo
 from mimic_sim.backends.pybullet_backend import _capsule_urdf
 from mimic_sim.character import load_character
 from mimic_sim.humanoid_urdf import source_urdf
 from mimic_sim.paths import robots_dir
+from mimic_sim.tools import gazebo
 from mimic_sim.urdf_io import read_urdf
 
 

@@ -18,14 +18,14 @@ setup(
     zip_safe=True,
     entry_points={
         "console_scripts": [
-            "mimic = mimic_sim.cli:main",
+            "mimic = mimic_sim.tools.cli:main",
             "reference_player = mimic_sim.nodes.reference_player:main",
             "sim_node = mimic_sim.nodes.sim_node:main",
             "recorder = mimic_sim.nodes.recorder:main",
         ],
         "mimic.commands": [
-            "render = mimic_sim.render_cli:register",
-            "launch = mimic_sim.launch_cli:register",
+            "render = mimic_sim.tools.render_cli:register",
+            "launch = mimic_sim.tools.launch_cli:register",
         ],
     },
 )

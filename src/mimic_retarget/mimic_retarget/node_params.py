@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mimic_sim.node_params import ReferencePublishing
+from mimic_sim.tools.node_params import ReferencePublishing
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ Memory stays bounded: each message goes straight into the bag writer, which hold
 chunk (`chunk_size_bytes`) before writing it out and flushing the file; `flush_period` writes a
 partly filled chunk as well. On SIGINT/SIGTERM the recorder takes what is still queued, closes the
 bag (summary and metadata.yaml) and logs a summary. After a SIGKILL the bag holds every chunk
-written so far but no metadata.yaml: repair it with `python -m mimic_sim.bag reindex BAG` or
-`mimic_sim.bag.reindex(path)`.
+written so far but no metadata.yaml: repair it with `python -m mimic_sim.tools.bag reindex BAG` or
+`mimic_sim.tools.bag.reindex(path)`.
 
     recorder --ros-args -p topics:="[/reference, /joint_states]" -p output:=bags/walk
 """
@@ -36,10 +36,10 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
-from mimic_sim.bag import BagWriter
-from mimic_sim.node_params import RecorderParams
 from mimic_sim.nodes.common import run_node
 from mimic_sim.nodes.parameters import declare_settings
+from mimic_sim.tools.bag import BagWriter
+from mimic_sim.tools.node_params import RecorderParams
 
 # How long close() keeps taking messages that were already received but not yet handled.
 DRAIN_SECONDS = 2.0

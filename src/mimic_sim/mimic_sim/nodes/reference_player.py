@@ -20,12 +20,12 @@ from mimic_sim.character import load_character
 from mimic_sim.deepmimic_format import shipped_clips
 from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.motion_file import load_clip
-from mimic_sim.node_params import ReferencePlayerParams
 from mimic_sim.nodes.common import character_names, parameter, run_node
 from mimic_sim.nodes.conversions import reference_msg, tf_message
 from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.playback import ReferenceStream
 from mimic_sim.reference import ReferenceMotion
+from mimic_sim.tools.node_params import ReferencePlayerParams
 
 
 class ReferencePlayer(Node):

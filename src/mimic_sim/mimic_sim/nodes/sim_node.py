@@ -57,12 +57,12 @@ from mimic_sim.commands import CommandError, CommandLimits, LogThrottle, check_c
 from mimic_sim.deepmimic_format import shipped_clips
 from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.motion_file import load_clip
-from mimic_sim.node_params import SimNodeParams
 from mimic_sim.nodes.common import character_names, parameter, run_node
 from mimic_sim.nodes.conversions import pose_msg, tf_message, twist_msg
 from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.reference import ReferenceMotion
 from mimic_sim.stability import engine_warnings, instability
+from mimic_sim.tools.node_params import SimNodeParams
 
 
 def _topic_count(text: str) -> tuple[str, int]:

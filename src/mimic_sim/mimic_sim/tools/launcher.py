@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from mimic_sim.graph import GraphError, NodeSpec, Scenario
+from mimic_sim.tools.graph import GraphError, NodeSpec, Scenario
 
 
 def resolve_executable(spec: NodeSpec) -> str:

@@ -29,8 +29,8 @@ def _parse_arguments(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mimic_sim.graph import load_scenario
-    from mimic_sim.launcher import Launcher, resolve_executable
+    from mimic_sim.tools.graph import load_scenario
+    from mimic_sim.tools.launcher import Launcher, resolve_executable
 
     scenario = load_scenario(args.scenario)
     if scenario.requires and not args.show:

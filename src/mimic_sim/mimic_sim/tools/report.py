@@ -1,6 +1,6 @@
 """``mimic report BAG``: how well a recorded character tracked its reference, from a rosbag2 bag.
 
-Needs no ROS: the bag is read with ``rosbags`` (:mod:`mimic_sim.bag`).  Each
+Needs no ROS: the bag is read with ``rosbags`` (:mod:`mimic_sim.tools.bag`).  Each
 ``joint_states`` message, with the ``base_pose`` and ``base_twist`` of the same stamp,
 is one state of the character; its reference is the ``reference`` frame nearest in
 time (its own root pose, twist, joint positions and velocities, so any reference
@@ -49,7 +49,7 @@ def _reference_state(character: Character, msg) -> tuple[np.ndarray, np.ndarray]
 
 def read_tracking(bag: Path) -> dict[str, list]:
     """The bag's messages on the report's topics, by role, in time order."""
-    from mimic_sim.bag import read_bag
+    from mimic_sim.tools.bag import read_bag
 
     by_topic = {topic: role for role, topic in TOPICS.items()}
     out: dict[str, list] = {role: [] for role in TOPICS}

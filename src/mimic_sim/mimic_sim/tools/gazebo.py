@@ -152,7 +152,7 @@ def gazebo_launch_description():  # -> launch.LaunchDescription, on an apt ROS 2
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
-    from mimic_sim.graph import ros2_launch_description
+    from mimic_sim.tools.graph import ros2_launch_description
 
     mimic_nodes = ros2_launch_description("gazebo")  # declares the scenario's arguments too
 

@@ -354,7 +354,7 @@ def read_bag(
     if not (path / "metadata.yaml").is_file():
         raise FileNotFoundError(
             f"{path} has no metadata.yaml (not a bag folder, or its recording was interrupted: "
-            f"run mimic_sim.bag.reindex({str(path)!r}) to repair it)"
+            f"run mimic_sim.tools.bag.reindex({str(path)!r}) to repair it)"
         )
     types = types if types is not None else default_types()
     wanted = set(topics) if topics is not None else None
@@ -563,10 +563,10 @@ def reindex(path: str | os.PathLike[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mimic_sim.bag reindex BAG...`: repair interrupted recordings."""
+    """`python -m mimic_sim.tools.bag reindex BAG...`: repair interrupted recordings."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m mimic_sim.bag", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mimic_sim.tools.bag", description=main.__doc__)
     parser.add_argument("command", choices=["reindex"])
     parser.add_argument("bags", nargs="+", type=Path)
     args = parser.parse_args(argv)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mimic_sim.backends import SimConfig
-from mimic_sim.bag import DEFAULT_CHUNK_SIZE
 from mimic_sim.commands import DEFAULT_GAIN_FACTOR, DEFAULT_MAX_TARGET_VELOCITY
 from mimic_sim.stability import StateBounds
+from mimic_sim.tools.bag import DEFAULT_CHUNK_SIZE
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Node graphs of mimic's scenarios, declared once in ``launch/<scenario>.yaml``.
 
 Two launchers read the same declaration: ``mimic launch <scenario>`` here (plain
-processes, :mod:`mimic_sim.launcher`), and ``ros2 launch mimic <scenario>.launch.py``
+processes, :mod:`mimic_sim.tools.launcher`), and ``ros2 launch mimic <scenario>.launch.py``
 on an apt-installed ROS 2 (:func:`ros2_launch_description`).
 
 A scenario file::
