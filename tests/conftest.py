@@ -39,3 +39,23 @@ def pytest_make_collect_report(collector: pytest.Collector):
 def pytest_configure(config: pytest.Config) -> None:
     if CI:  # a module skipped while collecting fails the run, but the other tests still run
         config.option.continue_on_collection_errors = True
+
+
+@pytest.fixture()
+def domain(monkeypatch):
+    """A probe node and its executor in a DDS domain no other test uses (localhost only)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from ros_helpers import unique_domain_id
+
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(unique_domain_id()))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("test_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    yield node, executor
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=context)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,3 +54,38 @@ def unique_domain_id() -> int:
         return domain
     raise RuntimeError(f"every test DDS domain ({len(TEST_DOMAINS)}) is taken by test processes on this machine; "
                        f"locks in {_LOCK_DIR}")
+
+
+BIN = Path(sys.executable).parent
+WAIT = 10.0  # s, bound of every wait on the graph or on data
+
+
+class Process:
+    """A command in a subprocess, its output collected."""
+
+    def __init__(self, args: list[str], cwd: Path | None = None):
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, timeout: float = 3 * WAIT) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(2.0)
+        return code
+
+
+class NodeProcess(Process):
+    """A node executable in a subprocess, its output collected."""
+
+    def __init__(self, executable: str, *params: str):
+        args = [str(BIN / executable), "--ros-args"]
+        for p in params:
+            args += ["-p", p]
+        super().__init__(args)

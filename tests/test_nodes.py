@@ -12,66 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ros_helpers import spin_until, unique_domain_id
+from ros_helpers import BIN, WAIT, NodeProcess, Process, spin_until, unique_domain_id
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("mimic_msgs")
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 
 from mimic_msgs.msg import JointPDCommand, ReferenceFrame  # noqa: E402
 from mimic_sim.character import load_character  # noqa: E402
-
-BIN = Path(sys.executable).parent
-WAIT = 10.0  # s, bound of every wait on the graph or on data
-
-
-@pytest.fixture()
-def domain(monkeypatch):
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(unique_domain_id()))
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("test_probe", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    yield node, executor
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-
-
-class Process:
-    """A command in a subprocess, its output collected."""
-
-    def __init__(self, args: list[str], cwd: Path | None = None):
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self._reader.start()
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self, timeout: float = 3 * WAIT) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(2.0)
-        return code
-
-
-class NodeProcess(Process):
-    """A node executable in a subprocess, its output collected."""
-
-    def __init__(self, executable: str, *params: str):
-        args = [str(BIN / executable), "--ros-args"]
-        for p in params:
-            args += ["-p", p]
-        super().__init__(args)
 
 
 # ------------------------------------------------------------------ parameters

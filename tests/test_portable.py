@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from bag_helpers import record_episode
-from ros_helpers import spin_until
-from test_nodes import WAIT, NodeProcess, domain  # noqa: F401  (domain: the DDS fixture)
+from ros_helpers import WAIT, NodeProcess, spin_until
 
 from mimic_policy.checkpoint import CheckpointError, latest_checkpoint
 from mimic_policy.evaluate import evaluate, load_policy
@@ -102,7 +101,7 @@ def test_moved_run_scores_a_bag_with_its_own_task(moved, tmp_path):
         assert result["normalized_return"] == pytest.approx(rewards.mean(), abs=1e-6)
 
 
-def test_policy_node_serves_the_moved_run_over_dds(moved, domain):  # noqa: F811
+def test_policy_node_serves_the_moved_run_over_dds(moved, domain):
     from geometry_msgs.msg import PoseStamped, TwistStamped
     from sensor_msgs.msg import JointState
 
