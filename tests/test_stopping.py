@@ -347,10 +347,14 @@ def test_trainer_node_stops_between_iterations_on_sigint_to_its_group(tmp_path: 
     params = [f"num_envs:={ENVS}", "num_workers:=2", f"num_steps:={STEPS}", "hidden:=[16]", "checkpoint_every:=3",
               "total_samples:=100000000", f"run_dir:={run_dir}"]
     run = Process([str(BIN / "trainer"), "--ros-args", *(a for p in params for a in ("-p", p))], True, env)
-    run.wait_for(lambda: len(run.workers()) == 1, "the worker")
-    workers = run.workers()
-    _signal_during_an_iteration(run, run_dir, 2, random.Random(7), lambda: os.killpg(run.proc.pid, signal.SIGINT))
-    assert run.wait() == 0, run.output()
+    try:
+        run.wait_for(lambda: len(run.workers()) == 2, "the two workers")
+        workers = run.workers()
+        _signal_during_an_iteration(run, run_dir, 2, random.Random(7), lambda: os.killpg(run.proc.pid, signal.SIGINT))
+        assert run.wait() == 0, run.output()
+    finally:
+        if run.proc.poll() is None:  # a failed wait: leave nothing running
+            os.killpg(run.proc.pid, signal.SIGKILL)
     iteration = _latest_iteration(run_dir)
     assert f"final checkpoint {run_dir / 'checkpoints' / f'iter_{iteration:06d}'}" in run.output()
     assert [r["iteration"] for r in _rows(run_dir)][-1] == f"{iteration}.0"
