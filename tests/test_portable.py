@@ -253,3 +253,17 @@ def test_a_character_config_with_a_bad_gain_entry_is_refused(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(CharacterError, match=r"unknown field 'pd.\*_knee.kP' \(did you mean 'kp'\?\)"):
         load_character(path)
+
+
+def test_a_policy_folder_holds_the_policy_alone_and_evaluates_as_its_checkpoint(moved, tmp_path):
+    from mimic_policy.checkpoint import load_checkpoint
+
+    run, before = moved
+    folder = tmp_path / "policy"
+    assert main(["export", str(run), "--policy-folder", str(folder)]) == 0
+    tensors, meta = load_checkpoint(folder)
+    assert tensors and all(k.startswith("model.") for k in tensors)
+    assert "optimizer" not in meta and meta["task"] == load_checkpoint(latest_checkpoint(run))[1]["task"]
+    model, meta = load_policy(folder)
+    after = evaluate(model, meta, episodes=1, seconds=1.0, start_time=0.1)
+    assert after["normalized_return"] == before["normalized_return"]

@@ -104,11 +104,29 @@ def read_metadata(path: Path) -> dict:
     return {key.removeprefix("mimic."): json.loads(value) for key, value in entries.items()}
 
 
+POLICY_META_KEYS = ("character", "joint_names", "observation_bodies", "observation_layout", "observation_size",
+                    "action_layout", "pd", "task", "train", "iteration", "samples")
+"""What a policy folder keeps of a checkpoint's meta: the task and the deployment facts, no resume state."""
+
+
+def save_policy_folder(model: ActorCritic, meta: dict, out: Path) -> Path:
+    """The policy alone as a checkpoint folder (``mimic eval``, ``mimic export`` and ``policy_node``
+    read it as any checkpoint): the network and normalizer, the task with its reference motion, the
+    deployment facts; no optimizer, random-generator or replay state, so it cannot be resumed."""
+    from mimic_policy.checkpoint import save_checkpoint
+
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    return save_checkpoint(Path(out), tensors, {k: meta[k] for k in POLICY_META_KEYS if k in meta})
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export", help="export a trained policy to ONNX",
+    parser = subparsers.add_parser("export", help="export a trained policy to ONNX or as a policy folder",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="a checkpoint folder or a run folder (its latest checkpoint)")
     parser.add_argument("-o", "--out", type=Path, default=None, help="ONNX file (default: <checkpoint>/policy.onnx)")
+    parser.add_argument("--policy-folder", type=Path, default=None,
+                        help="instead of ONNX, write the policy alone (weights, task, deployment facts) as a small "
+                             "checkpoint folder here, for sharing: no optimizer or resume state")
     parser.set_defaults(func=run)
 
 
@@ -116,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
     from mimic_policy.evaluate import load_policy
 
     model, meta = load_policy(args.checkpoint)
+    if args.policy_folder is not None:
+        folder = save_policy_folder(model, meta, args.policy_folder)
+        size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+        print(f"wrote {folder} ({size:.1f} MB): the policy of {meta['samples']} samples with its task")
+        return 0
     out = args.out or Path(args.checkpoint) / "policy.onnx"
     export_onnx(model, meta, out)
     kind = "offsets from the reference" if meta["task"]["config"]["residual_actions"] else "PD targets"
