@@ -131,7 +131,10 @@ def test_sim_node_resets_a_simulation_that_blew_up_and_says_why(domain):
     try:
         assert spin_until(executor, lambda: len(poses) > 3 and commands.get_subscription_count() > 0), sim.output()
         n = humanoid.num_joints
-        huge = JointPDCommand(joint_names=humanoid.joint_names, positions=[0.0] * n, kp=[1e9] * n)
+        # targets far from the standing pose: with these gains the error alone sends the joints off
+        # (targets at the pose itself left it standing in one .ci/run, the errors too small to blow up)
+        far = np.clip(np.full(n, 1.0), humanoid.joint_lower, humanoid.joint_upper)
+        huge = JointPDCommand(joint_names=humanoid.joint_names, positions=far.tolist(), kp=[1e9] * n)
 
         def blown() -> bool:  # sent again until it shows: the sim may not have matched our publisher yet
             commands.publish(huge)
