@@ -33,10 +33,10 @@ CHARACTERS = ("humanoid", "g1")
 
 
 @pytest.fixture(scope="module", params=CHARACTERS)
-def moved(request, tmp_path_factory):
-    """(moved run folder, the in-process evaluation of its policy before the move): a run of a
-    few thousand samples trained with ``mimic train`` from an empty clip store, then moved to
-    another folder and the clip store emptied again."""
+def trained(request, tmp_path_factory):
+    """(moved run folder, the in-process evaluation of its policy before the move, the clip store,
+    another working directory): a run of a few thousand samples trained with ``mimic train`` from
+    an empty clip store, then moved to another folder and the clip store emptied again."""
     character = request.param
     root = tmp_path_factory.mktemp(f"portable_{character}")
     cache = root / "cache"
@@ -50,12 +50,21 @@ def moved(request, tmp_path_factory):
                      "--checkpoint-every", "8", "--run-dir", str(run)]) == 0
         model, meta = load_policy(run)
         before = evaluate(model, meta, episodes=1, seconds=1.0, start_time=0.1)
-        target = root / "elsewhere" / "policy"
-        target.parent.mkdir()
-        shutil.move(run, target)
-        shutil.rmtree(cache / "clips", ignore_errors=True)  # where the robot's retargeted walk was stored
-        patch.chdir(root / "elsewhere")
-        yield target, before
+    target = root / "elsewhere" / "policy"
+    target.parent.mkdir()
+    shutil.move(run, target)
+    shutil.rmtree(cache / "clips", ignore_errors=True)  # where the robot's retargeted walk was stored
+    return target, before, cache, target.parent
+
+
+@pytest.fixture()
+def moved(trained, monkeypatch):
+    """The moved run and its evaluation before the move, with the emptied clip store as mimic's cache
+    and another working directory, for this test only (other tests of the worker keep theirs)."""
+    target, before, cache, elsewhere = trained
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(cache))
+    monkeypatch.chdir(elsewhere)
+    return target, before
 
 
 def test_moved_run_evaluates_as_before_with_no_clip_store(moved, tmp_path):
