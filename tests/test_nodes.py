@@ -140,9 +140,9 @@ def test_sim_node_resets_a_simulation_that_blew_up_and_says_why(domain):
             commands.publish(huge)
             return "physics blew up" in sim.output()
 
-        assert spin_until(executor, blown, timeout=WAIT), sim.output()
+        assert spin_until(executor, blown, timeout=6 * WAIT), sim.output()
         count = len(poses)
-        assert spin_until(executor, lambda: len(poses) > count + 10, timeout=WAIT)
+        assert spin_until(executor, lambda: len(poses) > count + 10, timeout=6 * WAIT)
     finally:
         code = sim.stop()
     out = sim.output()
