@@ -290,11 +290,16 @@ def character_meta(character: Any, body_names: list[str] | None = None, action_l
     }
 
 
-def stored_task(meta: Mapping[str, Any], source: Path | str) -> Task:
-    """The imitation task a checkpoint's (or an ONNX export's) metadata carries."""
+def require_task(meta: Mapping[str, Any], source: Path | str) -> None:
+    """Refuse metadata without a stored task (cheap: the task is not rebuilt)."""
     if "task" not in meta:
         raise CheckpointError(f"{source}: field 'task' is missing (written by an older mimic, before tasks were "
                               "stored whole; train it again)")
+
+
+def stored_task(meta: Mapping[str, Any], source: Path | str) -> Task:
+    """The imitation task a checkpoint's (or an ONNX export's) metadata carries."""
+    require_task(meta, source)
     try:
         return Task.from_dict(meta["task"], f"{source}: task")
     except ValueError as exc:

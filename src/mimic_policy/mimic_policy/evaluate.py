@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mimic_policy.checkpoint import latest_checkpoint, load_checkpoint, stored_task
+from mimic_policy.checkpoint import latest_checkpoint, load_checkpoint, require_task, stored_task
 from mimic_policy.networks import ActorCritic
 from mimic_sim.backends import BACKENDS
 from mimic_sim.paths import atomic_write_text
@@ -41,7 +41,7 @@ def load_policy(path: Path) -> tuple[ActorCritic, dict]:
             raise FileNotFoundError(f"run folder {path} has no checkpoint")
         path = latest
     tensors, meta = load_checkpoint(path)
-    stored_task(meta, path)  # a checkpoint without a whole task is refused here, naming the file
+    require_task(meta, path)  # refused here, naming the file; users rebuild the task once, when they need it
     ppo = meta["train"]["ppo"]
     model = ActorCritic(int(meta["observation_size"]), len(meta["joint_names"]), tuple(ppo["hidden"]),
                         ppo["init_log_std"])
