@@ -28,6 +28,8 @@ def stub_launch_packages(monkeypatch) -> list[tuple[str, dict]]:
             perform=lambda context: context[name])},
         "launch_ros": {},
         "launch_ros.actions": {"Node": record("Node")},
+        "launch_ros.parameter_descriptions": {"ParameterValue": lambda value, value_type=None: types.SimpleNamespace(
+            value=value, value_type=value_type)},
         "ament_index_python": {},
         "ament_index_python.packages": {"get_package_share_directory": lambda package: f"/opt/ros/share/{package}"},
     }

@@ -186,3 +186,22 @@ def test_launch_files_name_existing_executables_parameters_and_packages(launch_f
                 assert Path(parameters).is_file(), parameters
                 assert node["name"] in yaml.safe_load(Path(parameters).read_text()), \
                     f"{parameters} has no section for node {node['name']}"
+
+
+def test_an_empty_argument_default_reaches_the_node_as_an_empty_string(monkeypatch):
+    """play's output:= defaults to "" (a derived bag name): `mimic launch` passes it as YAML's '' (rcl
+    refuses `-p output:=`), `ros2 launch` as a string-typed value (launch_ros would read "" as null)."""
+    import runpy
+
+    from launch_stubs import stub_launch_packages
+
+    scenario = load_scenario("play")
+    recorder = next(n for n in scenario.nodes if n.name == "recorder")
+    assert "output:=''" in recorder.ros_arguments(scenario.argument_values({}))
+    assert "output:=bags/x" in recorder.ros_arguments(scenario.argument_values({"output": "bags/x"}))
+
+    built = stub_launch_packages(monkeypatch)
+    runpy.run_path(str(ROOT / "launch" / "play.launch.py"))["generate_launch_description"]()
+    node = next(kwargs for kind, kwargs in built if kind == "Node" and kwargs["name"] == "recorder")
+    output = next(p for p in node["parameters"] if isinstance(p, dict))["output"]
+    assert output.value_type is str and output.value.perform({"output": ""}) == ""

@@ -80,7 +80,8 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
     """Init rclpy, spin the node until SIGINT/SIGTERM, shut down cleanly; the exit status.
 
     A node with a ``work()`` method (a long computation, like training) gets it called
-    between callbacks; the node stops when ``work()`` returns True.  Bad input while the
+    between callbacks; the node stops when ``work()`` returns True, or when the node sets its
+    ``finished`` attribute (a simulation that reached its duration).  Bad input while the
     node is made (a ValueError or OSError, see :func:`parameter`) is logged as one line and
     gives exit status :data:`BAD_INPUT`.
     """
@@ -102,7 +103,7 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
             rclpy.logging.get_logger(Path(sys.argv[0]).name).fatal(_one_line(str(exc) or type(exc).__name__))
             return BAD_INPUT
         work = getattr(node, "work", None)
-        while rclpy.ok() and not stop["requested"]:
+        while rclpy.ok() and not stop["requested"] and not getattr(node, "finished", False):
             rclpy.spin_once(node, timeout_sec=0.0 if work is not None else 0.1)
             if work is not None and work():
                 break

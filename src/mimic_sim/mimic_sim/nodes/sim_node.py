@@ -27,7 +27,9 @@ With ``step_on_command`` the node runs in lockstep with its commander: it publis
 initial state (again every 0.5 s until a command answers), then every accepted command
 advances the simulation one control period and publishes the new state, so a policy
 that answers each state acts exactly as in training, however fast either side runs
-(``mimic launch play``).  ``duration`` stops stepping after that much sim time.
+(``mimic launch play``).  ``duration`` ends the node after that much sim time, once every
+reliable subscriber (a recorder) has acknowledged every state, so a launch that needs the
+node ends by itself with a whole recording.
 
 Target velocities are applied (the PD law's ``qdot_target``; zero when a command gives
 none), and so are a command's gains (kp, kd; the character's configured gains where a
@@ -42,6 +44,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
@@ -63,6 +66,12 @@ from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.reference import ReferenceMotion
 from mimic_sim.stability import engine_warnings, instability
 from mimic_sim.tools.node_params import SimNodeParams
+
+# Published states kept for reliable subscribers that lag behind (a recorder on a loaded
+# machine): the lockstep sim does not wait for them, and a writer history of 10 lost states.
+STATE_QUEUE_DEPTH = 1000
+# How long the finished node waits for its subscribers to acknowledge the last states.
+ACK_TIMEOUT_SECONDS = 10.0
 
 
 def _topic_count(text: str) -> tuple[str, int]:
@@ -93,18 +102,18 @@ class SimNode(Node):
         self.blow_ups = 0
         self._rejections_log, self._blow_ups_log = LogThrottle(), LogThrottle()
         self._prev_lin_vel: np.ndarray | None = None
-        self._finished = False
+        self.finished = False  # run_node ends the node once this is set
         self._published_at = -np.inf  # monotonic time of the last state published
         self.backend.reset(*self.initial)
 
-        self.joint_pub = self.create_publisher(JointState, "joint_states", 10)
-        self.pose_pub = self.create_publisher(PoseStamped, "base_pose", 10)
-        self.twist_pub = self.create_publisher(TwistStamped, "base_twist", 10)
-        self.imu_pub = self.create_publisher(Imu, "imu", 10)
-        self.contact_pub = self.create_publisher(FootContacts, "foot_contacts", 10)
-        self.clock_pub = None if params.realtime else self.create_publisher(Clock, "/clock", 10)
+        self.joint_pub = self.create_publisher(JointState, "joint_states", STATE_QUEUE_DEPTH)
+        self.pose_pub = self.create_publisher(PoseStamped, "base_pose", STATE_QUEUE_DEPTH)
+        self.twist_pub = self.create_publisher(TwistStamped, "base_twist", STATE_QUEUE_DEPTH)
+        self.imu_pub = self.create_publisher(Imu, "imu", STATE_QUEUE_DEPTH)
+        self.contact_pub = self.create_publisher(FootContacts, "foot_contacts", STATE_QUEUE_DEPTH)
+        self.clock_pub = None if params.realtime else self.create_publisher(Clock, "/clock", STATE_QUEUE_DEPTH)
         self.tree = LinkTree(PinocchioModel(self.character), params.frame_id) if params.publish_tf else None
-        self.tf_pub = self.create_publisher(TFMessage, "/tf", 10) if params.publish_tf else None
+        self.tf_pub = self.create_publisher(TFMessage, "/tf", STATE_QUEUE_DEPTH) if params.publish_tf else None
         self.create_subscription(JointPDCommand, "pd_command", self._on_command, 10)
         if params.track_reference:
             self.create_subscription(ReferenceFrame, "reference", self._on_reference, 10)
@@ -183,9 +192,8 @@ class SimNode(Node):
         if self.paused:
             return
         if self.params.duration > 0 and self.sim_time >= self.params.duration - 1e-9:
-            if not self._finished:
-                self._finished = True
-                self.get_logger().info(f"reached duration {self.params.duration:.2f} s of sim time; holding")
+            if not self.finished:
+                self._finish()
             return
         self.backend.step(self.targets, self.target_velocities)
         self.sim_time += self.dt
@@ -199,10 +207,20 @@ class SimNode(Node):
                                         f"initial state with the character's gains ({self.blow_ups} so far)")
         self._publish()
 
+    def _finish(self) -> None:
+        publishers = [p for p in (self.joint_pub, self.pose_pub, self.twist_pub, self.imu_pub, self.contact_pub,
+                                  self.clock_pub, self.tf_pub) if p is not None]
+        deadline = time.monotonic() + ACK_TIMEOUT_SECONDS
+        acked = all(p.wait_for_all_acked(Duration(seconds=max(0.0, deadline - time.monotonic())))
+                    for p in publishers)
+        note = "" if acked else f"; not every subscriber acknowledged the last states in {ACK_TIMEOUT_SECONDS:.0f} s"
+        self.get_logger().info(f"reached duration {self.params.duration:.2f} s of sim time; finished{note}")
+        self.finished = True
+
     def _offer_state(self) -> None:
         if self.sim_time == 0.0 and any(self.count_subscribers(t) < n for t, n in self.wait_for):
             return  # e.g. until the recorder of `mimic launch play` listens, so the recording is whole
-        if time.monotonic() - self._published_at > 0.5 and not self._finished:
+        if time.monotonic() - self._published_at > 0.5 and not self.finished:
             self._publish()
 
     def _stamp(self):

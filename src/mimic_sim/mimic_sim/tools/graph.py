@@ -60,7 +60,8 @@ class NodeSpec:
         for path in self.parameter_files:
             args += ["--params-file", str(path)]
         for key, value in self.parameters.items():
-            args += ["-p", f"{key}:={substitute(value, values)}"]
+            # an empty value is a parse error for rcl's overrides: '' is YAML's empty string
+            args += ["-p", f"{key}:={substitute(value, values) or repr('')}"]
         return args
 
 
@@ -153,6 +154,7 @@ def ros2_launch_description(name: str):  # -> launch.LaunchDescription, on an ap
     from launch.events import Shutdown
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
+    from launch_ros.parameter_descriptions import ParameterValue
 
     scenario = load_scenario(name)
     actions: list = [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)
@@ -161,7 +163,12 @@ def ros2_launch_description(name: str):  # -> launch.LaunchDescription, on an ap
     def value(raw: object):
         text = str(raw).lower() if isinstance(raw, bool) else str(raw)
         match = _SUBSTITUTION.fullmatch(text)
-        return LaunchConfiguration(match.group(1)) if match else raw
+        if not match:
+            return raw
+        # launch_ros reads a value as YAML: an empty default ('' = derived) must stay a string
+        empty = any(a.name == match.group(1) and a.default == "" for a in scenario.arguments)
+        return ParameterValue(LaunchConfiguration(match.group(1)), value_type=str) if empty \
+            else LaunchConfiguration(match.group(1))
 
     for spec in scenario.nodes:
         params: list = [str(p) for p in spec.parameter_files]

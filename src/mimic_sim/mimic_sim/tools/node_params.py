@@ -38,7 +38,8 @@ class SimNodeParams:
     step_on_command: bool = False
     """Lockstep: one control step per accepted command instead of a timer."""
     duration: float = 0.0
-    """Stop stepping after this much sim time (s); 0 = never."""
+    """End the node after this much sim time (s), once its reliable subscribers acknowledged every
+    state; 0 = never."""
     wait_for_subscribers: tuple[str, ...] = ()
     """Lockstep: offer the first state only once each 'topic=count' has that many subscribers."""
     frame_id: str = "world"
