@@ -18,6 +18,7 @@ setup(
         "mimic.commands": [
             "train = mimic_policy.train_cli:register",
             "eval = mimic_policy.evaluate:register",
+            "play = mimic_policy.play_cli:register",
         ],
     },
 )

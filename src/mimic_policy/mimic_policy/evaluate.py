@@ -4,8 +4,10 @@ The deterministic policy (the Gaussian's mean) runs N episodes of the imitation
 environment.  Reported:
 
 * normalized return: the sum of per-step rewards over the episode divided by the
-  number of steps of a full episode (20 s at 30 Hz = 600), so a fall counts as zero
-  for the rest of the episode; 1.0 is perfect tracking for the whole time;
+  number of steps of a full episode (20 s at 30 Hz = 600; for a clip that does not
+  loop, the steps from the episode's start to the clip's end where that comes first),
+  so a fall counts as zero for the rest of the episode; 1.0 is perfect tracking for
+  the whole time;
 * the mean of each reward term over the steps taken;
 * MPJPE, the mean per-joint (tracked body) position error in mm against the
   reference, in the world and relative to the root;
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +36,11 @@ from mimic_sim.tracking import plot_tracking_error, position_errors_mm
 
 
 def load_policy(path: Path) -> tuple[ActorCritic, dict]:
-    """The policy stored in a checkpoint (or a run folder's latest checkpoint) and its metadata."""
-    path = Path(path)
+    """The policy stored in a checkpoint (a run folder's latest checkpoint, a policy folder, or a
+    shipped skill's: ``g1/walk``) and its metadata."""
+    from mimic_policy.skills import resolve_policy
+
+    path = resolve_policy(path)
     if (path / "checkpoints").is_dir():
         latest = latest_checkpoint(path)
         if latest is None:
@@ -51,10 +57,12 @@ def load_policy(path: Path) -> tuple[ActorCritic, dict]:
 
 
 def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float = 20.0, seed: int = 0,
-             video: Path | None = None, start_time: float | None = None, backend: str | None = None,
-             physics_hz: float | None = None) -> dict:
-    """The deterministic policy for ``episodes`` of ``seconds`` of its task, each from a random clip
-    time (seeded) or from ``start_time``; ``backend``/``physics_hz`` change the simulator (sim2sim)."""
+             video: Path | Sequence[Path] | None = None, start_time: float | None = None,
+             backend: str | None = None, physics_hz: float | None = None) -> dict:
+    """The deterministic policy for ``episodes`` of ``seconds`` of its task (or to the end of a clip
+    that does not loop), each from a random clip time (seeded) or from ``start_time``;
+    ``backend``/``physics_hz`` change the simulator (sim2sim). ``video``: the first episode, with
+    the reference as a ghost, to each path (a ``.gif`` at half the rate and size, for pages)."""
     from dataclasses import replace
 
     from mimic_sim.envs.imitation import ImitationEnv
@@ -65,7 +73,8 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
         changes["backend"] = backend
     if physics_hz is not None:
         changes["sim"] = replace(task.config.sim, physics_hz=physics_hz)
-    env = ImitationEnv(task=task.replace(**changes), render_mode="rgb_array" if video else None)
+    videos = [] if video is None else [Path(video)] if isinstance(video, str | Path) else [Path(v) for v in video]
+    env = ImitationEnv(task=task.replace(**changes), render_mode="rgb_array" if videos else None)
     if env.character.joint_names != meta["joint_names"]:
         raise ValueError(f"checkpoint joints {meta['joint_names']} do not match its task's character "
                          f"'{env.character.name}' ({env.character.joint_names})")
@@ -74,8 +83,11 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
     root = int(np.flatnonzero(env.character.tracked_parents < 0)[0])
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode, options=None if start_time is None else {"start_time": start_time})
+        steps, start = full_steps, env.time
+        if not env.motion.loop:
+            steps = min(full_steps, max(1, round((env.motion.duration - start) * env.sim_config.control_hz)))
         total, terms, errors, fell = 0.0, [], [], False
-        for _ in range(full_steps):
+        for _ in range(steps):
             with torch.no_grad():
                 action = model.act_deterministic(torch.as_tensor(obs[None], dtype=torch.float32))[0].numpy()
             obs, reward, terminated, truncated, info = env.step(action)
@@ -83,13 +95,14 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
             terms.append([info[f"reward_{k}"] for k in TERMS])
             ref = env.backend.kinematics(*env.reference.state(env.time))
             errors.append((env.time, *position_errors_mm(env.backend.body_states(), ref, root)))
-            if video is not None and episode == 0:
+            if videos and episode == 0:
                 frames.append(env.render())
             if terminated or truncated:
                 fell = bool(terminated)
                 break
         errors_arr = np.array(errors)
-        results.append({"normalized_return": total / full_steps, "steps": len(errors), "fell": fell,
+        results.append({"start_time": start, "normalized_return": total / steps, "steps": len(errors),
+                        "full_steps": steps, "fell": fell,
                         "terms": np.mean(terms, axis=0).tolist(), "mpjpe_mm": float(errors_arr[:, 1].mean()),
                         "mpjpe_root_relative_mm": float(errors_arr[:, 2].mean())})
         curves.append(errors_arr)
@@ -105,17 +118,22 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
         "fall_rate": float(np.mean([r["fell"] for r in results])),
         "per_episode": results,
     }
-    if video is not None and frames:
+    if frames:
         from mimic_sim.render import write_video
 
-        write_video(frames, video, fps=env.sim_config.control_hz)
+        for path in videos:
+            if path.suffix == ".gif":
+                write_video((f[::2, ::2] for f in frames[::2]), path, fps=env.sim_config.control_hz / 2)
+            else:
+                write_video(frames, path, fps=env.sim_config.control_hz)
     return {**summary, "_curve": curves[0]}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a trained policy (normalized return, MPJPE, falls)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint folder or a run folder (its latest checkpoint)")
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint folder, a run folder (its latest checkpoint), "
+                        "or a shipped skill (g1/walk)")
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=20.0, help="episode length")
     parser.add_argument("--seed", type=int, default=0)
@@ -129,8 +147,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mimic_policy.skills import skill_folder
+
     model, meta = load_policy(args.checkpoint)
-    out = args.out or Path(args.checkpoint) / "eval"
+    # a shipped skill's folder is not written into: its results go to out/<character>_<skill>/eval
+    skill = None if Path(args.checkpoint).exists() else skill_folder(str(args.checkpoint))
+    out = args.out or (Path("out") / f"{skill.parent.name}_{skill.name}" / "eval" if skill
+                       else Path(args.checkpoint) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     result = evaluate(model, meta, args.episodes, args.seconds, args.seed, None if args.no_video else out / "eval.mp4",
                       backend=args.backend, physics_hz=args.physics_hz)

@@ -122,8 +122,10 @@ def save_policy_folder(model: ActorCritic, meta: dict, out: Path) -> Path:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="export a trained policy to ONNX or as a policy folder",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint folder or a run folder (its latest checkpoint)")
-    parser.add_argument("-o", "--out", type=Path, default=None, help="ONNX file (default: <checkpoint>/policy.onnx)")
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint folder, a run folder (its latest checkpoint), "
+                        "or a shipped skill (g1/walk)")
+    parser.add_argument("-o", "--out", type=Path, default=None,
+                        help="ONNX file (default: <checkpoint>/policy.onnx; for a skill, out/<character>_<skill>.onnx)")
     parser.add_argument("--policy-folder", type=Path, default=None,
                         help="instead of ONNX, write the policy alone (weights, task, deployment facts) as a small "
                              "checkpoint folder here, for sharing: no optimizer or resume state")
@@ -132,6 +134,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mimic_policy.evaluate import load_policy
+    from mimic_policy.skills import skill_folder
 
     model, meta = load_policy(args.checkpoint)
     if args.policy_folder is not None:
@@ -139,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
         size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
         print(f"wrote {folder} ({size:.1f} MB): the policy of {meta['samples']} samples with its task")
         return 0
-    out = args.out or Path(args.checkpoint) / "policy.onnx"
+    skill = None if Path(args.checkpoint).exists() else skill_folder(str(args.checkpoint))
+    out = args.out or (Path("out") / f"{skill.parent.name}_{skill.name}.onnx" if skill
+                       else Path(args.checkpoint) / "policy.onnx")
     export_onnx(model, meta, out)
     kind = "offsets from the reference" if meta["task"]["config"]["residual_actions"] else "PD targets"
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): observation {meta['observation_size']} -> "

@@ -16,7 +16,8 @@ class PolicyNodeParams:
     """``policy_node``: a trained policy commanding a simulated or real robot."""
 
     policy: str = ""
-    """Checkpoint folder, run folder (its latest checkpoint) or exported .onnx file."""
+    """Checkpoint folder, run folder (its latest checkpoint), exported .onnx file, or shipped skill
+    (g1/walk: policies/g1/walk/policy)."""
     rate_hz: float = 0.0
     """Commands per second; 0 = the checkpoint's control rate."""
     trigger: str = "timer"

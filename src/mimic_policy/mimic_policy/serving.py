@@ -86,10 +86,11 @@ class OnnxPolicyModel(PolicyModel):
 
 
 def load_policy_model(path: Path | str) -> PolicyModel:
-    """An ``.onnx`` file with onnxruntime, anything else as a checkpoint with torch."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"policy {path} does not exist")
+    """An ``.onnx`` file with onnxruntime, anything else (a checkpoint, run or policy folder, or a
+    shipped skill's name such as ``g1/walk``) as a checkpoint with torch."""
+    from mimic_policy.skills import resolve_policy
+
+    path = resolve_policy(path)
     return OnnxPolicyModel(path) if path.suffix == ".onnx" else TorchPolicyModel(path)
 
 

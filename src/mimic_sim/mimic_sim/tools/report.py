@@ -63,7 +63,8 @@ def read_tracking(bag: Path) -> dict[str, list]:
 
 def report(bag: Path, character: Character, reward: RewardConfig | None = None, backend: str = "mujoco") -> dict:
     """Summary of a bag's tracking of ``character`` scored with ``reward`` (default: DeepMimic's);
-    ``_curve`` holds (time, MPJPE world, root-relative) rows."""
+    ``_curve`` holds (time, MPJPE world, root-relative) rows, ``_states`` each state's (qpos, reference
+    qpos), to render."""
     bag = Path(bag)
     messages = read_tracking(bag)
     c = character
@@ -75,7 +76,7 @@ def report(bag: Path, character: Character, reward: RewardConfig | None = None, 
     twists = {_stamp(m): m.twist for m in messages["base_twist"]}
     references = messages["reference"]
     ref_stamps = np.array([_stamp(m) for m in references])
-    rewards, terms, curve, fallen, skipped = [], [], [], [], 0
+    rewards, terms, curve, fallen, states, skipped = [], [], [], [], [], 0
     start = None
     for joints in messages["joint_states"]:
         stamp = _stamp(joints)
@@ -106,6 +107,7 @@ def report(bag: Path, character: Character, reward: RewardConfig | None = None, 
         terms.append([float(parts[k]) for k in TERMS])
         fallen.append(bool((sim_backend.ground_contacts() & forbidden).any()))
         curve.append(((stamp - start) * 1e-9, *position_errors_mm(sim, ref, root)))
+        states.append((qpos, ref_qpos))
     sim_backend.close()
     if not rewards:
         raise ValueError(f"{bag}: no joint_states message has a base_pose and base_twist of the same stamp")
@@ -126,6 +128,7 @@ def report(bag: Path, character: Character, reward: RewardConfig | None = None, 
         "falls": int(np.count_nonzero(np.diff(fallen_arr.astype(int), prepend=0) == 1)),
         "first_fall_seconds": float(curve_arr[first_fall, 0]) if fallen_arr.any() else None,
         "_curve": curve_arr,
+        "_states": states,
     }
 
 
@@ -135,8 +138,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("bag", type=Path, help="rosbag2 bag folder (MCAP or sqlite3)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--policy", type=Path, default=None,
-                        help="the policy that was played (checkpoint, run folder or .onnx): its task's character and "
-                             "reward, as it was trained, with no other file needed")
+                        help="the policy that was played (checkpoint, run folder, .onnx or shipped skill such as "
+                             "g1/walk): its task's character and reward, as it was trained, with no other file needed")
     source.add_argument("--character", default=None,
                         help="character config name or YAML path, scored with the default reward (default: humanoid)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <bag>_report)")
@@ -153,13 +156,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = report(args.bag, load_character(args.character or "humanoid"))
     out = args.out or args.bag.with_name(args.bag.name + "_report")
+    print(write_report(result, out))
+    return 0
+
+
+def write_report(result: dict, out: Path) -> str:
+    """``report.json`` and ``tracking_error.png`` of a :func:`report` result into ``out``; a summary line."""
+    result = dict(result)
+    result.pop("_states", None)
     out.mkdir(parents=True, exist_ok=True)
     plot_tracking_error(result.pop("_curve"), out / "tracking_error.png", xlabel="time in the bag (s)")
     atomic_write_text(out / "report.json", json.dumps(result, indent=2) + "\n")
     falls = "no fall"
     if result["falls"]:
         falls = f"{result['falls']} fall(s), first at {result['first_fall_seconds']:.2f} s"
-    print(f"{result['states']} states over {result['seconds']:.1f} s: normalized return "
-          f"{result['normalized_return']:.3f}, MPJPE {result['mpjpe_mm']:.0f} mm (root-relative "
-          f"{result['mpjpe_root_relative_mm']:.0f} mm), {falls}; written to {out}")
-    return 0
+    return (f"{result['states']} states over {result['seconds']:.1f} s: normalized return "
+            f"{result['normalized_return']:.3f}, MPJPE {result['mpjpe_mm']:.0f} mm (root-relative "
+            f"{result['mpjpe_root_relative_mm']:.0f} mm), {falls}; written to {out}")
