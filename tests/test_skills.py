@@ -86,7 +86,9 @@ def test_every_shipped_skill_loads_and_has_its_results_and_install_entry():
         assert meta["task"]["character"]["name"] == character
         results = json.loads((ROOT / "policies" / skill / "eval.json").read_text())
         assert 0.0 < results["normalized_return"] <= 1.0
-        assert f"| {character} | {name} |" in table, f"{skill} is not in policies/README.md's table"
+        for readme in (table, (ROOT / "README.md").read_text()):  # each table shows the stored figure
+            assert f"| {character} | {name} | **{results['normalized_return']:.3f}**" in readme or \
+                f"| {character} | {name} | {results['normalized_return']:.3f} (" in readme, skill
         assert data_files.get(f"share/mimic/policies/{skill}/policy") == [f"policies/{skill}/policy/*"], skill
 
 
@@ -113,3 +115,18 @@ def test_mimic_play_ros_records_reports_and_renders_what_the_policy_does_in_proc
     in_process = json.loads((tmp_path / "here" / "play.json").read_text())["normalized_return"]
     # the bag also scores the initial state (the reference pose itself: reward 1)
     assert report["normalized_return"] * 61 - 1.0 == pytest.approx(in_process * 60, abs=0.03 * 60)
+
+
+def test_a_policy_folder_stores_the_layers_in_half_precision_and_acts_as_its_checkpoint(library, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    folder = library / "humanoid" / "tiny" / "policy"
+    dtypes = {k: v.dtype for k, v in load_file(folder / "weights.safetensors").items()}
+    assert dtypes["model.actor.0.weight"] == torch.float16 and dtypes["model.normalizer.var"] == torch.float64
+    original, _ = load_policy(library.parent / "train" / "run")
+    shipped, meta = load_policy(folder)
+    obs = torch.randn(64, int(meta["observation_size"]))
+    with torch.no_grad():
+        a, b = original.act_deterministic(obs), shipped.act_deterministic(obs)
+    assert torch.allclose(a, b, atol=2e-2), (a - b).abs().max()

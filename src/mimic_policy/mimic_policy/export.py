@@ -112,10 +112,15 @@ POLICY_META_KEYS = ("character", "joint_names", "observation_bodies", "observati
 def save_policy_folder(model: ActorCritic, meta: dict, out: Path) -> Path:
     """The policy alone as a checkpoint folder (``mimic eval``, ``mimic export`` and ``policy_node``
     read it as any checkpoint): the network and normalizer, the task with its reference motion, the
-    deployment facts; no optimizer, random-generator or replay state, so it cannot be resumed."""
+    deployment facts; no optimizer, random-generator or replay state, so it cannot be resumed.
+
+    The network layers are stored in float16, half the size (a library of ten skills in fp32
+    would pass the 50 MB a repository can carry); loading casts them back. The observation
+    normalizer keeps float64: feature variances below fp16's range would be lost."""
     from mimic_policy.checkpoint import save_checkpoint
 
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.half() if k.startswith(("actor.", "critic.")) else v
+               for k, v in model.state_dict().items()}
     return save_checkpoint(Path(out), tensors, {k: meta[k] for k in POLICY_META_KEYS if k in meta})
 
 
