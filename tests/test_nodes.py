@@ -564,20 +564,23 @@ def test_mimic_launch_retarget_streams_human_frames_onto_the_robot_and_records_b
     humanoid = load_character("humanoid")
     frames: list[ReferenceFrame] = []
     node.create_subscription(ReferenceFrame, "reference", frames.append, 50)
-    bag = tmp_path / "bag"
-    launcher = Process([str(BIN / "mimic"), "launch", "retarget", "robot:=humanoid", "source:=run",
-                        f"output:={bag}"], cwd=tmp_path)
+    # as the README shows it: no output:=, the bag goes to bags/mimic_<UTC time> under the working directory
+    launcher = Process([str(BIN / "mimic"), "launch", "retarget", "robot:=humanoid", "source:=run"], cwd=tmp_path)
     lines = launcher.lines
+
+    def bag() -> Path:
+        return next((tmp_path / "bags").glob("mimic_*"), tmp_path / "bags" / "none")
+
     try:
         # The recorder subscribes to each topic once it sees a publisher there, and a publisher
         # delivers to it only once the two have matched, which can take seconds on a loaded
         # machine: wait until the bag itself holds what is asserted below (the recorder writes it
         # out every second), not for a number of frames here (those may all predate its match).
         def recorded_both() -> bool:
-            counts = _live_counts(bag)
+            counts = _live_counts(bag())
             return counts.get("/human", 0) > 30 and counts.get("/reference", 0) > 30
 
-        assert spin_until(executor, recorded_both, timeout=60), (_live_counts(bag), lines)
+        assert spin_until(executor, recorded_both, timeout=60), (_live_counts(bag()), lines)
         assert spin_until(executor, lambda: len(frames) >= 45, timeout=30), lines  # 1.5 s at 30 Hz
     finally:
         code = launcher.stop(timeout=30)
@@ -587,7 +590,7 @@ def test_mimic_launch_retarget_streams_human_frames_onto_the_robot_and_records_b
     # the run moves forward, retargeted live: the root advances and stays at running height
     x = [f.root_pose.position.x for f in frames]
     assert x[-1] - x[0] > 1.0 and all(0.6 < f.root_pose.position.z < 1.2 for f in frames)
-    topics = {topic: n for topic, n in _count_topics(read_bag(bag))}
+    topics = {topic: n for topic, n in _count_topics(read_bag(bag()))}
     assert topics.get("/human", 0) > 30 and topics.get("/reference", 0) > 30, (topics, text)
 
 
