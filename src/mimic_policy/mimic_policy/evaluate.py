@@ -15,6 +15,8 @@ environment.  Reported:
 
 Writes ``eval.json``, ``tracking_error.png`` (error over time, first episode) and,
 unless ``--no-video``, ``eval.mp4`` of the first episode with the reference as ghost.
+With ``--push``, eval.json also holds ``push``: the largest horizontal push on the root
+body the policy survives (:mod:`mimic_policy.push`).
 """
 
 from __future__ import annotations
@@ -23,16 +25,21 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from mimic_policy.checkpoint import latest_checkpoint, load_checkpoint, require_task, stored_task
 from mimic_policy.networks import ActorCritic
+from mimic_policy.push import add_push_arguments, push_config_from, push_robustness
 from mimic_sim.backends import BACKENDS
 from mimic_sim.paths import atomic_write_text
 from mimic_sim.reward import TERMS
 from mimic_sim.tracking import plot_tracking_error, position_errors_mm
+
+if TYPE_CHECKING:
+    from mimic_sim.envs.imitation import ImitationEnv
 
 
 def load_policy(path: Path) -> tuple[ActorCritic, dict]:
@@ -56,13 +63,10 @@ def load_policy(path: Path) -> tuple[ActorCritic, dict]:
     return model, meta
 
 
-def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float = 20.0, seed: int = 0,
-             video: Path | Sequence[Path] | None = None, start_time: float | None = None,
-             backend: str | None = None, physics_hz: float | None = None) -> dict:
-    """The deterministic policy for ``episodes`` of ``seconds`` of its task (or to the end of a clip
-    that does not loop), each from a random clip time (seeded) or from ``start_time``;
-    ``backend``/``physics_hz`` change the simulator (sim2sim). ``video``: the first episode, with
-    the reference as a ghost, to each path (a ``.gif`` at half the rate and size, for pages)."""
+def evaluation_env(meta: dict, seconds: float, backend: str | None = None, physics_hz: float | None = None,
+                   render_mode: str | None = None) -> ImitationEnv:
+    """The checkpoint's imitation environment with episodes of ``seconds``, in another simulator
+    or at another physics rate where ``backend``/``physics_hz`` say so (sim2sim)."""
     from dataclasses import replace
 
     from mimic_sim.envs.imitation import ImitationEnv
@@ -73,11 +77,23 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
         changes["backend"] = backend
     if physics_hz is not None:
         changes["sim"] = replace(task.config.sim, physics_hz=physics_hz)
-    videos = [] if video is None else [Path(video)] if isinstance(video, str | Path) else [Path(v) for v in video]
-    env = ImitationEnv(task=task.replace(**changes), render_mode="rgb_array" if videos else None)
+    env = ImitationEnv(task=task.replace(**changes), render_mode=render_mode)
     if env.character.joint_names != meta["joint_names"]:
+        env.close()
         raise ValueError(f"checkpoint joints {meta['joint_names']} do not match its task's character "
                          f"'{env.character.name}' ({env.character.joint_names})")
+    return env
+
+
+def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float = 20.0, seed: int = 0,
+             video: Path | Sequence[Path] | None = None, start_time: float | None = None,
+             backend: str | None = None, physics_hz: float | None = None) -> dict:
+    """The deterministic policy for ``episodes`` of ``seconds`` of its task (or to the end of a clip
+    that does not loop), each from a random clip time (seeded) or from ``start_time``;
+    ``backend``/``physics_hz`` change the simulator (sim2sim). ``video``: the first episode, with
+    the reference as a ghost, to each path (a ``.gif`` at half the rate and size, for pages)."""
+    videos = [] if video is None else [Path(video)] if isinstance(video, str | Path) else [Path(v) for v in video]
+    env = evaluation_env(meta, seconds, backend, physics_hz, render_mode="rgb_array" if videos else None)
     full_steps = round(seconds * env.sim_config.control_hz)
     results, curves, frames = [], [], []
     root = int(np.flatnonzero(env.character.tracked_parents < 0)[0])
@@ -143,23 +159,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="physics engine to evaluate in (default: the one it was trained in)")
     parser.add_argument("--physics-hz", type=float, default=None,
                         help="physics rate to evaluate at (default: the training's)")
+    parser.add_argument("--push", action="store_true", help="also search the largest horizontal push on the "
+                        "pelvis survived in most trials (mimic_policy.push; clips that loop), into eval.json")
+    add_push_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mimic_policy.skills import skill_folder
 
+    push_config = push_config_from(args) if args.push else None  # bad push options fail before any work
     model, meta = load_policy(args.checkpoint)
     # a shipped skill's folder is not written into: its results go to out/<character>_<skill>/eval
     skill = None if Path(args.checkpoint).exists() else skill_folder(str(args.checkpoint))
     out = args.out or (Path("out") / f"{skill.parent.name}_{skill.name}" / "eval" if skill
                        else Path(args.checkpoint) / "eval")
+    # the push search first: its errors (a clip that does not loop, a duration off the control grid) come at once
+    push = None if push_config is None else push_robustness(model, meta, push_config, args.seed, args.backend,
+                                                            args.physics_hz, progress=print)
     out.mkdir(parents=True, exist_ok=True)
     result = evaluate(model, meta, args.episodes, args.seconds, args.seed, None if args.no_video else out / "eval.mp4",
                       backend=args.backend, physics_hz=args.physics_hz)
     plot_tracking_error(result.pop("_curve"), out / "tracking_error.png")
+    if push is not None:
+        result["push"] = push
     atomic_write_text(out / "eval.json", json.dumps(result, indent=2))
     print(f"normalized return {result['normalized_return']:.3f}, MPJPE {result['mpjpe_mm']:.0f} mm "
           f"(root-relative {result['mpjpe_root_relative_mm']:.0f} mm), fall rate {result['fall_rate']:.2f}; "
           f"written to {out}")
+    if push is not None:
+        print(f"largest push survived in {push_config.survival:.0%} of {push_config.trials} trials: "
+              f"{'at least ' if push['at_least'] else ''}{push['impulse_ns']:.1f} N s "
+              f"({push['velocity_change_m_s']:.2f} m/s over {push['total_mass_kg']:.1f} kg)"
+              + ("; it falls without a push" if push["falls_unpushed"] else ""))
     return 0

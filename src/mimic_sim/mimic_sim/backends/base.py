@@ -129,6 +129,19 @@ class PhysicsBackend(ABC):
     @abstractmethod
     def _step(self, targets: np.ndarray, target_velocities: np.ndarray | None) -> None: ...
 
+    def set_root_force(self, force: np.ndarray) -> None:
+        """Apply a world-frame force (N, three components) at the root body's centre of mass on
+        every physics step from now on, until it is changed (zeros: no force) or :meth:`reset`:
+        an external push (:mod:`mimic_policy.push`).  Held for ``t`` seconds it gives the character
+        the impulse ``force * t`` (N s), a whole-body velocity change of that over the total mass."""
+        force = require_finite(np.asarray(force, dtype=float), "root force component")
+        if force.shape != (3,):
+            raise ValueError(f"root force must have three components (x, y, z), got shape {force.shape}")
+        self._set_root_force(force)
+
+    @abstractmethod
+    def _set_root_force(self, force: np.ndarray) -> None: ...
+
     @abstractmethod
     def get_state(self) -> tuple[np.ndarray, np.ndarray]:
         """(qpos, qvel) of the simulated character."""

@@ -176,6 +176,11 @@ class MujocoBackend(PhysicsBackend):
         self.data.ctrl[self._act_ids] = targets
         mujoco.mj_step(self.model, self.data, nstep=self.config.substeps)
 
+    def _set_root_force(self, force: np.ndarray) -> None:
+        # xfrc_applied acts at the body's centre of mass and stays until changed; reset's
+        # mj_resetData zeroes it.
+        self.data.xfrc_applied[self._root_id] = [*force, 0.0, 0.0, 0.0]
+
     def get_state(self) -> tuple[np.ndarray, np.ndarray]:
         d, r, v = self.data, self._root_q, self._root_v
         qpos = np.concatenate([d.qpos[r : r + 7], d.qpos[self._qadr]])

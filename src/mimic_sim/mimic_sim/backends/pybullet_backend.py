@@ -241,9 +241,14 @@ class PyBulletBackend(PhysicsBackend):
             character = dataclasses.replace(character, armature=np.zeros_like(character.armature))
         self.pin = PinocchioModel(character)
         self._feet = np.array([b in character.ground_contact_allowed for b in character.tracked_bodies])
+        self._root_force: list[float] | None = None
 
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         self.body.set_state(qpos, qvel)
+        self._root_force = None
+
+    def _set_root_force(self, force: np.ndarray) -> None:
+        self._root_force = force.tolist() if force.any() else None
 
     def _step(self, targets: np.ndarray, target_velocities: np.ndarray | None) -> None:
         body, pin = self.body, self.pin
@@ -254,6 +259,12 @@ class PyBulletBackend(PhysicsBackend):
             tau = pd_torque(self.gains, qpos[7:], qvel[6:], qdot_next, targets, dt, target_velocities)
             pybullet.setJointMotorControlArray(body.id, body.joints, pybullet.TORQUE_CONTROL, forces=tau.tolist(),
                                                physicsClientId=body.client_id)
+            if self._root_force is not None:
+                # PyBullet clears external forces after every step: applied again each substep, at
+                # the base's centre of mass (the position PyBullet reports for the base).
+                com = pybullet.getBasePositionAndOrientation(body.id, physicsClientId=body.client_id)[0]
+                pybullet.applyExternalForce(body.id, -1, self._root_force, com, pybullet.WORLD_FRAME,
+                                            physicsClientId=body.client_id)
             pybullet.stepSimulation(physicsClientId=body.client_id)
 
     def get_state(self) -> tuple[np.ndarray, np.ndarray]:
