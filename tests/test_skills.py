@@ -130,3 +130,18 @@ def test_a_policy_folder_stores_the_layers_in_half_precision_and_acts_as_its_che
     with torch.no_grad():
         a, b = original.act_deterministic(obs), shipped.act_deterministic(obs)
     assert torch.allclose(a, b, atol=2e-2), (a - b).abs().max()
+
+
+def test_mimic_launch_play_with_its_defaults_plays_the_shipped_walk(tmp_path):
+    """Every argument at its documented default but the duration: the shipped humanoid walk,
+    recorded to bags/ under the working directory; the launch ends by itself."""
+    from mimic_sim.character import load_character
+    from mimic_sim.tools.report import report
+
+    env = {"ROS_DOMAIN_ID": str(unique_domain_id()), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    result = mimic("launch", "play", "duration:=2", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    bags = list((tmp_path / "bags").glob("mimic_*"))
+    assert len(bags) == 1 and (bags[0] / "metadata.yaml").is_file()
+    result = report(bags[0], load_character("humanoid"))
+    assert result["states"] == 61 and result["falls"] == 0 and result["normalized_return"] > 0.95
