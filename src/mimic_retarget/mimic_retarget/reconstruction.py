@@ -1,0 +1,502 @@
+"""Motion reconstruction (SFV's second stage): a pose track becomes a humanoid clip.
+
+One optimization over the whole clip finds the DeepMimic humanoid's root trajectory and
+joint angles (its own bone lengths, hinge chains and joint limits) and a static camera,
+so that the humanoid, seen through that camera, matches the per-frame estimates while
+moving smoothly and standing on the ground.  The terms (their weights in
+:class:`ReconstructionConfig`):
+
+* **reprojection**: the humanoid's keypoints projected by the pinhole camera against the
+  track's image points, each weighted by its confidence, through a robust (Cauchy) loss so
+  a wrong estimate pulls less than a right one;
+* **3D prior**: the humanoid's bone directions against the estimator's metric 3D
+  landmarks (turned from camera axes into the world by the camera's pitch); this settles
+  what one image cannot: depth order of the limbs, facing;
+* **smoothness**: keypoint accelerations and joint-angle accelerations;
+* **ground**: sole points (toe tips and heels) not below the floor, the lowest sole point
+  on the floor in frames where a foot is down, and no horizontal sliding of a sole point
+  while it is on the floor;
+* **joint limits** and a weak pull of the joint angles toward the rest pose (it only
+  decides what nothing else observes, such as a forearm's twist).
+
+The camera is static at ``(0, 0, height)`` looking along +x, pitched down by ``pitch``,
+principal point at the image centre, no roll; focal length, height and pitch are
+estimated unless given.  Before optimizing, the track is repaired: left/right swaps of an
+arm or a leg (the estimator's commonest large mistake) are found by continuity and undone,
+points far from their neighbours in time are dropped, and frames without a detection are
+left to the smoothness terms (filled).  See docs/video.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pinocchio
+import torch
+
+from mimic_retarget.human import DERIVED, _shape, derived_offsets
+from mimic_retarget.pose_track import PoseTrack
+from mimic_sim import rotations as rot
+from mimic_sim.character import Character, load_character
+from mimic_sim.kinematics import PinocchioModel
+from mimic_sim.motion import Motion
+from mimic_sim.urdf_io import read_urdf
+
+SOLE_POINTS = ("left_toe", "left_heel", "right_toe", "right_heel")
+# Limb groups whose left and right labels an estimator swaps together.
+SWAP_GROUPS = {"arms": ("shoulder", "elbow", "wrist"), "legs": ("hip", "knee", "ankle", "toe")}
+# Bones whose directions the 3D prior compares (pairs of track keypoints).
+PRIOR_BONES = (
+    *((f"{s}_{a}", f"{s}_{b}") for s in ("left", "right")
+      for a, b in (("hip", "knee"), ("knee", "ankle"), ("ankle", "toe"), ("shoulder", "elbow"), ("elbow", "wrist"),
+                   ("hip", "shoulder"))),
+    ("right_hip", "left_hip"), ("right_shoulder", "left_shoulder"), ("left_shoulder", "head"),
+    ("right_shoulder", "head"),
+)
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig:
+    """Camera facts (None: estimated) and the optimization's weights and iteration counts."""
+
+    focal: float | None = None  # pixels
+    camera_height: float | None = None  # metres above the floor
+    camera_pitch: float | None = None  # radians, positive looking down
+    reprojection: float = 1.0
+    reprojection_scale: float = 0.01  # the robust loss's scale as a fraction of the image's larger side
+    prior_3d: float = 2.0
+    smoothness: float = 0.05
+    angle_smoothness: float = 0.005
+    ground: float = 10.0
+    sliding: float = 5.0
+    limits: float = 10.0
+    rest: float = 0.002
+    focal_prior: float = 0.1  # pull of log(focal) toward its initial guess
+    contact_height: float = 0.03  # a sole point this close to the floor is on it (metres)
+    pose_iterations: int = 150
+    full_iterations: int = 150
+    swap_margin: float = 0.5  # a group is swapped when that brings it this much closer to its prediction
+    outlier_fraction: float = 0.25  # of the person's image height: farther from the temporal median is dropped
+
+
+@dataclass(frozen=True)
+class Camera:
+    focal: float
+    height: float
+    pitch: float
+    image_size: tuple[int, int]
+
+    def rotation(self) -> np.ndarray:
+        """World-to-camera rotation (rows: the camera's x right, y down, z forward in world axes)."""
+        return _camera_rotation(torch.tensor(self.pitch, dtype=torch.float64)).numpy()
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Pixels (..., 2) of world points (..., 3)."""
+        cam = (points - np.array([0.0, 0.0, self.height])) @ self.rotation().T
+        centre = np.array(self.image_size, dtype=float) / 2
+        return self.focal * cam[..., :2] / np.maximum(cam[..., 2:], 1e-6) + centre
+
+
+@dataclass
+class Reconstruction:
+    motion: Motion
+    camera: Camera
+    points: np.ndarray  # (T, K, 3) world positions of the track's keypoints on the reconstructed humanoid
+    track: PoseTrack  # the repaired track the optimization fitted
+    report: dict = field(default_factory=dict)
+
+
+def _camera_rotation(pitch: torch.Tensor) -> torch.Tensor:
+    c, s = torch.cos(pitch), torch.sin(pitch)
+    zero, one = torch.zeros_like(c), torch.ones_like(c)
+    return torch.stack([torch.stack([zero, -one, zero]), torch.stack([-s, zero, -c]),
+                        torch.stack([c, zero, -s])])
+
+
+def _axis_rotation(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """(T, 3, 3) rotations about a fixed unit axis by angles (T,) (Rodrigues)."""
+    k = torch.zeros(3, 3, dtype=angle.dtype)
+    k[0, 1], k[0, 2], k[1, 2] = -axis[2], axis[1], -axis[0]
+    k = k - k.T
+    s, c = torch.sin(angle)[:, None, None], torch.cos(angle)[:, None, None]
+    return torch.eye(3, dtype=angle.dtype) + s * k + (1 - c) * (k @ k)
+
+
+def _rotation_6d(r6: torch.Tensor) -> torch.Tensor:
+    """(T, 3, 3) rotations from two columns (T, 6) by Gram-Schmidt (a continuous parameterization)."""
+    a, b = r6[:, :3], r6[:, 3:]
+    x = a / a.norm(dim=1, keepdim=True)
+    y = b - (x * b).sum(1, keepdim=True) * x
+    y = y / y.norm(dim=1, keepdim=True)
+    return torch.stack([x, y, torch.linalg.cross(x, y)], dim=2)
+
+
+class HumanoidKinematics:
+    """Forward kinematics of the humanoid in torch (batched over frames, differentiable).
+
+    The joint tree, placements and axes come from Pinocchio's model of the character's
+    URDF; joint angles are addressed by the character's joint names.  Points are the
+    track's keypoints (tracked bodies, the head and the toe tips as in
+    :mod:`mimic_retarget.human`) and the heels (the middle of the foot box's rear bottom edge).
+    """
+
+    def __init__(self, character: Character):
+        self.character = character
+        model = PinocchioModel(character).model
+        names = list(model.names)
+        column = {n: i for i, n in enumerate(character.joint_names)}
+        axes = {j.name: j.axis for j in character.joints}
+        self.parents, self.columns, self.axes, self.offsets, self.turns = [], [], [], [], []
+        for i in range(2, model.njoints):  # 0 is the universe, 1 the floating root
+            self.parents.append(model.parents[i] - 2)  # -1: the root
+            self.columns.append(column[names[i]])
+            axis = np.asarray(axes[names[i]], dtype=float)
+            self.axes.append(torch.tensor(axis / np.linalg.norm(axis)))
+            self.offsets.append(torch.tensor(np.array(model.jointPlacements[i].translation)))
+            self.turns.append(torch.tensor(np.array(model.jointPlacements[i].rotation)))
+        offsets = derived_offsets(character)
+        urdf = read_urdf(character.model_path)
+        for side in ("left", "right"):
+            centre, box = _shape(urdf, character.model_path, f"{side}_ankle", DERIVED[f"{side}_toe"][1])
+            offsets[f"{side}_heel"] = centre + np.array([-box.size[0] / 2, 0.0, -box.size[2] / 2])
+        bodies = {**{b: b for b in character.tracked_bodies}, "head": "neck", "left_toe": "left_ankle",
+                  "right_toe": "right_ankle", "left_heel": "left_ankle", "right_heel": "right_ankle"}
+        self.point_names = [n for n in bodies if n != character.root_body]
+        self.point_joint, self.point_offset = [], []
+        for name in self.point_names:
+            frame = model.frames[model.getFrameId(bodies[name], pinocchio.BODY)]
+            local = frame.placement.translation + frame.placement.rotation @ offsets.get(name, np.zeros(3))
+            self.point_joint.append(frame.parentJoint - 2)
+            self.point_offset.append(torch.tensor(np.array(local)))
+        self.lower = torch.tensor(character.joint_lower)
+        self.upper = torch.tensor(character.joint_upper)
+
+    def points(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor,
+               names: list[str]) -> torch.Tensor:
+        """World positions (T, len(names), 3) of named points."""
+        rots, poss = [], []
+        for parent, col, axis, offset, turn in zip(self.parents, self.columns, self.axes, self.offsets, self.turns,
+                                                   strict=True):
+            prot, ppos = (root_rot, root_pos) if parent < 0 else (rots[parent], poss[parent])
+            poss.append(ppos + prot @ offset)
+            rots.append(prot @ turn @ _axis_rotation(axis, q[:, col]))
+        out = []
+        for name in names:
+            k = self.point_names.index(name)
+            j = self.point_joint[k]
+            prot, ppos = (root_rot, root_pos) if j < 0 else (rots[j], poss[j])
+            out.append(ppos + prot @ self.point_offset[k])
+        return torch.stack(out, dim=1)
+
+
+# ---------------------------------------------------------------------------- repairing the track
+def _partner(name: str) -> str:
+    return name.replace("left_", "right_") if name.startswith("left_") else name.replace("right_", "left_")
+
+
+def repair_swaps(track: PoseTrack, margin: float = 0.5) -> tuple[PoseTrack, int]:
+    """Undo left/right swaps of an arm or leg pair; returns the track and the number of (frame, group) swaps.
+
+    Frame by frame, each group's points are predicted from the two previous (repaired)
+    detected frames at constant velocity; the group's labels are exchanged when the
+    exchanged points lie closer to the prediction by the factor ``margin``.
+    """
+    points, conf = track.points.copy(), track.confidence.copy()
+    world = None if track.world is None else track.world.copy()
+    groups = []
+    for parts in SWAP_GROUPS.values():
+        left = [track.index(f"left_{p}") for p in parts if f"left_{p}" in track.names]
+        groups.append((left, [track.index(_partner(track.names[i])) for i in left]))
+    history: list[int] = []
+    swaps = 0
+    for t in range(track.num_frames):
+        if not track.detected[t]:
+            continue
+        if len(history) >= 1:
+            a = history[-1]
+            b = history[-2] if len(history) >= 2 else a
+            for left, right in groups:
+                lr = left + right
+                step = (t - a) / max(a - b, 1)
+                predicted = points[a, lr] + (points[a, lr] - points[b, lr]) * (step if a != b else 0.0)
+                weight = np.minimum(conf[t, lr], conf[a, lr])
+                keep = (weight * np.linalg.norm(points[t, lr] - predicted, axis=1)).sum()
+                swapped = (weight * np.linalg.norm(points[t, right + left] - predicted, axis=1)).sum()
+                if swapped < margin * keep:
+                    for arr in (points, conf) + ((world,) if world is not None else ()):
+                        arr[t, lr] = arr[t, right + left]
+                    swaps += 1
+        history.append(t)
+    return track.replace(points=points, confidence=conf, world=world), swaps
+
+
+def drop_outliers(track: PoseTrack, fraction: float = 0.25) -> tuple[PoseTrack, int]:
+    """Zero the confidence of points farther than ``fraction`` of the person's image height from the
+    median of their detected neighbours (two frames each side); returns the track and the count."""
+    conf = track.confidence.copy()
+    heights = np.array([np.ptp(track.points[t, conf[t] > 0, 1]) if (conf[t] > 0).sum() > 1 else 0.0
+                        for t in range(track.num_frames)])
+    scale = np.median(heights[heights > 0]) if (heights > 0).any() else max(track.image_size)
+    dropped = 0
+    for t in range(track.num_frames):
+        window = [s for s in range(max(0, t - 2), min(track.num_frames, t + 3)) if s != t]
+        for k in range(len(track.names)):
+            near = [s for s in window if conf[s, k] > 0 and track.confidence[s, k] > 0]
+            if conf[t, k] <= 0 or len(near) < 2:
+                continue
+            median = np.median(track.points[near, k], axis=0)
+            if np.linalg.norm(track.points[t, k] - median) > fraction * scale:
+                conf[t, k] = 0.0
+                dropped += 1
+    return track.replace(confidence=conf), dropped
+
+
+# ---------------------------------------------------------------------------- initial guess
+def _interpolate(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Fill rows of ``values`` (T, ...) where ``valid`` is false by linear interpolation over time."""
+    out = values.copy()
+    t = np.arange(len(values))
+    flat = out.reshape(len(values), -1)
+    for c in range(flat.shape[1]):
+        flat[:, c] = np.interp(t, t[valid], flat[valid, c])
+    return flat.reshape(values.shape)
+
+
+def _initial_pitch(track: PoseTrack) -> float:
+    """The camera's pitch from the estimator's 3D landmarks: the person's ankle-to-shoulder axis,
+    vertical in the world, leans in camera axes by the pitch (median over detected frames)."""
+    if track.world is None:
+        return 0.0
+    idx = [track.index(n) for n in ("left_shoulder", "right_shoulder", "left_ankle", "right_ankle")]
+    up = track.world[:, idx[:2]].mean(axis=1) - track.world[:, idx[2:]].mean(axis=1)
+    ok = track.detected & (np.linalg.norm(up, axis=1) > 0.5)
+    if not ok.any():
+        return 0.0
+    # Up in camera axes (y down, z forward) is (-cos p, -sin p) in (y, z) for a camera pitched down by p.
+    return float(np.median(np.arctan2(-up[ok, 2], -up[ok, 1])))
+
+
+def initial_guess(track: PoseTrack, kin: HumanoidKinematics, camera: Camera
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Root positions (T, 3) and rotations (T, 3, 3): the pelvis back-projected from the hips' pixel at
+    the depth where the humanoid's limbs have their image length, facing as the 3D landmarks say."""
+    names = track.names
+    rest = kin.points(torch.zeros(1, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64)[None],
+                      torch.zeros(1, len(kin.columns), dtype=torch.float64), names)[0].numpy()
+    bones = [(f"{s}_{a}", f"{s}_{b}") for s in ("left", "right")
+             for a, b in (("hip", "knee"), ("knee", "ankle"), ("shoulder", "hip"))]
+    bones = [(names.index(a), names.index(b)) for a, b in bones if a in names and b in names]
+    metres = np.array([np.linalg.norm(rest[a] - rest[b]) for a, b in bones])
+    pixels = np.stack([np.linalg.norm(track.points[:, a] - track.points[:, b], axis=1) for a, b in bones], 1)
+    seen = np.stack([np.minimum(track.confidence[:, a], track.confidence[:, b]) > 0.3 for a, b in bones], 1)
+    # Pixels per metre: foreshortening only shrinks a bone, so the longest-looking one is the best measure.
+    per_frame = np.where(seen, pixels / metres, 0.0).max(axis=1)
+    valid = per_frame > 0
+    if not valid.any():
+        raise ValueError(f"{track.source}: no frame shows the hips, knees, ankles and shoulders: nothing to "
+                         "reconstruct")
+    per_frame = _interpolate(per_frame, valid)
+    depth = camera.focal / per_frame
+    hips = [names.index("left_hip"), names.index("right_hip")]
+    centre = _interpolate(track.points[:, hips].mean(axis=1), track.confidence[:, hips].min(axis=1) > 0)
+    principal = np.array(camera.image_size, dtype=float) / 2
+    in_camera = np.column_stack([(centre - principal) * depth[:, None] / camera.focal, depth])
+    to_world = camera.rotation()  # row vectors: v_world = v_camera @ R for the world-to-camera R
+    root_pos = in_camera @ to_world + np.array([0.0, 0.0, camera.height])
+    # Facing: the hips' left direction and the trunk's up direction, from the 3D landmarks where present.
+    if track.world is not None and track.detected.any():
+        w = track.world
+        left = w[:, names.index("left_hip")] - w[:, names.index("right_hip")]
+        up = (w[:, [names.index("left_shoulder"), names.index("right_shoulder")]].mean(axis=1)
+              - w[:, hips].mean(axis=1))
+        left, up = _interpolate(left, track.detected) @ to_world, _interpolate(up, track.detected) @ to_world
+    else:  # 2D only: facing the camera when the left hip is on the image's right
+        facing = np.sign(np.median(track.points[:, hips[0], 0] - track.points[:, hips[1], 0])) or 1.0
+        left = np.tile(facing * np.array([0.0, -1.0, 0.0]), (track.num_frames, 1))
+        up = np.tile([0.0, 0.0, 1.0], (track.num_frames, 1))
+    z = up / np.linalg.norm(up, axis=1, keepdims=True)
+    y = left - (left * z).sum(1, keepdims=True) * z
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    root_rot = np.stack([np.cross(y, z), y, z], axis=2)
+    return root_pos, root_rot
+
+
+# ---------------------------------------------------------------------------- the optimization
+def _cauchy(r2: torch.Tensor) -> torch.Tensor:
+    return torch.log1p(r2)
+
+
+class _Problem:
+    """The objective over (root positions, root rotations (6D), joint angles, camera)."""
+
+    def __init__(self, track: PoseTrack, kin: HumanoidKinematics, config: ReconstructionConfig, focal0: float):
+        self.track, self.kin, self.config = track, kin, config
+        self.names = list(track.names)
+        self.all_names = self.names + [n for n in SOLE_POINTS if n not in self.names]
+        self.sole = [self.all_names.index(n) for n in SOLE_POINTS]
+        self.uv = torch.tensor(track.points)
+        self.conf = torch.tensor(track.confidence)
+        self.scale = config.reprojection_scale * max(track.image_size)
+        self.centre = torch.tensor(track.image_size, dtype=torch.float64) / 2
+        self.dt = float(np.median(np.diff(track.times)))
+        self.log_focal0 = float(np.log(focal0))
+        bones = [(a, b) for a, b in PRIOR_BONES if a in self.names and b in self.names]
+        self.bones = torch.tensor([[self.names.index(a), self.names.index(b)] for a, b in bones], dtype=torch.long)
+        if track.world is not None and len(bones):
+            w = torch.tensor(track.world)
+            d = w[:, self.bones[:, 1]] - w[:, self.bones[:, 0]]
+            self.world_dirs = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            self.bone_conf = torch.minimum(self.conf[:, self.bones[:, 0]], self.conf[:, self.bones[:, 1]])
+        else:
+            self.world_dirs = None
+
+    def terms(self, root_pos, root_r6, q, log_focal, height, pitch, stage: str) -> dict[str, torch.Tensor]:
+        c = self.config
+        root_rot = _rotation_6d(root_r6)
+        pts = self.kin.points(root_pos, root_rot, q, self.all_names)
+        cam_r = _camera_rotation(pitch)
+        cam = (pts - torch.stack([torch.zeros_like(height), torch.zeros_like(height), height])) @ cam_r.T
+        n = len(self.names)
+        uv = torch.exp(log_focal) * cam[:, :n, :2] / cam[:, :n, 2:].clamp_min(0.1) + self.centre
+        r2 = ((uv - self.uv) ** 2).sum(-1) / self.scale**2
+        total_conf = self.conf.sum().clamp_min(1e-9)
+        out = {"reprojection": c.reprojection * (self.conf * _cauchy(r2)).sum() / total_conf * len(self.names)}
+        if self.world_dirs is not None:
+            d = pts[:, self.bones[:, 1]] - pts[:, self.bones[:, 0]]
+            d = (d / d.norm(dim=-1, keepdim=True).clamp_min(1e-6)) @ cam_r.T  # into camera axes
+            err = ((d - self.world_dirs) ** 2).sum(-1)
+            out["prior_3d"] = c.prior_3d * (self.bone_conf * err).sum() / self.bone_conf.sum().clamp_min(1e-9)
+        # Accelerations in m/s^2 and rad/s^2, scaled to stay O(1) for ordinary motion.
+        acc = (pts[2:] - 2 * pts[1:-1] + pts[:-2]) / self.dt**2 / 10.0
+        out["smoothness"] = c.smoothness * (acc**2).sum(-1).mean()
+        qacc = (q[2:] - 2 * q[1:-1] + q[:-2]) / self.dt**2 / 10.0
+        out["angle_smoothness"] = c.angle_smoothness * (qacc**2).mean()
+        out["limits"] = c.limits * (torch.relu(q - self.kin.upper) ** 2 + torch.relu(self.kin.lower - q) ** 2
+                                    ).sum(-1).mean()
+        out["rest"] = c.rest * (q**2).sum(-1).mean()
+        out["focal"] = c.focal_prior * (log_focal - self.log_focal0) ** 2
+        if stage == "full":
+            z = pts[:, self.sole, 2]
+            out["penetration"] = c.ground * (torch.relu(-z) ** 2).sum(-1).mean() * 100.0
+            lowest = -c.contact_height * torch.logsumexp(-z / c.contact_height, dim=1)  # a soft minimum
+            down = torch.exp(-torch.relu(lowest) / 0.05).detach()  # frames where a foot is near the floor
+            out["ground"] = c.ground * (down * lowest**2).mean() * 100.0
+            # On the floor: both ends of the step within contact_height (a sharp sigmoid, fixed per evaluation).
+            planted = torch.sigmoid((c.contact_height - torch.maximum(z[1:], z[:-1])) / 0.005).detach()
+            slide = ((pts[1:, self.sole, :2] - pts[:-1, self.sole, :2]) ** 2).sum(-1) / self.dt**2
+            out["sliding"] = c.sliding * (planted * slide).mean()
+        return out
+
+
+def reconstruct(track: PoseTrack, config: ReconstructionConfig = ReconstructionConfig(), name: str = "video",
+                progress: Callable[[int], object] | None = None, character: Character | None = None
+                ) -> Reconstruction:
+    """The humanoid clip that best explains ``track`` (see the module docstring).
+
+    ``progress(1)`` is called once per optimizer iteration
+    (``config.pose_iterations + config.full_iterations`` in all).
+    """
+    torch.set_default_dtype(torch.float64)
+    character = character or load_character("humanoid")
+    kin = HumanoidKinematics(character)
+    missing = [n for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "left_knee", "right_knee",
+                           "left_ankle", "right_ankle") if n not in track.names]
+    if missing:
+        raise ValueError(f"{track.source}: field 'keypoints': reconstruction needs {missing}")
+    if not track.detected.any():
+        raise ValueError(f"{track.source}: the person is detected in no frame")
+    repaired, swaps = repair_swaps(track, config.swap_margin)
+    repaired, outliers = drop_outliers(repaired, config.outlier_fraction)
+    focal0 = config.focal or float(max(track.image_size))
+    camera = Camera(focal0, config.camera_height if config.camera_height is not None else 1.0,
+                    config.camera_pitch if config.camera_pitch is not None else _initial_pitch(repaired),
+                    track.image_size)
+    root_pos0, root_rot0 = initial_guess(repaired, kin, camera)
+    if config.camera_height is None:
+        # Put the feet (about 0.9 m below the pelvis of a standing humanoid) on the floor.
+        shift = 0.9 - np.percentile(root_pos0[:, 2], 50)
+        root_pos0[:, 2] += shift
+        camera = Camera(camera.focal, camera.height + shift, camera.pitch, camera.image_size)
+    problem = _Problem(repaired, kin, config, focal0)
+    root_pos = torch.tensor(root_pos0, requires_grad=True)
+    root_r6 = torch.tensor(np.concatenate([root_rot0[:, :, 0], root_rot0[:, :, 1]], axis=1), requires_grad=True)
+    q = torch.zeros(track.num_frames, character.num_joints, requires_grad=True)
+    log_focal = torch.tensor(np.log(camera.focal), requires_grad=True)
+    height = torch.tensor(camera.height, requires_grad=True)
+    pitch = torch.tensor(camera.pitch, requires_grad=True)
+    camera_free = [p for p, given in ((log_focal, config.focal), (height, config.camera_height),
+                                      (pitch, config.camera_pitch)) if given is None]
+    stages = (("pose", [root_pos, root_r6, q], config.pose_iterations),
+              ("full", [root_pos, root_r6, q, *camera_free], config.full_iterations))
+    for stage, params, iterations in stages:
+        if iterations <= 0:
+            continue
+        optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=iterations, history_size=20,
+                                      line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+
+        def closure(stage=stage, optimizer=optimizer) -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = sum(problem.terms(root_pos, root_r6, q, log_focal, height, pitch, stage).values())
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        if progress is not None:
+            progress(iterations)
+    with torch.no_grad():
+        camera = Camera(float(torch.exp(log_focal)), float(height), float(pitch), track.image_size)
+        rot_m = _rotation_6d(root_r6)
+        points = kin.points(root_pos, rot_m, q, problem.all_names).numpy()
+        terms = {k: float(v) for k, v in problem.terms(root_pos, root_r6, q, log_focal, height, pitch,
+                                                         "full").items()}
+    motion = _motion(name, track, root_pos.detach().numpy(), rot_m.numpy(), q.detach().numpy(), character)
+    n = len(track.names)
+    report = quality_report(repaired, camera, points[:, :n], points[:, problem.sole], track.times)
+    report.update({"left_right_swaps_repaired": swaps, "outlier_points_dropped": outliers,
+                   "frames_filled": int((~track.detected).sum()),
+                   "camera": {"focal_px": camera.focal, "height_m": camera.height,
+                              "pitch_deg": float(np.degrees(camera.pitch))},
+                   "objective": terms})
+    return Reconstruction(motion, camera, points[:, :n], repaired, report)
+
+
+def _motion(name: str, track: PoseTrack, root_pos: np.ndarray, root_rot: np.ndarray, q: np.ndarray,
+            character: Character) -> Motion:
+    """The humanoid clip: spherical joints as quaternions of their hinge chains, hinges as angles."""
+    column = {n: i for i, n in enumerate(character.joint_names)}
+    joints: dict[str, np.ndarray] = {}
+    chained = set()
+    for joint, order in character.spherical_joints.items():
+        cols = [column[f"{joint}_{a}"] for a in order]
+        joints[joint] = rot.quat_from_euler(q[:, cols], order)
+        chained.update(cols)
+    for joint, i in column.items():
+        if i not in chained:
+            joints[joint] = q[:, i].copy()
+    return Motion(name=name, frame_times=track.times - track.times[0], root_pos=root_pos,
+                  root_rot=rot.mat_to_quat(root_rot), joints=joints, loop=False, source=track.source)
+
+
+def quality_report(track: PoseTrack, camera: Camera, points: np.ndarray, sole: np.ndarray,
+                   times: np.ndarray, contact_height: float = 0.03) -> dict:
+    """Detection rate, reprojection error (px, confident points), keypoint acceleration (m/s^2),
+    foot skating (mm per frame while a sole point is on the floor) and ground penetration (mm)."""
+    detected = track.detected
+    confident = track.confidence > 0.5
+    error = np.linalg.norm(camera.project(points) - track.points, axis=-1)
+    dt = np.diff(times)
+    acc = (points[2:] - 2 * points[1:-1] + points[:-2]) / (dt[1:, None, None] * dt[:-1, None, None])
+    z = sole[..., 2]
+    on_floor = (z[1:] < contact_height) & (z[:-1] < contact_height)
+    slide = np.linalg.norm(sole[1:, :, :2] - sole[:-1, :, :2], axis=-1)
+    return {
+        "frames": int(track.num_frames),
+        "detection_rate": float(detected.mean()),
+        "reprojection_error_px": float(error[confident].mean()) if confident.any() else float("nan"),
+        "reprojection_error_px_p95": float(np.percentile(error[confident], 95)) if confident.any() else float("nan"),
+        "mean_acceleration_m_s2": float(np.linalg.norm(acc, axis=-1).mean()),
+        "foot_skating_mm": float(1000 * slide[on_floor].mean()) if on_floor.any() else 0.0,
+        "ground_penetration_mm": float(1000 * max(0.0, -z.min())),
+    }

@@ -1,0 +1,163 @@
+"""``mimic video``: a monocular video (or its keypoints) to a humanoid clip, a report and a side-by-side video."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DESCRIPTION = """\
+Reconstruct a person's motion in a video as a clip of the DeepMimic humanoid (SFV: pose
+estimation on every frame, then one optimization over the whole clip: confidence-weighted
+reprojection, the estimator's 3D landmarks as a prior, smoothness, feet on the floor
+without sliding, a static camera).  Writes the clip (a mimic motion file, which 'mimic
+train --clip' and 'mimic retarget' read), the per-frame keypoints (*.pose.json, so the
+reconstruction can be re-run without the estimator), a report (detection rate,
+reprojection error, smoothness, foot skating, ground penetration, the camera) and a video:
+the input frame with the reprojected skeleton beside the reconstructed humanoid.
+
+SOURCE is a video (MediaPipe Pose runs on it), a keypoint file (*.pose.json) or a folder
+of OpenPose JSON files (give --image-size and --fps).  See docs/video.md.
+"""
+
+# Lines of the skeleton drawn over the input frame (track keypoint names).
+DRAW_BONES = (
+    *((f"{s}_{a}", f"{s}_{b}") for s in ("left", "right")
+      for a, b in (("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"), ("ankle", "toe"),
+                   ("shoulder", "hip"))),
+    ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("video", help="reconstruct a humanoid clip from a monocular video (SFV)",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="SOURCE", help="video file, keypoint file (*.pose.json) or OpenPose JSON folder")
+    p.add_argument("-o", "--output", type=Path, metavar="OUT",
+                   help="clip file, *.motion.json (default out/<source>.motion.json)")
+    p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: estimated)")
+    p.add_argument("--camera-height", type=float, default=None, help="camera height in metres (default: estimated)")
+    p.add_argument("--camera-pitch", type=float, default=None,
+                   help="camera pitch in degrees, positive looking down (default: estimated)")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), help="image size of OpenPose input")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of OpenPose input")
+    p.add_argument("--video", type=Path, default=None, help="side-by-side video, .mp4 or .gif (default: next to OUT)")
+    p.add_argument("--no-video", action="store_true", help="skip the side-by-side video")
+    p.set_defaults(func=run)
+
+
+def _stem(source: str) -> str:
+    name = Path(source.rstrip("/")).name
+    return name.removesuffix(".pose.json").split(".")[0] or "video"
+
+
+def output_paths(source: str, output: Path | None) -> dict[str, Path]:
+    """Where the clip, keypoints, report and video of a source go."""
+    from mimic_sim.motion_file import SUFFIX
+
+    output = output or Path("out") / f"{_stem(source)}{SUFFIX}"
+    if not output.name.endswith(SUFFIX):
+        raise SystemExit(f"mimic video: output {output} must end in {SUFFIX}")
+    base = output.name.removesuffix(SUFFIX)
+    return {"clip": output, "keypoints": output.with_name(base + ".pose.json"),
+            "report": output.with_name(base + ".report.json"), "video": output.with_name(base + ".mp4")}
+
+
+def run(args: argparse.Namespace) -> int:
+    # Import order matters for OpenGL: mimic_sim.render chooses MUJOCO_GL before mujoco loads.
+    from mimic_sim.render import video_format
+
+    # isort: split
+    from tqdm import tqdm
+
+    from mimic_retarget.pose_estimation import load_track
+    from mimic_retarget.pose_track import SUFFIX as POSE_SUFFIX
+    from mimic_retarget.pose_track import PoseTrackError
+    from mimic_retarget.reconstruction import ReconstructionConfig, reconstruct
+    from mimic_sim.motion_file import save_motion
+    from mimic_sim.paths import atomic_write_text
+
+    paths = output_paths(args.source, args.output)
+    video = None if args.no_video else (args.video or paths["video"])
+    if video is not None:
+        video_format(video)  # an unknown suffix fails before any work
+    pitch = None if args.camera_pitch is None else float(np.radians(args.camera_pitch))
+    config = ReconstructionConfig(focal=args.focal, camera_height=args.camera_height, camera_pitch=pitch)
+    try:
+        with tqdm(unit="frame", desc=f"pose {_stem(args.source)}", disable=None, file=sys.stderr) as bar:
+            track = load_track(args.source, bar.update, tuple(args.image_size) if args.image_size else None,
+                               args.fps)
+        if not args.source.endswith(POSE_SUFFIX):
+            track.save(paths["keypoints"], video=args.source)
+        with tqdm(total=config.pose_iterations + config.full_iterations, unit="it", desc="reconstruct",
+                  disable=None, file=sys.stderr) as bar:
+            result = reconstruct(track, config, name=_stem(args.source), progress=bar.update)
+    except (PoseTrackError, ValueError) as exc:
+        raise SystemExit(f"mimic video: {exc}") from exc
+    save_motion(result.motion, paths["clip"], character="humanoid")
+    report = {"source": args.source, "clip": str(paths["clip"]), "estimator": track.estimator, **result.report}
+    atomic_write_text(paths["report"], json.dumps(report, indent=2))
+    if video is not None:
+        write_side_by_side(args.source, result, video)
+        print(video)
+    for key, value in result.report.items():
+        if not isinstance(value, dict):
+            print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}", file=sys.stderr)
+    print(paths["report"])
+    print(paths["clip"])
+    return 0
+
+
+def _draw_skeleton(image: np.ndarray, points: np.ndarray, names: list[str], colour: tuple[int, int, int],
+                   thickness: int) -> None:
+    import cv2
+
+    for a, b in DRAW_BONES:
+        if a in names and b in names:
+            pa, pb = points[names.index(a)], points[names.index(b)]
+            if np.isfinite(pa).all() and np.isfinite(pb).all():
+                cv2.line(image, tuple(int(v) for v in pa), tuple(int(v) for v in pb), colour, thickness, cv2.LINE_AA)
+
+
+def write_side_by_side(source: str, result, path: Path, height: int = 480) -> Path:
+    """The input frame (or a grey canvas for keypoint input) with the estimator's points (white) and the
+    reprojected humanoid (orange: left, blue: right) | the reconstructed humanoid."""
+    import cv2
+
+    from mimic_retarget.pose_estimation import read_video
+    from mimic_sim.character import load_character
+    from mimic_sim.reference import ReferenceMotion
+    from mimic_sim.render import CharacterRenderer, write_video
+
+    track, camera = result.track, result.camera
+    width, image_height = track.image_size
+    scale = height / image_height
+    projected = camera.project(result.points)
+    names = track.names
+    left = [n for n in names if not n.startswith("right_")]
+    right = [n for n in names if not n.startswith("left_")]
+    if Path(source).is_file() and not source.endswith(".pose.json"):
+        frames, _, _, _ = read_video(source)
+    else:
+        frames = iter(np.full((image_height, width, 3), 96, np.uint8) for _ in range(track.num_frames))
+    character = load_character("humanoid")
+    reference = ReferenceMotion(result.motion, character)
+    times = result.motion.frame_times
+
+    def composed(renderer: CharacterRenderer):
+        for i, rgb in zip(range(track.num_frames), frames, strict=False):
+            image = cv2.resize(np.ascontiguousarray(rgb), (round(width * scale), height))
+            seen = track.confidence[i] > 0.3
+            for k in np.flatnonzero(seen):
+                cv2.circle(image, tuple(int(v) for v in track.points[i, k] * scale), 3, (255, 255, 255), -1)
+            for subset, colour in ((left, (255, 140, 0)), (right, (40, 120, 255))):
+                idx = [names.index(n) for n in subset]
+                _draw_skeleton(image, projected[i, idx] * scale, subset, colour, 2)
+            qpos, _ = reference.state(float(times[i]))
+            yield np.concatenate([image, renderer.render(qpos)], axis=1)
+
+    with CharacterRenderer(character, height, height, distance=4.0) as renderer:
+        return write_video(composed(renderer), path, track.fps)

@@ -1,0 +1,190 @@
+"""mimic video: pose tracks and their files, OpenPose input, MediaPipe on a rendered clip, and
+reconstruction against the known ground truth of a shipped clip seen through a known camera."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mimic_retarget.human import keypoints_from_clip
+from mimic_retarget.pose_track import TRACK_KEYPOINTS, PoseTrack, PoseTrackError, read_openpose
+from mimic_retarget.reconstruction import (
+    Camera,
+    HumanoidKinematics,
+    ReconstructionConfig,
+    reconstruct,
+    repair_swaps,
+)
+from mimic_sim import rotations as rot
+from mimic_sim.character import load_character
+from mimic_sim.motion_file import load_clip, load_motion
+from mimic_sim.reference import ReferenceMotion
+
+CAMERA = Camera(1000.0, 1.3, float(np.radians(8.0)), (1280, 720))
+KNOWN = {"focal": CAMERA.focal, "camera_height": CAMERA.height, "camera_pitch": CAMERA.pitch}
+
+
+@pytest.fixture(scope="module")
+def truth() -> tuple[np.ndarray, np.ndarray]:
+    """Times and world keypoints (T, K, 3) of the walk turned to cross the view 5 m in front of the camera."""
+    character = load_character("humanoid")
+    kin = HumanoidKinematics(character)
+    motion = load_clip("walk")
+    times = np.arange(0.0, motion.duration, 1 / 30)
+    qpos, _ = ReferenceMotion(motion, character).states(times)
+    yaw = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    root = (qpos[:, :3] - [qpos[0, 0], qpos[0, 1], 0.0]) @ yaw.T + [5.0, -0.5, 0.0]
+    points = kin.points(torch.tensor(root), torch.tensor(yaw @ rot.quat_to_mat(qpos[:, 3:7])),
+                        torch.tensor(qpos[:, 7:]), list(TRACK_KEYPOINTS))
+    return times, points.numpy()
+
+
+def synthetic_track(times: np.ndarray, points: np.ndarray, seed: int = 0) -> PoseTrack:
+    """What an estimator would report: projected points with 2 px noise, hip-relative 3D with 3 cm noise."""
+    rng = np.random.default_rng(seed)
+    names = list(TRACK_KEYPOINTS)
+    hips = points[:, [names.index("left_hip"), names.index("right_hip")]].mean(axis=1, keepdims=True)
+    return PoseTrack(names, times, CAMERA.project(points) + rng.normal(0.0, 2.0, (*points.shape[:2], 2)),
+                     np.full(points.shape[:2], 0.9), CAMERA.image_size,
+                     (points - hips) @ CAMERA.rotation().T + rng.normal(0.0, 0.03, points.shape), "synthetic")
+
+
+def errors_mm(estimate: np.ndarray, truth: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame mean keypoint error: in the world, and relative to the hips' midpoint (MPJPE)."""
+    hips = [names.index("left_hip"), names.index("right_hip")]
+    relative = (estimate - estimate[:, hips].mean(1, keepdims=True)) - (truth - truth[:, hips].mean(1, keepdims=True))
+    return (1000 * np.linalg.norm(estimate - truth, axis=-1).mean(1),
+            1000 * np.linalg.norm(relative, axis=-1).mean(1))
+
+
+def test_reconstruction_repairs_a_swap_and_a_dropped_frame(truth, tmp_path):
+    times, points = truth
+    track = synthetic_track(times, points)
+    names = track.names
+    legs = [names.index(f"{s}_{p}") for s in ("left", "right") for p in ("hip", "knee", "ankle", "toe")]
+    swapped, world = track.points.copy(), track.world.copy()
+    swapped[10:13, legs] = track.points[10:13, legs[4:] + legs[:4]]  # the estimator mixes up the legs
+    world[10:13, legs] = track.world[10:13, legs[4:] + legs[:4]]
+    confidence = track.confidence.copy()
+    confidence[20] = 0.0  # and misses the person in frame 20
+    broken = track.replace(points=swapped, world=world, confidence=confidence)
+    repaired, swaps = repair_swaps(broken)
+    assert swaps == 3
+    np.testing.assert_allclose(repaired.points[10:13, legs], track.points[10:13, legs])
+
+    result = reconstruct(broken, ReconstructionConfig(**KNOWN))
+    world, relative = errors_mm(result.points, points, names)
+    assert world.mean() < 50 and relative.mean() < 40, (world.mean(), relative.mean())
+    assert world[20] < 60 and world[10:13].max() < 60, (world[20], world[10:13])
+    report = result.report
+    assert report["left_right_swaps_repaired"] == 3 and report["frames_filled"] == 1
+    assert report["detection_rate"] == pytest.approx(37 / 38)
+    assert report["reprojection_error_px"] < 4 and report["ground_penetration_mm"] < 20
+    # The clip plays on the humanoid as reconstructed: its keypoints (Pinocchio, through the motion file)
+    # are the optimization's.
+    clip = tmp_path / "walk.motion.json"
+    from mimic_sim.motion_file import save_motion
+
+    save_motion(result.motion, clip, character="humanoid")
+    played = keypoints_from_clip(clip)
+    np.testing.assert_allclose(played.positions[:, [played.index(n) for n in names]], result.points, atol=1e-6)
+
+
+def test_reconstruction_estimates_the_camera(truth):
+    times, points = truth
+    result = reconstruct(synthetic_track(times, points, seed=1))
+    _, relative = errors_mm(result.points, points, list(TRACK_KEYPOINTS))
+    camera = result.report["camera"]
+    assert relative.mean() < 60, relative.mean()
+    assert abs(camera["pitch_deg"] - 8.0) < 3.0, camera
+    assert result.report["reprojection_error_px"] < 5
+
+
+def test_keypoint_file_round_trip_and_bad_input(truth, tmp_path):
+    times, points = truth
+    track = synthetic_track(times, points)
+    path = track.save(tmp_path / "walk.pose.json", video="walk.mp4")
+    back = PoseTrack.load(path)
+    assert back.names == track.names and back.estimator == "synthetic"
+    np.testing.assert_allclose(back.points, track.points, atol=1e-3)
+    np.testing.assert_allclose(back.world, track.world, atol=1e-5)
+
+    data = json.loads(path.read_text())
+    del data["frames"][3]["points"]
+    (tmp_path / "missing.pose.json").write_text(json.dumps(data))
+    with pytest.raises(PoseTrackError, match=r"missing.pose.json: frame 3: field 'points' is missing"):
+        PoseTrack.load(tmp_path / "missing.pose.json")
+    data = json.loads(path.read_text())
+    data["frames"][5]["points"][2][0] = float("nan")
+    (tmp_path / "nan.pose.json").write_text(json.dumps(data))
+    with pytest.raises(PoseTrackError, match=r"nan.pose.json: frame 5: field 'points' is NaN"):
+        PoseTrack.load(tmp_path / "nan.pose.json")
+
+
+def test_openpose_json(tmp_path):
+    folder = tmp_path / "openpose"
+    folder.mkdir()
+    body = np.zeros((25, 3))
+    body[:, 0], body[:, 1], body[:, 2] = np.arange(25) * 10.0, 100.0, 0.8
+    body[18] = (200.0, 80.0, 0.5)  # left ear
+    for frame, people in ((0, [{"pose_keypoints_2d": body.ravel().tolist()}]), (1, []),
+                          (2, [{"pose_keypoints_2d": body.ravel().tolist()}])):
+        (folder / f"clip_{frame:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
+    track = read_openpose(folder, (640, 480), 30.0)
+    assert track.estimator == "openpose" and track.names == list(TRACK_KEYPOINTS)
+    assert track.detected.tolist() == [True, False, True]
+    np.testing.assert_allclose(track.times, [0.0, 1 / 30, 2 / 30])
+    head = track.index("head")
+    np.testing.assert_allclose(track.points[0, head], [(170.0 + 200.0) / 2, 90.0])  # the ears' midpoint
+    assert track.confidence[0, head] == pytest.approx(0.5)
+    np.testing.assert_allclose(track.points[2, track.index("left_toe")], [190.0, 100.0])  # LBigToe
+    np.testing.assert_allclose(track.points[2, track.index("right_hip")], [90.0, 100.0])  # RHip
+    (folder / "clip_000000000003_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": [1, 2]}]}))
+    with pytest.raises(PoseTrackError, match=r"clip_000000000003_keypoints.json: field 'pose_keypoints_2d' has 2"):
+        read_openpose(folder, (640, 480), 30.0)
+
+
+def test_mediapipe_on_a_rendered_clip(tmp_path):
+    """The real estimator (model from the installed wheel) finds the rendered humanoid in most frames."""
+    from mimic_sim.render import CharacterRenderer, write_video
+
+    # isort: split
+    from mimic_retarget.pose_estimation import estimate_mediapipe
+
+    character = load_character("humanoid")
+    motion = load_clip("walk")
+    reference = ReferenceMotion(motion, character)
+    with CharacterRenderer(character, 480, 480, distance=3.0) as renderer:
+        frames = [renderer.render(reference.state(t)[0]) for t in np.arange(0.0, motion.duration, 1 / 30)]
+    video = write_video(frames, tmp_path / "walk.mp4", 30.0)
+    track = estimate_mediapipe(video)
+    assert track.num_frames == len(frames) and track.image_size == (480, 480)
+    assert track.estimator == "mediapipe" and track.world is not None
+    assert track.detected.mean() > 0.6, track.detected.mean()
+
+
+def test_cli_from_keypoints_and_bad_video(truth, tmp_path):
+    times, points = truth
+    keypoints = synthetic_track(times, points).save(tmp_path / "walk.pose.json")
+    out = tmp_path / "out" / "walk.motion.json"
+    run = subprocess.run([sys.executable, "-m", "mimic_sim.tools.cli", "video", str(keypoints), "-o", str(out),
+                          "--focal", "1000"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads((tmp_path / "out" / "walk.report.json").read_text())
+    assert report["detection_rate"] == 1.0 and report["camera"]["focal_px"] == pytest.approx(1000.0)
+    assert load_motion(out).num_frames == len(times)
+    assert (tmp_path / "out" / "walk.mp4").stat().st_size > 0
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    out = tmp_path / "bad" / "broken.motion.json"
+    run = subprocess.run([sys.executable, "-m", "mimic_sim.tools.cli", "video", str(bad), "-o", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert f"{bad}: not a readable video" in run.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
