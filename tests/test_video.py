@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,21 +150,26 @@ def test_openpose_json(tmp_path):
         read_openpose(folder, (640, 480), 30.0)
 
 
-def test_mediapipe_on_a_rendered_clip(tmp_path):
-    """The real estimator (model from the installed wheel) finds the rendered humanoid in most frames."""
+@pytest.fixture(scope="module")
+def rendered_walk(tmp_path_factory) -> Path:
+    """The shipped walk rendered at 30 frames/s, 480 x 480: a video of a person-like figure."""
     from mimic_sim.render import CharacterRenderer, write_video
-
-    # isort: split
-    from mimic_retarget.pose_estimation import estimate_mediapipe
 
     character = load_character("humanoid")
     motion = load_clip("walk")
     reference = ReferenceMotion(motion, character)
     with CharacterRenderer(character, 480, 480, distance=3.0) as renderer:
         frames = [renderer.render(reference.state(t)[0]) for t in np.arange(0.0, motion.duration, 1 / 30)]
-    video = write_video(frames, tmp_path / "walk.mp4", 30.0)
-    track = estimate_mediapipe(video)
-    assert track.num_frames == len(frames) and track.image_size == (480, 480)
+    return write_video(frames, tmp_path_factory.mktemp("video") / "walk.mp4", 30.0)
+
+
+def test_mediapipe_on_a_rendered_clip(rendered_walk):
+    """The real estimator (model from the installed wheel) finds the rendered humanoid in most frames."""
+    from mimic_retarget.pose_estimation import estimate_mediapipe
+
+    track = estimate_mediapipe(rendered_walk)
+    assert track.num_frames == len(np.arange(0.0, load_clip("walk").duration, 1 / 30))
+    assert track.image_size == (480, 480)
     assert track.estimator == "mediapipe" and track.world is not None
     assert track.detected.mean() > 0.6, track.detected.mean()
 
@@ -188,3 +194,17 @@ def test_cli_from_keypoints_and_bad_video(truth, tmp_path):
     assert run.returncode != 0
     assert f"{bad}: not a readable video" in run.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_retarget_takes_a_video_as_a_source(rendered_walk, tmp_path):
+    """`mimic retarget VIDEO --robot g1`: reconstructed as `mimic video` does, then retargeted."""
+    run = subprocess.run([sys.executable, "-m", "mimic_sim.tools.cli", "retarget", str(rendered_walk), "--robot", "g1",
+                          "--no-video"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    human = load_motion(tmp_path / "out" / "walk.motion.json")
+    robot = load_motion(tmp_path / "out" / "walk_g1.motion.json")
+    assert (tmp_path / "out" / "walk.pose.json").is_file() and (tmp_path / "out" / "walk.report.json").is_file()
+    assert robot.num_frames == human.num_frames
+    assert set(robot.joints) == set(load_character("g1").joint_names)
+    report = json.loads((tmp_path / "out" / "walk_g1.report.json").read_text())
+    assert report["joint_limit_violations"] == 0 and report["source"].endswith("walk.motion.json")

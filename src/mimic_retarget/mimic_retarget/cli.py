@@ -15,15 +15,21 @@ video (the human as a stick figure, the robot posed by the clip) and a quality r
 self-collisions) as JSON.
 
 SOURCE is a shipped clip name (walk, run, ...) or a DeepMimic file, a BVH file (.bvh,
-with --bvh-map), or a keypoint file (.npz, mimic_retarget.keypoints).  A shipped clip
-retargeted without -o is stored where 'mimic train --robot ROBOT --clip CLIP' finds it.
+with --bvh-map), a keypoint file (.npz, mimic_retarget.keypoints), or a video of a person
+(.mp4, .avi, .mov, .mkv, .webm) or its per-frame keypoints (*.pose.json): reconstructed
+first as 'mimic video' does (out/<video>.motion.json, .pose.json, .report.json), with the
+camera estimated.  A shipped clip retargeted without -o is stored where 'mimic train
+--robot ROBOT --clip CLIP' finds it.
 """
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("retarget", help="retarget a clip, BVH or keypoint file onto a robot",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", metavar="SOURCE", help="clip name or file (DeepMimic .txt, .bvh, keypoints .npz)")
+    p.add_argument("source", metavar="SOURCE", help="clip name or file (DeepMimic .txt, .bvh, keypoints .npz, "
+                                                    "a video or its *.pose.json)")
     p.add_argument("--robot", required=True, help="character config name or YAML path (atlas, h1, g1, humanoid)")
     p.add_argument("-o", "--output", type=Path, metavar="OUT",
                    help="robot clip file, *.motion.json (default: the clip store for shipped clips, "
@@ -46,6 +52,13 @@ def load_source(source: str, rate: float | None = None, bvh_map: str = "cmu", bv
     from mimic_sim.motion_file import load_clip
 
     path = Path(source)
+    if path.suffix.lower() in VIDEO_SUFFIXES or path.name.endswith(".pose.json"):
+        from mimic_retarget.reconstruction import ReconstructionConfig
+        from mimic_retarget.video_cli import output_paths, video_to_clip
+
+        paths = output_paths(source, None)
+        video_to_clip(source, paths, ReconstructionConfig())
+        return keypoints_from_clip(paths["clip"], rate), False
     if path.suffix.lower() == ".npz":
         return KeypointMotion.load(path), False
     if path.suffix.lower() == ".bvh":

@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mimic_retarget.reconstruction import ReconstructionConfig
 
 DESCRIPTION = """\
 Reconstruct a person's motion in a video as a clip of the DeepMimic humanoid (SFV: pose
@@ -66,19 +70,44 @@ def output_paths(source: str, output: Path | None) -> dict[str, Path]:
             "report": output.with_name(base + ".report.json"), "video": output.with_name(base + ".mp4")}
 
 
-def run(args: argparse.Namespace) -> int:
-    # Import order matters for OpenGL: mimic_sim.render chooses MUJOCO_GL before mujoco loads.
-    from mimic_sim.render import video_format
-
-    # isort: split
+def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionConfig,
+                  image_size: tuple[int, int] | None = None, fps: float | None = None):
+    """Pose estimation (or the keypoints given) and reconstruction of ``source``: the keypoint file
+    (for a video), the humanoid clip and the report written to ``paths``; the reconstruction."""
     from tqdm import tqdm
 
     from mimic_retarget.pose_estimation import load_track
     from mimic_retarget.pose_track import SUFFIX as POSE_SUFFIX
     from mimic_retarget.pose_track import PoseTrackError
-    from mimic_retarget.reconstruction import ReconstructionConfig, reconstruct
+    from mimic_retarget.reconstruction import reconstruct
     from mimic_sim.motion_file import save_motion
     from mimic_sim.paths import atomic_write_text
+
+    try:
+        with tqdm(unit="frame", desc=f"pose {_stem(source)}", disable=None, file=sys.stderr) as bar:
+            track = load_track(source, bar.update, image_size, fps)
+        if not source.endswith(POSE_SUFFIX):
+            track.save(paths["keypoints"], video=source)
+        with tqdm(total=config.pose_iterations + config.full_iterations, unit="it", desc="reconstruct",
+                  disable=None, file=sys.stderr) as bar:
+            result = reconstruct(track, config, name=_stem(source), progress=bar.update)
+    except (PoseTrackError, ValueError) as exc:
+        raise SystemExit(f"mimic video: {exc}") from exc
+    save_motion(result.motion, paths["clip"], character="humanoid")
+    report = {"source": source, "clip": str(paths["clip"]), "estimator": track.estimator, **result.report}
+    atomic_write_text(paths["report"], json.dumps(report, indent=2))
+    for key, value in result.report.items():
+        if not isinstance(value, dict):
+            print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}", file=sys.stderr)
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    # Import order matters for OpenGL: mimic_sim.render chooses MUJOCO_GL before mujoco loads.
+    from mimic_sim.render import video_format
+
+    # isort: split
+    from mimic_retarget.reconstruction import ReconstructionConfig
 
     paths = output_paths(args.source, args.output)
     video = None if args.no_video else (args.video or paths["video"])
@@ -86,26 +115,11 @@ def run(args: argparse.Namespace) -> int:
         video_format(video)  # an unknown suffix fails before any work
     pitch = None if args.camera_pitch is None else float(np.radians(args.camera_pitch))
     config = ReconstructionConfig(focal=args.focal, camera_height=args.camera_height, camera_pitch=pitch)
-    try:
-        with tqdm(unit="frame", desc=f"pose {_stem(args.source)}", disable=None, file=sys.stderr) as bar:
-            track = load_track(args.source, bar.update, tuple(args.image_size) if args.image_size else None,
-                               args.fps)
-        if not args.source.endswith(POSE_SUFFIX):
-            track.save(paths["keypoints"], video=args.source)
-        with tqdm(total=config.pose_iterations + config.full_iterations, unit="it", desc="reconstruct",
-                  disable=None, file=sys.stderr) as bar:
-            result = reconstruct(track, config, name=_stem(args.source), progress=bar.update)
-    except (PoseTrackError, ValueError) as exc:
-        raise SystemExit(f"mimic video: {exc}") from exc
-    save_motion(result.motion, paths["clip"], character="humanoid")
-    report = {"source": args.source, "clip": str(paths["clip"]), "estimator": track.estimator, **result.report}
-    atomic_write_text(paths["report"], json.dumps(report, indent=2))
+    result = video_to_clip(args.source, paths, config, tuple(args.image_size) if args.image_size else None,
+                           args.fps)
     if video is not None:
         write_side_by_side(args.source, result, video)
         print(video)
-    for key, value in result.report.items():
-        if not isinstance(value, dict):
-            print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}", file=sys.stderr)
     print(paths["report"])
     print(paths["clip"])
     return 0
