@@ -50,7 +50,10 @@ class ImitationConfig:
     episode_seconds: float = 20.0
     """Time limit of an episode, in seconds (truncation)."""
     random_start: bool = True
-    """Reference state initialization: start each episode at a uniform random clip time."""
+    """Reference state initialization: start each episode at a random clip time (see ``init``)."""
+    init: str = "random"
+    """How random starts are drawn: random (RSI: uniform over the clip) or adaptive (SFV's ASI: more
+    often where the policy does worst; mimic_sim.envs.imitation.AdaptiveStarts)."""
     early_termination: bool = True
     """End the episode when a body not listed in the character's ground_contact_allowed touches the ground."""
     target_observation: bool = True
@@ -61,6 +64,16 @@ class ImitationConfig:
     reference angle + action, PD target velocity = reference velocity), so an untrained policy already
     plays the clip open loop and learning only has to find the feedback; off: actions are the PD targets
     themselves, at target velocity zero (DeepMimic's parameterization)."""
+
+
+    def __post_init__(self) -> None:
+        if self.init not in INIT_MODES:
+            raise ValueError(f"init must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
+        if self.init == "adaptive" and not self.random_start:
+            raise ValueError("init 'adaptive' draws random starts: it needs random_start")
+
+
+INIT_MODES = ("random", "adaptive")
 
 
 def default_config() -> ImitationConfig:

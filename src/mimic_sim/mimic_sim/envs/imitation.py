@@ -8,6 +8,9 @@ clip in the reference state (reference state initialization), end as *terminated
 when a body other than the feet touches the ground (early termination), and as
 *truncated* at the time limit (20 s) or at the end of a non-looping clip.
 
+With ``init="adaptive"`` the start times follow SFV's adaptive state initialization
+instead (:class:`AdaptiveStarts`): more often where the policy does worst.
+
 Episode start times are drawn on the physics-step grid, so every reference time the
 environment asks for is a whole number of physics steps.  The reference state, its
 body kinematics and the reward's reference features are then computed once per grid
@@ -17,7 +20,7 @@ dictionary lookup instead of a slerp, an Euler split and forward kinematics.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import ClassVar
 
@@ -32,6 +35,59 @@ from mimic_sim.task import ImitationConfig, Task, default_config
 
 REFERENCE_BATCH = 16
 """Control steps of reference computed together when the cache misses (see ``_reference_at``)."""
+
+
+class AdaptiveStarts:
+    """Start times drawn where the policy does worst (SFV's adaptive state initialization, ASI).
+
+    The clip is cut into ``bins`` equal spans of time. Each episode's score is its mean reward
+    over its first ``horizon`` steps (a fall counts as zero for the rest of them, as in the
+    normalized return): how well the policy does from that start. A bin keeps an exponential
+    average of its episodes' scores (rate ``rate``; its first episode sets it; a bin not yet
+    visited counts as failing, so every bin is tried early), and a bin is drawn with probability
+    proportional to ``1 - score + floor``: starts concentrate where the policy fails, and
+    every bin keeps some mass so that a recovered phase is still visited. SFV learns its start
+    distribution with a policy gradient on the same signal; this keeps the estimate explicit.
+    Each environment keeps its own statistics, rebuilt from its own episodes (after a resume
+    too, as the environments restart).
+    """
+
+    def __init__(self, bins: int = 20, horizon: int = 30, rate: float = 0.1, floor: float = 0.1):
+        self.bins, self.horizon, self.rate, self.floor = bins, horizon, rate, floor
+        self.scores = np.zeros(bins)
+        self.episodes = np.zeros(bins, dtype=int)
+        self._bin: int | None = None
+        self._sum = 0.0
+        self._steps = 0
+        self._limit = horizon
+
+    def probabilities(self) -> np.ndarray:
+        weights = np.clip(1.0 - self.scores, 0.0, None) + self.floor
+        return weights / weights.sum()
+
+    def draw(self, rng: np.random.Generator, ticks: int, steps_left: Callable[[int], int]) -> int:
+        """A start tick among ``ticks`` of the clip; ``steps_left(tick)`` is how many steps an
+        episode from there can last (a clip that does not loop ends)."""
+        b = int(rng.choice(self.bins, p=self.probabilities()))
+        lo, hi = b * ticks // self.bins, max((b + 1) * ticks // self.bins, b * ticks // self.bins + 1)
+        tick = int(rng.integers(lo, hi))
+        self._bin, self._sum, self._steps = b, 0.0, 0
+        self._limit = max(1, min(self.horizon, steps_left(tick)))
+        return tick
+
+    def record(self, reward: float, done: bool) -> None:
+        """One step's reward of the current episode; its score is kept once ``horizon`` steps are
+        in, or when it ends before."""
+        if self._bin is None:
+            return
+        self._sum += reward
+        self._steps += 1
+        if self._steps >= self._limit or done:
+            b, score = self._bin, self._sum / self._limit
+            # a bin's first episode sets its score: no prior to unlearn
+            self.scores[b] = score if self.episodes[b] == 0 else self.scores[b] + self.rate * (score - self.scores[b])
+            self.episodes[b] += 1
+            self._bin = None
 
 
 class ImitationEnv(gym.Env):
@@ -72,6 +128,7 @@ class ImitationEnv(gym.Env):
         self._steps = 0
         self._max_steps = round(cfg.episode_seconds * cfg.sim.control_hz)
         self._renderer = None
+        self.adaptive_starts = AdaptiveStarts() if cfg.init == "adaptive" else None
         self._ticks_per_second = self.sim_config.physics_hz
         self._ref_cache: dict[int, tuple] = {}
         b, e, j = len(c.tracked_bodies), len(self._effectors), c.num_joints
@@ -90,7 +147,11 @@ class ImitationEnv(gym.Env):
             self._start = float(options["start_time"])
         elif self.config.random_start:
             ticks = max(1, int(self.motion.duration * self._ticks_per_second))
-            self._start = float(self.np_random.integers(ticks)) / self._ticks_per_second
+            if self.adaptive_starts is not None:
+                tick = self.adaptive_starts.draw(self.np_random, ticks, self._steps_left)
+            else:
+                tick = int(self.np_random.integers(ticks))
+            self._start = float(tick) / self._ticks_per_second
         else:
             self._start = 0.0
         self._time = self._start
@@ -153,6 +214,9 @@ class ImitationEnv(gym.Env):
         with np.errstate(invalid="ignore"):
             obs = build_observation(sim, first._root, phases, target).astype(np.float32)
         obs[~finite] = 0.0
+        if first.adaptive_starts is not None:
+            for env, reward, done in zip(envs, rewards, terminated | truncated, strict=True):
+                env.adaptive_starts.record(float(reward), bool(done))
         info = {f"reward_{k}": v for k, v in terms.items()}
         info.update(time=times, phase=phases, fell=fell)
         return obs, rewards, terminated, truncated, info
@@ -178,6 +242,14 @@ class ImitationEnv(gym.Env):
     @property
     def time(self) -> float:
         return self._time
+
+    def _steps_left(self, tick: int) -> int:
+        """Control steps an episode started at ``tick`` can last: the time limit, or the end of a
+        clip that does not loop."""
+        if self.motion.loop:
+            return self._max_steps
+        seconds = self.motion.duration - tick / self._ticks_per_second
+        return min(self._max_steps, max(1, round(seconds * self.config.sim.control_hz)))
 
     def _reference_at(self, time: float) -> tuple[np.ndarray, np.ndarray, TrackingFeatures, BodyStates, np.ndarray]:
         """Reference (qpos, qvel, reward features, body states, all of them packed in one vector)
