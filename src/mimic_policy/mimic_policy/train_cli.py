@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mimic_policy.ppo import PPOConfig
 from mimic_sim.paths import atomic_write_text
-from mimic_sim.settings import add_arguments, from_arguments, from_dict, given, to_dict
+from mimic_sim.settings import add_arguments, flag, from_arguments, from_dict, given, leaves, to_dict
 from mimic_sim.task import ImitationConfig, Task
 
 
@@ -34,6 +34,10 @@ class TrainConfig:
     """Environments stepped in parallel."""
     num_workers: int = dataclasses.field(default=2, metadata={"aliases": ("workers",)})
     """Worker processes the environments are spread over (one per core)."""
+    ray: str = ""
+    """Environment workers as Ray actors spread over a Ray cluster's nodes: 'local' (the flag alone)
+    starts a Ray instance here, 'auto' joins the cluster running on this machine, HOST:PORT the one
+    whose head that is; empty: local worker processes. Same results either way (docs/scaling.md)."""
     total_samples: int = dataclasses.field(default=10_000_000, metadata={"aliases": ("samples",)})
     """Environment steps to train for (with --resume: the total to extend the run to)."""
     seed: int = 0
@@ -45,13 +49,19 @@ class TrainConfig:
 
 
 def make_envs(config: TrainConfig, task: Task):
-    """The training environments of ``task`` over worker processes."""
+    """The training environments of ``task`` over worker processes, or Ray actors with ``config.ray``."""
     import functools
 
-    from mimic_policy.vec_env import WorkerVectorEnv
     from mimic_sim.envs.imitation_vector import ImitationVectorEnv
 
-    return WorkerVectorEnv(functools.partial(ImitationVectorEnv, task=task), config.num_envs, config.num_workers)
+    make_block = functools.partial(ImitationVectorEnv, task=task)
+    if config.ray:
+        from mimic_policy.ray_workers import RayVectorEnv
+
+        return RayVectorEnv(make_block, config.num_envs, config.num_workers, address=config.ray)
+    from mimic_policy.vec_env import WorkerVectorEnv
+
+    return WorkerVectorEnv(make_block, config.num_envs, config.num_workers)
 
 
 def describe(config: TrainConfig, task: Task, envs) -> tuple[dict, dict]:
@@ -70,7 +80,10 @@ def describe(config: TrainConfig, task: Task, envs) -> tuple[dict, dict]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a policy to imitate a clip (PPO)",
                                    description=__doc__.split("\n\n")[0])
-    add_arguments(parser, TrainConfig)
+    add_arguments(parser, TrainConfig, skip=("ray",))
+    ray_leaf = next(leaf for leaf in leaves(TrainConfig) if leaf.name == "ray")
+    parser.add_argument(flag("ray"), dest="settings.ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help=ray_leaf.help)  # an optional value: add_arguments' flags all take one
     parser.add_argument("--run-dir", type=Path, default=None, help="run folder (default: runs/<clip>_<UTC time>)")
     parser.add_argument("--resume", type=Path, default=None,
                         help="continue the run in this folder (its settings; only --total-samples may change)")
@@ -90,10 +103,12 @@ def run(args: argparse.Namespace) -> int:
             config = from_dict(TrainConfig, json.loads(config_path.read_text()), str(config_path))
         except (OSError, json.JSONDecodeError) as exc:
             raise FileNotFoundError(f"--resume {run_dir}: cannot read {config_path}: {exc}") from exc
-        changed = {k: v for k, v in given(args).items() if k != "total_samples"}
+        # where the workers run changes nothing in the results, so --ray may change too
+        changed = {k: v for k, v in given(args).items() if k not in ("total_samples", "ray")}
         if changed:
             raise ValueError(f"--resume {run_dir}: settings of a run cannot change "
-                             f"(given: {', '.join('--' + k.replace('_', '-') for k in changed)})")
+                             f"(given: {', '.join('--' + k.replace('_', '-') for k in changed)}; "
+                             "only --total-samples and --ray may)")
         config = from_arguments(TrainConfig, args, config)
     else:
         config = from_arguments(TrainConfig, args)
@@ -103,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     # a bad character, clip or setting is reported before anything is written; a robot's shipped
     # clip is retargeted onto it first if the clip store has no copy (mimic_sim.task.CLIP_PROVIDERS)
     task = Task.resolve(config.task)
+    if config.ray:  # an unreachable cluster is reported before the run folder is made
+        from mimic_policy.ray_workers import connect
+
+        connect(config.ray, config.num_workers)
     if args.resume is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(to_dict(config), indent=2))

@@ -17,10 +17,15 @@ weights go to every worker once per iteration and each worker acts and steps its
 for the whole rollout (:mod:`mimic_policy.rollout`), so there is no message per step
 and the trainer does not sit between the cores (collection 3800 -> ~6000 samples/s
 measured, docs/architecture.md).
+
+What a worker holds and answers is :class:`BlockWorker`, and the splitting into blocks and
+the commands are :class:`BlockVectorEnv`'s; :class:`WorkerVectorEnv` carries them to local
+processes, :class:`~mimic_policy.ray_workers.RayVectorEnv` to Ray actors on a cluster.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import multiprocessing as mp
 import os
@@ -64,7 +69,7 @@ class _WorkerTracebackError(Exception):
         return "\n" + self.text
 
 
-class _WorkerFailure:
+class WorkerFailure:
     """What a worker sends instead of a reply when an environment raised."""
 
     def __init__(self, exc: BaseException, traceback_text: str):
@@ -98,49 +103,72 @@ def _exit_with_parent() -> None:
     os._exit(1)
 
 
+class BlockWorker:
+    """What one worker holds, a block of environments and a copy of the policy, and the commands
+    it answers; the same in a local worker process (:func:`_worker`) and in a Ray actor
+    (:mod:`mimic_policy.ray_workers`), so both give the same results by construction."""
+
+    def __init__(self, make_block: MakeBlock, count: int, first: int):
+        import torch
+
+        torch.set_num_threads(1)
+        self.count = count
+        self.first = first  # index of the block's first environment: its noise stream's seed offset
+        self.envs = make_block(count)
+        self.obs: np.ndarray | None = None
+        self.model: ActorCritic | None = None
+
+    def handle(self, command: str, payload: object) -> object:
+        """The reply to one command (``reset``, ``step``, ``replay`` or ``rollout``)."""
+        import torch
+
+        from mimic_policy.rollout import collect_rollout, policy_copy
+
+        if command == "reset":
+            self.obs = self.envs.reset(seed=payload)[0]
+            return self.obs
+        if command == "step":
+            self.obs, rewards, terminated, truncated, infos = self.envs.step(payload)
+            return self.obs, rewards, terminated, truncated, _array_infos(infos, self.count)
+        if command == "replay":
+            for actions in payload:
+                self.obs = self.envs.step(actions)[0]
+            return None
+        if command == "rollout":
+            spec, state, steps, seed = payload
+            self.model = policy_copy(spec, state, self.model)
+            generator = torch.Generator().manual_seed(seed + self.first)
+            rollout = collect_rollout(self.envs, self.obs, self.model, steps, generator)
+            self.obs = rollout.last_obs
+            return rollout
+        raise ValueError(f"unknown worker command {command!r}")
+
+    def close(self) -> None:
+        self.envs.close()
+
+
 def _worker(connection: Connection, make_block: MakeBlock, count: int, first: int) -> None:
     # The parent stops this worker after its safe point (mimic_policy.stopping); SIGINT and
     # SIGTERM sent to the whole process group must not end it before.
     ignore_stop_signals()
     threading.Thread(target=_exit_with_parent, daemon=True).start()
-    import torch
-
-    from mimic_policy.rollout import collect_rollout, policy_copy
-
-    torch.set_num_threads(1)
-    envs = None
+    worker = None
     try:
-        envs = make_block(count)
-        obs, model = None, None
+        worker = BlockWorker(make_block, count, first)
         while True:
             try:
                 command, payload = connection.recv()
             except EOFError:  # the parent closed its end: nothing more to do
                 break
-            if command == "reset":
-                obs = envs.reset(seed=payload)[0]
-                connection.send(obs)
-            elif command == "step":
-                obs, rewards, terminated, truncated, infos = envs.step(payload)
-                connection.send((obs, rewards, terminated, truncated, _array_infos(infos, count)))
-            elif command == "replay":
-                for actions in payload:
-                    obs = envs.step(actions)[0]
-                connection.send(None)
-            elif command == "rollout":
-                spec, state, steps, seed = payload
-                model = policy_copy(spec, state, model)
-                rollout = collect_rollout(envs, obs, model, steps, torch.Generator().manual_seed(seed + first))
-                obs = rollout.last_obs
-                connection.send(rollout)
-            elif command == "close":
+            if command == "close":
                 break
+            connection.send(worker.handle(command, payload))
     except Exception as exc:  # report, do not hang the trainer
         with contextlib.suppress(OSError):  # the parent may be gone
-            connection.send(_WorkerFailure(exc, traceback.format_exc()))
+            connection.send(WorkerFailure(exc, traceback.format_exc()))
     finally:
-        if envs is not None:
-            envs.close()
+        if worker is not None:
+            worker.close()
         connection.close()
 
 
@@ -155,16 +183,13 @@ def _concatenate(parts: list[dict[str, np.ndarray]], counts: list[int]) -> dict[
     return out
 
 
-class WorkerVectorEnv:
-    """``num_envs`` environments in ``num_workers`` processes, each building its block with ``make_block``.
+class BlockVectorEnv(abc.ABC):
+    """``num_envs`` environments in blocks, one block per worker (:class:`BlockWorker`), each
+    built with ``make_block``; environment ``i`` is seeded ``seed + i`` whatever the split.
+    Subclasses carry the messages: :class:`WorkerVectorEnv` to local processes,
+    :class:`~mimic_policy.ray_workers.RayVectorEnv` to Ray actors."""
 
-    A worker's exception is raised here as a :class:`WorkerError` carrying the worker's
-    message, as is a worker's unexpected end.  Workers ignore SIGINT and SIGTERM (see
-    :mod:`mimic_policy.stopping`): :meth:`close` stops them, and they end by themselves
-    when this process ends.
-    """
-
-    def __init__(self, make_block: MakeBlock, num_envs: int, num_workers: int = 2):
+    def __init__(self, make_block: MakeBlock, num_envs: int, num_workers: int):
         if num_envs < 1 or num_workers < 1:
             raise ValueError(f"need at least one environment and one worker, got {num_envs} and {num_workers}")
         num_workers = min(num_workers, num_envs)
@@ -175,47 +200,11 @@ class WorkerVectorEnv:
         probe.close()
         self.blocks = np.array_split(np.arange(num_envs), num_workers)
         self.counts = [len(block) for block in self.blocks]
-        context = mp.get_context("spawn")
-        self.connections: list[Connection] = []
-        self.processes = []
-        self._busy = False  # commands sent whose replies are not all read
-        for count, block in zip(self.counts, self.blocks, strict=True):
-            parent, child = context.Pipe()
-            process = context.Process(target=_worker, args=(child, make_block, count, int(block[0])), daemon=True)
-            with stop_signals_blocked():  # until the worker ignores them itself
-                process.start()
-            child.close()
-            self.connections.append(parent)
-            self.processes.append(process)
 
-    def _ended(self, index: int) -> WorkerError:
-        process = self.processes[index]
-        process.join(timeout=1.0)  # the pipe closes just before the process ends
-        code = process.exitcode
-        how = ("is still running" if code is None
-               else f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}")
-        return WorkerError(f"environment worker {index} ended unexpectedly: it {how}")
-
+    @abc.abstractmethod
     def _exchange(self, messages: list[tuple[str, object]]) -> list:
-        """Send each worker its message and return the replies, in worker order."""
-        self._busy = True
-        for index, (connection, message) in enumerate(zip(self.connections, messages, strict=True)):
-            try:
-                connection.send(message)
-            except OSError:
-                raise self._ended(index) from None
-        replies = []
-        for index, connection in enumerate(self.connections):
-            try:
-                reply = connection.recv()
-            except (EOFError, OSError):
-                raise self._ended(index) from None
-            if isinstance(reply, _WorkerFailure):
-                raise WorkerError(f"environment worker {index} failed: {reply.summary}") from _WorkerTracebackError(
-                    reply.traceback)
-            replies.append(reply)
-        self._busy = False
-        return replies
+        """Send each worker its message and return the replies, in worker order (a worker's
+        failure raised as a :class:`WorkerError`, see :func:`check_reply`)."""
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
         replies = self._exchange([("reset", None if seed is None else seed + int(block[0])) for block in self.blocks])
@@ -238,6 +227,68 @@ class WorkerVectorEnv:
         the index of its first environment)."""
         state = model.policy_state()
         return Rollout.concatenate(self._exchange([("rollout", (model.spec, state, steps, seed))] * len(self.blocks)))
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop the workers."""
+
+
+def check_reply(index: int, reply: object) -> object:
+    """``reply``, or the :class:`WorkerError` of worker ``index`` if it is a :class:`WorkerFailure`."""
+    if isinstance(reply, WorkerFailure):
+        raise WorkerError(f"environment worker {index} failed: {reply.summary}") from _WorkerTracebackError(
+            reply.traceback)
+    return reply
+
+
+class WorkerVectorEnv(BlockVectorEnv):
+    """``num_envs`` environments in ``num_workers`` processes, each building its block with ``make_block``.
+
+    A worker's exception is raised here as a :class:`WorkerError` carrying the worker's
+    message, as is a worker's unexpected end.  Workers ignore SIGINT and SIGTERM (see
+    :mod:`mimic_policy.stopping`): :meth:`close` stops them, and they end by themselves
+    when this process ends.
+    """
+
+    def __init__(self, make_block: MakeBlock, num_envs: int, num_workers: int = 2):
+        super().__init__(make_block, num_envs, num_workers)
+        context = mp.get_context("spawn")
+        self.connections: list[Connection] = []
+        self.processes = []
+        self._busy = False  # commands sent whose replies are not all read
+        for count, block in zip(self.counts, self.blocks, strict=True):
+            parent, child = context.Pipe()
+            process = context.Process(target=_worker, args=(child, make_block, count, int(block[0])), daemon=True)
+            with stop_signals_blocked():  # until the worker ignores them itself
+                process.start()
+            child.close()
+            self.connections.append(parent)
+            self.processes.append(process)
+
+    def _ended(self, index: int) -> WorkerError:
+        process = self.processes[index]
+        process.join(timeout=1.0)  # the pipe closes just before the process ends
+        code = process.exitcode
+        how = ("is still running" if code is None
+               else f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}")
+        return WorkerError(f"environment worker {index} ended unexpectedly: it {how}")
+
+    def _exchange(self, messages: list[tuple[str, object]]) -> list:
+        self._busy = True
+        for index, (connection, message) in enumerate(zip(self.connections, messages, strict=True)):
+            try:
+                connection.send(message)
+            except OSError:
+                raise self._ended(index) from None
+        replies = []
+        for index, connection in enumerate(self.connections):
+            try:
+                reply = connection.recv()
+            except (EOFError, OSError):
+                raise self._ended(index) from None
+            replies.append(check_reply(index, reply))
+        self._busy = False
+        return replies
 
     def close(self) -> None:
         """Stop the workers: idle ones are told to close; if replies are still due (an error or an
