@@ -17,7 +17,12 @@ Every contender is timed the same way: by wall clock over the same ``--iteration
 training iterations (rollout and PPO update), after one warm-up iteration that is not
 timed; the environments-alone peer steps the same number of samples.
 
-Usage:  python bench/train_throughput.py [--iterations 16] [--envs 32] [--steps 64] [--no-record]
+With ``--ray``, the same loop again with its workers as Ray actors
+(``mimic train --ray``) on a Ray cluster of one node per worker on this machine, one CPU
+each (:class:`mimic_policy.ray_workers.LocalCluster`): the same cores as the local
+workers, so the ratio is Ray's overhead (target: at least 0.9).
+
+Usage:  python bench/train_throughput.py [--iterations 16] [--envs 32] [--steps 64] [--ray] [--no-record]
 Last line: one JSON object with every figure.
 """
 
@@ -146,6 +151,9 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=None, help="environments (default: mimic train's)")
     parser.add_argument("--steps", type=int, default=None, help="steps per environment and iteration (default: "
                                                                   "mimic train's)")
+    parser.add_argument("--ray", action="store_true",
+                        help="also time the loop with its workers as Ray actors on a two-node Ray cluster on this "
+                             "machine (one CPU per node: the same cores as the local workers)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
@@ -192,6 +200,25 @@ def main() -> None:
     physics = task.config.sim.physics_hz
     coarse_task = dataclasses.replace(config.task, sim=dataclasses.replace(config.task.sim, physics_hz=coarse_hz))
     coarse, _, _, coarse_env_rate = loop_rate(dataclasses.replace(config, task=coarse_task))
+    ray_figures = {}
+    if args.ray:
+        import os
+        import secrets
+        import tempfile
+
+        # before Ray is imported, which reads them (LocalCluster takes the token)
+        os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+        from mimic_policy.ray_workers import LocalCluster
+
+        with tempfile.TemporaryDirectory(prefix="mray", dir="/tmp") as temp, \
+                LocalCluster(temp, nodes=config.num_workers, cpus=1) as cluster:
+            ray_overall, ray_collect, ray_update, ray_env_rate = loop_rate(dataclasses.replace(config,
+                                                                                              ray=cluster.address))
+        ray_figures = {"ray_samples_per_second": ray_overall, "ray_collection": ray_collect, "ray_update": ray_update,
+                       "ray_environments_alone": ray_env_rate, "ray_ratio": ray_overall / overall}
+        print(f"with Ray ({config.num_workers} nodes of one CPU on this machine): training loop {ray_overall:.0f} "
+              f"samples/s, {ray_overall / overall:.2f}x the local workers (target 0.9); collection "
+              f"{ray_collect:.0f}/s, environments alone {ray_env_rate:.0f}/s")
     print(f"environments alone: {env_rate:.0f} samples/s")
     print(f"training loop: {overall:.0f} samples/s by wall clock over {args.iterations} iterations "
           f"(collection {collect:.0f}/s, PPO update {update:.0f}/s by the trainer's timers); "
@@ -228,13 +255,16 @@ def main() -> None:
             f"| environments alone at {coarse_hz:.0f} Hz physics | {coarse_env_rate:.0f} |",
             *(f"| peer: {peer_rows[name]} | {rate:.0f} (mimic {overall / rate:.2f}x) |"
               for name, rate in peers.items()),
+            *([f"| the training loop with Ray: workers as actors on a {config.num_workers}-node cluster on this "
+               f"machine, one CPU per node | {ray_figures['ray_samples_per_second']:.0f} "
+               f"({ray_figures['ray_ratio']:.2f}x the local workers; target 0.9) |"] if ray_figures else []),
         ])
     print(json.dumps({"benchmark": "train_throughput", "iterations": args.iterations, "samples_per_second": overall,
                       "collection": collect, "update": update, "environments_alone": env_rate,
                       "physics_hz": physics, f"samples_per_second_at_{coarse_hz:.0f}_hz": coarse,
                       f"environments_alone_at_{coarse_hz:.0f}_hz": coarse_env_rate, "target": TARGET,
                       "target_met": overall >= TARGET, **peers,
-                      **{f"ratio_vs_{k}": overall / v for k, v in peers.items()}}))
+                      **{f"ratio_vs_{k}": overall / v for k, v in peers.items()}, **ray_figures}))
 
 
 if __name__ == "__main__":

@@ -274,8 +274,10 @@ class LocalCluster:
         temp = Path(temp_dir)  # short: Ray's socket paths under it must fit in 107 bytes
         port = _free_port()
         self.address = f"{LOOPBACK}:{port}"
+        # Ray reads the token when it is imported: a process that joins this cluster and has imported
+        # Ray already must have set RAY_AUTH_TOKEN before (then taken here) and RAY_AUTH_MODE=token
         self.env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
-                        RAY_AUTH_TOKEN=secrets.token_hex(32))
+                        RAY_AUTH_TOKEN=os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32))
         self.nodes: list[subprocess.Popen] = []
         ray_command = str(Path(sys.executable).parent / "ray")
         try:
