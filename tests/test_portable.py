@@ -72,7 +72,9 @@ def test_moved_run_evaluates_as_before_with_no_clip_store(moved, tmp_path):
     assert main(["eval", str(run), "--episodes", "1", "--seconds", "1", "--no-video", "--out", str(tmp_path)]) == 0
     model, meta = load_policy(run)
     after = evaluate(model, meta, episodes=1, seconds=1.0, start_time=0.1)
-    assert after["normalized_return"] == before["normalized_return"] > 0
+    # the layers are stored in float16: the same trajectory to within their rounding
+    assert after["normalized_return"] == pytest.approx(before["normalized_return"], abs=1e-3)
+    assert after["per_episode"][0]["steps"] == before["per_episode"][0]["steps"] > 0
     assert after["mpjpe_mm"] == before["mpjpe_mm"]
     assert json.loads((tmp_path / "eval.json").read_text())["episodes"] == 1
 
@@ -275,4 +277,6 @@ def test_a_policy_folder_holds_the_policy_alone_and_evaluates_as_its_checkpoint(
     assert "optimizer" not in meta and meta["task"] == load_checkpoint(latest_checkpoint(run))[1]["task"]
     model, meta = load_policy(folder)
     after = evaluate(model, meta, episodes=1, seconds=1.0, start_time=0.1)
-    assert after["normalized_return"] == before["normalized_return"]
+    # the layers are stored in float16: the same trajectory to within their rounding
+    assert after["normalized_return"] == pytest.approx(before["normalized_return"], abs=1e-3)
+    assert after["per_episode"][0]["steps"] == before["per_episode"][0]["steps"]

@@ -45,10 +45,12 @@ def shipped_skills() -> list[str]:
 
 def resolve_policy(name_or_path: str | Path) -> Path:
     """A path that exists as given, else a shipped skill's policy folder; else FileNotFoundError
-    naming the closest skills."""
+    (for a name like ``g1/wlak``, naming the closest skills)."""
     path = Path(name_or_path)
     if path.exists():
         return path
+    if not _SKILL_NAME.fullmatch(str(name_or_path)):  # a path, not a name like g1/walk
+        raise FileNotFoundError(f"policy {path} does not exist")
     folder = skill_folder(str(name_or_path))
     if folder is not None:
         return folder / "policy"
