@@ -85,6 +85,7 @@ def test_every_shipped_skill_loads_and_has_its_results_and_install_entry():
         _, meta = load_policy(ROOT / "policies" / skill / "policy")
         assert meta["task"]["character"]["name"] == character
         results = json.loads((ROOT / "policies" / skill / "eval.json").read_text())
+        assert frames(ROOT / "policies" / skill / "play.gif") > 10  # the README's picture of it
         assert 0.0 < results["normalized_return"] <= 1.0
         for readme in (table, (ROOT / "README.md").read_text()):  # each table shows the stored figure
             assert f"| {character} | {name} | **{results['normalized_return']:.3f}**" in readme or \
