@@ -32,6 +32,15 @@ else
   .venv/bin/python -m mimic_retarget.robot_assets
 fi
 
+# Videos of real people (sports2d's demo, BSD-3) from a pinned registry package into the
+# cache (~/.cache/mimic/videos), for `mimic video` and its tests on real footage. Skipped
+# with MIMIC_NO_VIDEOS=1; the real-footage tests then skip.
+if [ -n "${MIMIC_NO_VIDEOS:-}" ]; then
+  echo "setup: MIMIC_NO_VIDEOS set, sample videos not fetched"
+else
+  .venv/bin/python -m mimic_retarget.sample_videos
+fi
+
 # Headless rendering (MUJOCO_GL=egl) needs libEGL with a Mesa driver; no GPU or display.
 if ! ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa.so'; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -208,3 +208,43 @@ def test_retarget_takes_a_video_as_a_source(rendered_walk, tmp_path):
     assert set(robot.joints) == set(load_character("g1").joint_names)
     report = json.loads((tmp_path / "out" / "walk_g1.report.json").read_text())
     assert report["joint_limit_violations"] == 0 and report["source"].endswith("walk.motion.json")
+
+
+def test_mediapipe_on_real_footage():
+    """sports2d's demo, fetched at set-up: MediaPipe finds the person in most of its first 90 frames."""
+    from mimic_retarget.pose_estimation import estimate_mediapipe
+    from mimic_retarget.sample_videos import installed, video_path
+
+    if not installed("sports2d_demo"):
+        pytest.skip("sample video not fetched: run `python -m mimic_retarget.sample_videos`")
+    track = estimate_mediapipe(video_path("sports2d_demo"), max_frames=90)
+    assert track.num_frames == 90 and track.image_size == (1768, 994)
+    assert track.detected.mean() > 0.9, track.detected.mean()
+
+
+def test_sample_video_fetch_extracts_the_video_and_license_once(tmp_path, monkeypatch):
+    import zipfile
+
+    from mimic_retarget import sample_videos
+
+    wheel = tmp_path / "sports2d-0.8.34-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("Sports2D/Demo/demo.mp4", b"frames")
+        z.writestr("sports2d-0.8.34.dist-info/licenses/LICENSE", b"BSD-3")
+    downloads = []
+
+    def download(pin, folder, remedy=""):
+        downloads.append(pin.package)
+        return wheel
+
+    monkeypatch.setattr(sample_videos, "_download", download)
+    root = tmp_path / "videos"
+    manifest = sample_videos.fetch("sports2d_demo", root)
+    assert (root / "sports2d_demo" / "video.mp4").read_bytes() == b"frames" and manifest["version"] == "0.8.34"
+    assert sample_videos.video_path("sports2d_demo", root) == root / "sports2d_demo" / "video.mp4"
+    assert sample_videos.fetch("sports2d_demo", root) is None and downloads == ["sports2d"]  # present: skipped
+    (root / "sports2d_demo" / "video.mp4").write_bytes(b"damaged")
+    with pytest.raises(FileNotFoundError, match=r"python -m mimic_retarget\.sample_videos"):
+        sample_videos.video_path("sports2d_demo", root)
+    assert sample_videos.fetch("sports2d_demo", root) is not None and downloads == ["sports2d"] * 2
+    assert [p.name for p in root.iterdir()] == ["sports2d_demo"]  # no temporary folder left

