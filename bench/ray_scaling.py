@@ -9,11 +9,13 @@ worker per core, each worker keeping its block of environments (the batch grows 
 cluster):
 
     batch(n)      = n * cores * envs_per_worker * steps
-    iteration(n)  = rollout + batch(n) * (update + values) per sample + n * cores * bytes / bandwidth
+    iteration(n)  = rollout + batch(n) * (update + values) per sample
+                    + (n * sent + n * cores * received) / bandwidth
     samples/s(n)  = batch(n) / iteration(n)
 
-where ``rollout`` is a worker's share of the measured collection (its steps, in parallel
-on every node) and the learner's per-sample costs (value evaluation, update) come from
+where ``sent`` is the rollout command (the weights: each node fetches it once from the object
+store), ``received`` a worker's reply, ``rollout`` a worker's share of the measured collection
+(its steps, in parallel on every node) and the learner's per-sample costs (value evaluation, update) come from
 the measurement.  The learner is the bottleneck once its part of the iteration exceeds the
 rollout; samples/s then tends to 1 / (its per-sample cost) whatever the cluster's size.
 
@@ -86,7 +88,7 @@ def main() -> None:
         n_workers = nodes * args.cores
         samples = n_workers * envs_per_worker * config.ppo.num_steps
         learner = samples * per_sample
-        transfer = n_workers * (sent + received) / bandwidth
+        transfer = (nodes * sent + n_workers * received) / bandwidth  # the command is fetched once per node
         table[nodes] = {"workers": n_workers, "batch": samples, "samples_per_second": samples / (
             rollout + learner + transfer), "learner_share": learner / (rollout + learner + transfer)}
     bound = 1 / per_sample

@@ -194,7 +194,12 @@ class RayVectorEnv(BlockVectorEnv):
                               f"{REPLY_TIMEOUT:.0f} s") from None
 
     def _exchange(self, messages: list[tuple[str, object]]) -> list:
-        refs = [actor.handle.remote(*message) for actor, message in zip(self.actors, messages, strict=True)]
+        # A payload every worker gets (the rollout command with the policy's weights) goes into the
+        # object store once: each node then fetches it once for all of its workers, not once per worker.
+        payloads = [payload for _, payload in messages]
+        shared = {id(p): ray.put(p) for p in payloads if p is not None and sum(q is p for q in payloads) > 1}
+        refs = [actor.handle.remote(command, shared.get(id(payload), payload))
+                for actor, (command, payload) in zip(self.actors, messages, strict=True)]
         replies = []
         for index, (ref, message) in enumerate(zip(refs, messages, strict=True)):
             try:
