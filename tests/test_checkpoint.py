@@ -529,3 +529,19 @@ def test_an_interrupt_in_a_run_checkpoint_save_keeps_the_latest(tmp_path: Path, 
     tensors, meta = load_checkpoint(latest_checkpoint(run))
     assert meta["clip"] == 0.1 and torch.equal(tensors["normalizer.mean"], _tensors(1)["normalizer.mean"])
     assert sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_task_stored_before_a_setting_existed_matches_it_at_its_default(tmp_path: Path) -> None:
+    """A run trained before ``init`` was added resumes (the checkpoint's task lacks it); a task that
+    differs in it does not."""
+    from mimic_sim.task import Task
+
+    task = Task.resolve().to_dict()
+    old = json.loads(json.dumps(task))
+    del old["config"]["init"]
+    path = save_checkpoint(tmp_path / "ck", _tensors(), {**_meta(), "task": old})
+    load_checkpoint(path, expect={"task": task})
+    adaptive = Task.resolve().replace(init="adaptive").to_dict()
+    assert adaptive["config"]["init"] == "adaptive"
+    with pytest.raises(CheckpointError, match="field 'task' does not match"):
+        load_checkpoint(path, expect={"task": adaptive})

@@ -60,7 +60,7 @@ import safetensors.torch
 import torch
 
 from mimic_sim.paths import atomic_write_text
-from mimic_sim.task import Task, content_sha256
+from mimic_sim.task import Task, content_sha256, with_defaults
 
 FORMAT_VERSION = 2
 META_HASH = "meta_sha256"
@@ -545,7 +545,8 @@ def _check_expect(meta: dict, expect: Mapping[str, Any], source: Path) -> None:
         expected = _normalize(wanted)
         if field not in meta:
             raise CheckpointError(f"{source}: field '{field}' is missing; expected {expected!r}")
-        found = meta[field]
+        # a task stored before a setting was added holds it at its default
+        found = with_defaults(meta[field]) if field == "task" else meta[field]
         if not _same(expected, found):
             raise CheckpointError(f"{source}: field '{field}' does not match: {_difference(expected, found)}")
 

@@ -86,6 +86,18 @@ def content_sha256(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def with_defaults(stored: Any) -> Any:
+    """A stored task (:meth:`Task.to_dict`'s form) with the settings added since it was written
+    filled in at their defaults (what :meth:`Task.from_dict` reads it as), so that a run trained
+    before them compares equal to the same task now; anything malformed is returned as it is."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+        return stored
+    try:
+        return {**stored, "config": to_dict(from_dict(ImitationConfig, stored["config"]))}
+    except SettingsError:
+        return stored
+
+
 class TaskError(ValueError):
     """A stored task is malformed or inconsistent; the message names the source and the field."""
 
