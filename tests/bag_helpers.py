@@ -13,9 +13,11 @@ from mimic_sim.tools.bag import BagWriter
 
 
 def record_episode(path: Path, env: ImitationEnv, start_time: float, steps: int = 100,
-                   act: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+                   act: Callable[[np.ndarray], np.ndarray] | None = None,
+                   reference_every: int = 1) -> tuple[np.ndarray, np.ndarray, bool]:
     """Run ``env`` from ``start_time`` for up to ``steps`` control steps (``act(obs)``, default:
-    the reference action, open loop) and write each state and its reference to a bag at ``path``.
+    the reference action, open loop) and write each state and, every ``reference_every`` steps
+    (a player skipping frames), its reference to a bag at ``path``.
     The environment's rewards, reward terms, and whether the episode ended by a fall."""
     obs, _ = env.reset(options={"start_time": start_time})
     names = env.character.joint_names
@@ -38,7 +40,7 @@ def record_episode(path: Path, env: ImitationEnv, start_time: float, steps: int 
                 orientation=T["geometry_msgs/msg/Quaternion"](w=float(qpos[3]), x=float(qpos[4]), y=float(qpos[5]),
                                                               z=float(qpos[6])))
 
-        for _ in range(steps):
+        for step in range(steps):
             obs, reward, terminated, truncated, info = env.step(env.reference_action() if act is None else act(obs))
             rewards.append(reward)
             terms.append([info[f"reward_{k}"] for k in TERMS])
@@ -56,11 +58,12 @@ def record_episode(path: Path, env: ImitationEnv, start_time: float, steps: int 
                 header=header, twist=T["geometry_msgs/msg/Twist"](linear=vec(qvel[:3]), angular=vec(qvel[3:6]))),
                 "geometry_msgs/msg/TwistStamped"))
             ref_qpos, ref_qvel = env.reference.state(env.time)
-            bag.write("/reference", stamp, ser(T["mimic_msgs/msg/ReferenceFrame"](
-                header=header, clip=env.motion.name, phase=0.0, clip_time=env.time, root_pose=pose(ref_qpos),
-                root_twist=T["geometry_msgs/msg/Twist"](linear=vec(ref_qvel[:3]), angular=vec(ref_qvel[3:6])),
-                joint_names=names, positions=ref_qpos[7:], velocities=ref_qvel[6:], future=[]),
-                "mimic_msgs/msg/ReferenceFrame"))
+            if step % reference_every == 0:
+                bag.write("/reference", stamp, ser(T["mimic_msgs/msg/ReferenceFrame"](
+                    header=header, clip=env.motion.name, phase=0.0, clip_time=env.time, root_pose=pose(ref_qpos),
+                    root_twist=T["geometry_msgs/msg/Twist"](linear=vec(ref_qvel[:3]), angular=vec(ref_qvel[3:6])),
+                    joint_names=names, positions=ref_qpos[7:], velocities=ref_qvel[6:], future=[]),
+                    "mimic_msgs/msg/ReferenceFrame"))
             if terminated or truncated:
                 break
     return np.array(rewards), np.array(terms), bool(terminated)

@@ -43,6 +43,21 @@ def test_report_of_a_recorded_episode_matches_the_environment(tmp_path):
     assert 0 < result["mpjpe_root_relative_mm"] < result["mpjpe_mm"]
 
 
+def test_with_the_clip_the_report_needs_no_reference_frame_per_state(tmp_path):
+    """A player that published every third frame only: scored against the nearest frame the bag is
+    off; scored against the clip at each state's clip time (``--policy`` gives it) it is exact."""
+    from mimic_sim.tools.report import report
+
+    env = ImitationEnv()
+    rewards, _, _ = record_episode(tmp_path / "bag", env, 0.2, reference_every=3)
+    env.close()
+    character = load_character("humanoid")
+    exact = report(tmp_path / "bag", character, motion=env.motion)
+    nearest = report(tmp_path / "bag", character)
+    assert exact["normalized_return"] == pytest.approx(rewards.sum() / len(rewards), abs=1e-6)
+    assert abs(nearest["normalized_return"] - exact["normalized_return"]) > 0.002
+
+
 def test_report_command_writes_json_and_plot_and_names_missing_topics(tmp_path, capsys):
     _record_open_loop_episode(tmp_path / "bag", start_time=0.5)
     assert main(["report", str(tmp_path / "bag"), "--out", str(tmp_path / "out")]) == 0

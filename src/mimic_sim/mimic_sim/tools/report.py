@@ -20,7 +20,9 @@ import numpy as np
 
 from mimic_sim.backends import make_backend
 from mimic_sim.character import Character, load_character
+from mimic_sim.motion import Motion
 from mimic_sim.paths import atomic_write_text
+from mimic_sim.reference import ReferenceMotion
 from mimic_sim.reward import TERMS, RewardConfig, imitation_rewards, tracking_features
 from mimic_sim.tracking import plot_tracking_error, position_errors_mm
 
@@ -61,10 +63,17 @@ def read_tracking(bag: Path) -> dict[str, list]:
     return out
 
 
-def report(bag: Path, character: Character, reward: RewardConfig | None = None, backend: str = "mujoco") -> dict:
+def report(bag: Path, character: Character, reward: RewardConfig | None = None, backend: str = "mujoco",
+           motion: Motion | None = None) -> dict:
     """Summary of a bag's tracking of ``character`` scored with ``reward`` (default: DeepMimic's);
     ``_curve`` holds (time, MPJPE world, root-relative) rows, ``_states`` each state's (qpos, reference
-    qpos), to render."""
+    qpos), to render.
+
+    Each state is compared with the reference message nearest in time. With ``motion`` (the clip
+    the policy was trained on, as ``--policy`` gives), the reference is that clip at the state's
+    own clip time instead (the nearest message's ``clip_time`` moved by the difference of the
+    stamps): a player whose frames are not on the states' stamps (another rate, or a frame
+    skipped by a busy machine) then costs the score nothing."""
     bag = Path(bag)
     messages = read_tracking(bag)
     c = character
@@ -76,6 +85,7 @@ def report(bag: Path, character: Character, reward: RewardConfig | None = None, 
     twists = {_stamp(m): m.twist for m in messages["base_twist"]}
     references = messages["reference"]
     ref_stamps = np.array([_stamp(m) for m in references])
+    exact = None if motion is None else ReferenceMotion(motion, c)
     rewards, terms, curve, fallen, states, skipped = [], [], [], [], [], 0
     start = None
     for joints in messages["joint_states"]:
@@ -93,7 +103,10 @@ def report(bag: Path, character: Character, reward: RewardConfig | None = None, 
         i = int(np.clip(np.searchsorted(ref_stamps, stamp), 1, len(ref_stamps) - 1))
         i = i - 1 if abs(ref_stamps[i - 1] - stamp) <= abs(ref_stamps[i] - stamp) else i
         try:
-            ref_qpos, ref_qvel = _reference_state(c, references[i])
+            if exact is not None:
+                ref_qpos, ref_qvel = exact.state(references[i].clip_time + (stamp - ref_stamps[i]) * 1e-9)
+            else:
+                ref_qpos, ref_qvel = _reference_state(c, references[i])
         except ValueError as exc:
             raise ValueError(f"{bag}: reference at stamp {ref_stamps[i]} ns: {exc}") from exc
         sim_backend.reset(qpos, qvel)
@@ -152,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         from mimic_policy.serving import load_policy_task
 
         task = load_policy_task(args.policy)
-        result = report(args.bag, task.character, task.config.reward, task.config.backend)
+        result = report(args.bag, task.character, task.config.reward, task.config.backend, task.motion)
     else:
         result = report(args.bag, load_character(args.character or "humanoid"))
     out = args.out or args.bag.with_name(args.bag.name + "_report")
