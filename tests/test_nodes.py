@@ -476,6 +476,7 @@ def test_mimic_launch_play_runs_the_policy_in_lockstep_and_its_bag_matches_the_e
     import torch
 
     from mimic_policy.evaluate import load_policy
+    from mimic_policy.serving import load_policy_task
     from mimic_sim.envs.imitation import ImitationEnv
     from mimic_sim.tools.report import report
 
@@ -490,7 +491,8 @@ def test_mimic_launch_play_runs_the_policy_in_lockstep_and_its_bag_matches_the_e
     assert len(bags) == 1 and (bags[0] / "metadata.yaml").is_file(), out  # the default output, closed
     bag = bags[0]
 
-    result = report(bag, load_character("humanoid"))
+    task = load_policy_task(policy_run)  # scored as `mimic report --policy` does: against its own clip
+    result = report(bag, task.character, task.config.reward, motion=task.motion)
     assert result["states"] == 91 and result["states_without_base_state"] == 0  # initial state + 90 steps
 
     model, _ = load_policy(policy_run)
