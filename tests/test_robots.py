@@ -261,7 +261,7 @@ def fake_robot(tmp_path, monkeypatch):
     wheel = _fake_wheel(tmp_path)
     downloads = []
 
-    def download(src, folder):
+    def download(src, folder, remedy=""):
         downloads.append(src.package)
         target = folder / wheel.name
         target.write_bytes(wheel.read_bytes())

@@ -225,7 +225,7 @@ def test_mediapipe_on_real_footage():
 def test_sample_video_fetch_extracts_the_video_and_license_once(tmp_path, monkeypatch):
     import zipfile
 
-    from mimic_retarget import sample_videos
+    from mimic_retarget import robot_assets, sample_videos
 
     wheel = tmp_path / "sports2d-0.8.34-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:
@@ -237,7 +237,7 @@ def test_sample_video_fetch_extracts_the_video_and_license_once(tmp_path, monkey
         downloads.append(pin.package)
         return wheel
 
-    monkeypatch.setattr(sample_videos, "_download", download)
+    monkeypatch.setattr(robot_assets, "_download", download)
     root = tmp_path / "videos"
     manifest = sample_videos.fetch("sports2d_demo", root)
     assert (root / "sports2d_demo" / "video.mp4").read_bytes() == b"frames" and manifest["version"] == "0.8.34"

