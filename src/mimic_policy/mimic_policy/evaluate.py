@@ -94,14 +94,12 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
     the reference as a ghost, to each path (a ``.gif`` at half the rate and size, for pages)."""
     videos = [] if video is None else [Path(video)] if isinstance(video, str | Path) else [Path(v) for v in video]
     env = evaluation_env(meta, seconds, backend, physics_hz, render_mode="rgb_array" if videos else None)
-    full_steps = round(seconds * env.sim_config.control_hz)
     results, curves, frames = [], [], []
     root = int(np.flatnonzero(env.character.tracked_parents < 0)[0])
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode, options=None if start_time is None else {"start_time": start_time})
-        steps, start = full_steps, env.time
-        if not env.motion.loop:
-            steps = min(full_steps, max(1, round((env.motion.duration - start) * env.sim_config.control_hz)))
+        start = env.time
+        steps = env.steps_possible(start)
         total, terms, errors, fell = 0.0, [], [], False
         for _ in range(steps):
             with torch.no_grad():

@@ -148,7 +148,8 @@ class ImitationEnv(gym.Env):
         elif self.config.random_start:
             ticks = max(1, int(self.motion.duration * self._ticks_per_second))
             if self.adaptive_starts is not None:
-                tick = self.adaptive_starts.draw(self.np_random, ticks, self._steps_left)
+                tick = self.adaptive_starts.draw(self.np_random, ticks,
+                                                 lambda t: self.steps_possible(t / self._ticks_per_second))
             else:
                 tick = int(self.np_random.integers(ticks))
             self._start = float(tick) / self._ticks_per_second
@@ -243,12 +244,12 @@ class ImitationEnv(gym.Env):
     def time(self) -> float:
         return self._time
 
-    def _steps_left(self, tick: int) -> int:
-        """Control steps an episode started at ``tick`` can last: the time limit, or the end of a
-        clip that does not loop."""
+    def steps_possible(self, start_time: float) -> int:
+        """Control steps an episode started at ``start_time`` can last: the time limit, or the end of
+        a clip that does not loop."""
         if self.motion.loop:
             return self._max_steps
-        seconds = self.motion.duration - tick / self._ticks_per_second
+        seconds = self.motion.duration - start_time
         return min(self._max_steps, max(1, round(seconds * self.config.sim.control_hz)))
 
     def _reference_at(self, time: float) -> tuple[np.ndarray, np.ndarray, TrackingFeatures, BodyStates, np.ndarray]:
