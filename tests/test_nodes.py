@@ -513,6 +513,74 @@ def test_mimic_launch_play_runs_the_policy_in_lockstep_and_its_bag_matches_the_e
     assert result["normalized_return"] * 91 - 1.0 == pytest.approx(sum(rewards), abs=0.03 * 90)
 
 
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def test_lockstep_sim_node_steps_once_per_state_on_the_answer_to_it(domain):
+    """A late second answer to a state already stepped (or any command not stamped with the
+    latest state) does not step the simulation; a state nobody answered is offered again."""
+    node, executor = domain
+    humanoid = load_character("humanoid")
+    states: list[JointState] = []
+    node.create_subscription(JointState, "joint_states", states.append, 50)
+    commands = node.create_publisher(JointPDCommand, "pd_command", 10)
+    sim = NodeProcess("sim_node", "realtime:=false", "step_on_command:=true", "initial_pose:=walk",
+                      "publish_tf:=false")
+
+    def answer(state: JointState) -> None:
+        msg = JointPDCommand(joint_names=list(state.name), positions=list(state.position))
+        msg.header.stamp = state.header.stamp
+        commands.publish(msg)
+
+    step = round(1e9 / 30)
+    try:
+        assert spin_until(executor, lambda: states and commands.get_subscription_count() > 0), sim.output()
+        initial = states[-1]
+        assert _stamp_ns(initial) == 0 and list(initial.name) == humanoid.joint_names
+        answer(initial)
+        assert spin_until(executor, lambda: _stamp_ns(states[-1]) == step), sim.output()
+        count = len(states)
+        answer(initial)  # late: the state it answers was stepped already
+        # the unanswered state is offered again (0.5 s); nothing stepped in between
+        assert spin_until(executor, lambda: len(states) > count, timeout=WAIT), sim.output()
+        assert [_stamp_ns(m) for m in states[count:]] == [step] * (len(states) - count)
+        assert spin_until(executor, lambda: "does not answer the latest state" in sim.output(), timeout=WAIT)
+        answer(states[-1])
+        assert spin_until(executor, lambda: _stamp_ns(states[-1]) == round(2e9 / 30)), sim.output()
+    finally:
+        assert sim.stop() == 0, sim.output()
+    assert sorted({_stamp_ns(m) for m in states}) == [0, step, round(2e9 / 30)]
+
+
+def test_policy_node_answers_each_state_it_receives_stamped_with_the_state(domain, policy_run):
+    """trigger: state answers a state offered again (its answer was lost on the way) once more,
+    and each command carries the stamp of the state it answers: what the lockstep sim steps on."""
+    node, executor = domain
+    commands: list[JointPDCommand] = []
+    node.create_subscription(JointPDCommand, "pd_command", commands.append, 50)
+    robot = _StatePublisher(node, _standing_state())
+    robot.on = False
+    for stamped in (robot.joint, robot.pose, robot.twist):
+        stamped.header.stamp.sec, stamped.header.stamp.nanosec = 3, 500
+    policy = NodeProcess("policy_node", f"policy:={policy_run}", "autostart:=true", "reference_source:=clip",
+                         "trigger:=state", "state_timeout:=60.0")
+    try:
+        assert spin_until(executor, lambda: all(p.get_subscription_count() > 0 for p in robot.pubs)
+                          and "active" in policy.output(), timeout=120), policy.output()
+        for offered in (1, 2):  # the same state, twice
+            for pub, msg in zip(robot.pubs, (robot.joint, robot.pose, robot.twist), strict=True):
+                pub.publish(msg)
+            assert spin_until(executor, lambda n=offered: len(commands) >= n, timeout=WAIT), policy.output()
+        robot.joint.header.stamp.nanosec = 600  # a part of another state: no answer until the rest comes
+        robot.pubs[0].publish(robot.joint)
+        spin_until(executor, lambda: len(commands) > 2, timeout=0.5)
+    finally:
+        policy.stop()
+    assert len(commands) == 2 and not any(_is_damping(m) for m in commands)
+    assert all(_stamp_ns(m) == 3_000_000_500 for m in commands)
+
+
 def test_retarget_node_streams_robot_frames_and_drops_bad_ones(domain):
     from geometry_msgs.msg import Point
 

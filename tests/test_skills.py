@@ -115,7 +115,7 @@ def test_mimic_play_ros_records_reports_and_renders_what_the_policy_does_in_proc
     assert here.returncode == 0, here.stderr
     in_process = json.loads((tmp_path / "here" / "play.json").read_text())["normalized_return"]
     # the bag also scores the initial state (the reference pose itself: reward 1)
-    assert report["normalized_return"] * 61 - 1.0 == pytest.approx(in_process * 60, abs=0.03 * 60)
+    assert report["normalized_return"] * 61 - 1.0 == pytest.approx(in_process * 60, abs=0.03 * 60), result.stdout
 
 
 def test_a_policy_folder_stores_the_layers_in_half_precision_and_acts_as_its_checkpoint(library, tmp_path):

@@ -37,9 +37,11 @@ Publishes:   pd_command (mimic_msgs/JointPDCommand); with ``forward_command_topi
              also std_msgs/Float64MultiArray target positions in ``forward_joint_names``
              order (a ros2_control ``forward_command_controller``)
 
-``trigger: state`` answers each new state (joint_states, base_pose and base_twist of one
-stamp) with one command instead of commanding on a timer: with sim_node's
-``step_on_command`` the loop runs in lockstep, as in training (``mimic launch play``).
+``trigger: state`` answers each state (joint_states, base_pose and base_twist of one
+stamp, each received since the last answer) with one command stamped with the state's
+stamp, instead of commanding on a timer: with sim_node's ``step_on_command``, which steps
+on the answer to its latest state and offers a state again when no answer came, the loop
+runs in lockstep, as in training (``mimic launch play``).
 
 The reference: with ``reference_source: topic`` the clip time of the latest
 ReferenceFrame, advanced by the time since it arrived (phase-locked to the stream);
@@ -69,13 +71,10 @@ from mimic_policy.serving import (
     twist_in_world,
 )
 from mimic_sim.nodes.common import run_node
+from mimic_sim.nodes.conversions import stamp_ns
 from mimic_sim.nodes.parameters import declare_settings
 
 STATE_TOPICS = ("joint_states", "base_pose", "base_twist")
-
-
-def _stamp_ns(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 class PolicyNode(LifecycleNode):
@@ -95,7 +94,7 @@ class PolicyNode(LifecycleNode):
         self._received: dict[str, float] = {}
         self._reference: tuple[float, float] | None = None  # (clip time, node-clock receive time)
         self._active_since: float | None = None
-        self._answered: int | None = None  # stamp (ns) of the last state answered (trigger: state)
+        self._unanswered: set[str] = set()  # state topics received since the last answer (trigger: state)
         self._first_stamp: int | None = None  # stamp of the first state answered since activation
         self._holding: str | None = None  # why the last command was damping (None: commanding)
         self.commands_sent = 0
@@ -201,6 +200,7 @@ class PolicyNode(LifecycleNode):
         now = self._now()
         for topic in topics:
             self._received[topic] = now
+        self._unanswered.update(topics)
         if self.watchdog is not None and min(self._received.get(n, -np.inf) for n in STATE_TOPICS) > oldest:
             self.watchdog.reset()
 
@@ -235,17 +235,19 @@ class PolicyNode(LifecycleNode):
         self._answer_state()
 
     def _answer_state(self) -> None:
-        """With ``trigger: state``: one command per new state, once its three parts (same stamp) are in."""
-        if self.params.trigger != "state" or self.timer is None or None in (self._joints, self._pose, self._twist):
+        """With ``trigger: state``: one command per state received, once its three parts (same stamp)
+        are in; a state offered again (its answer was lost) is answered again."""
+        if self.params.trigger != "state" or self.timer is None or not self._unanswered.issuperset(STATE_TOPICS):
             return
-        stamp = _stamp_ns(self._joints)
-        if stamp == self._answered or stamp != _stamp_ns(self._pose) or stamp != _stamp_ns(self._twist):
+        stamp = stamp_ns(self._joints)
+        if stamp != stamp_ns(self._pose) or stamp != stamp_ns(self._twist):
             return
-        self._answered = stamp
+        self._unanswered.clear()
         if self._first_stamp is None:
             self._first_stamp = stamp
         by_stamp = self.params.start_time + (stamp - self._first_stamp) * 1e-9
-        self._command(by_stamp if self.params.reference_source == "clip" else self._clip_time(self._now()))
+        self._command(by_stamp if self.params.reference_source == "clip" else self._clip_time(self._now()),
+                      stamp=self._joints.header.stamp)
 
     def _on_reference(self, msg: ReferenceFrame) -> None:
         meta_clip = self.controller.task.clip_name if self.controller is not None else None
@@ -310,7 +312,7 @@ class PolicyNode(LifecycleNode):
         if stale and stale != self._holding:
             self._hold(stale)
 
-    def _command(self, clip_time: float | None) -> None:
+    def _command(self, clip_time: float | None, stamp=None) -> None:
         if clip_time is None:
             self._hold("no reference frame yet")
             return
@@ -324,7 +326,7 @@ class PolicyNode(LifecycleNode):
         elif self._holding is not None:
             self.get_logger().info(f"resuming policy commands (was holding: {self._holding})")
         self._holding = None
-        self._publish(command)
+        self._publish(command, stamp=stamp)
 
     def _hold(self, reason: str) -> None:
         """Send the damping command; log the reason when it changes."""
@@ -343,9 +345,10 @@ class PolicyNode(LifecycleNode):
         if self.forward_pub is not None and state is not None:
             self.forward_pub.publish(Float64MultiArray(data=command.positions[self._forward_index].tolist()))
 
-    def _publish(self, command: PDCommand, damping: bool = False) -> None:
+    def _publish(self, command: PDCommand, damping: bool = False, stamp=None) -> None:
+        """``stamp``: the state's stamp the command answers (trigger: state); None: now."""
         msg = JointPDCommand()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = self.get_clock().now().to_msg() if stamp is None else stamp
         msg.joint_names = list(command.joint_names)
         msg.positions = command.positions.tolist()
         msg.velocities = command.velocities.tolist()

@@ -25,6 +25,13 @@ def twist_msg(linear: np.ndarray, angular: np.ndarray) -> Twist:
     return twist
 
 
+def stamp_ns(msg_or_time) -> int:
+    """A message's header stamp, or a builtin_interfaces/Time, in whole nanoseconds."""
+    header = getattr(msg_or_time, "header", None)
+    stamp = msg_or_time if header is None else header.stamp
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
 def duration_msg(seconds: float) -> Duration:
     whole = int(np.floor(seconds))
     return Duration(sec=whole, nanosec=round((seconds - whole) * 1e9))

@@ -24,10 +24,12 @@ Publishes:   joint_states (sensor_msgs/JointState), base_pose (geometry_msgs/Pos
 Services:    ~/reset (std_srvs/Trigger), ~/pause (std_srvs/SetBool)
 
 With ``step_on_command`` the node runs in lockstep with its commander: it publishes the
-initial state (again every 0.5 s until a command answers), then every accepted command
-advances the simulation one control period and publishes the new state, so a policy
-that answers each state acts exactly as in training, however fast either side runs
-(``mimic launch play``).  ``duration`` ends the node after that much sim time, once every
+initial state (again every 0.5 s until a command answers), then the accepted command that
+answers the latest state (its header stamp is that state's stamp) advances the simulation
+one control period and publishes the new state, so a policy that answers each state acts
+exactly as in training, however fast either side runs (``mimic launch play``).  Any other
+command (a late second answer to a state already stepped, a damping command) is ignored:
+one step per state.  ``duration`` ends the node after that much sim time, once every
 reliable subscriber (a recorder) has acknowledged every state, so a launch that needs the
 node ends by itself with a whole recording.
 
@@ -61,7 +63,7 @@ from mimic_sim.deepmimic_format import shipped_clips
 from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.motion_file import load_clip
 from mimic_sim.nodes.common import character_names, parameter, run_node
-from mimic_sim.nodes.conversions import pose_msg, tf_message, twist_msg
+from mimic_sim.nodes.conversions import pose_msg, stamp_ns, tf_message, twist_msg
 from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.reference import ReferenceMotion
 from mimic_sim.stability import engine_warnings, instability
@@ -104,6 +106,8 @@ class SimNode(Node):
         self._prev_lin_vel: np.ndarray | None = None
         self.finished = False  # run_node ends the node once this is set
         self._published_at = -np.inf  # monotonic time of the last state published
+        self._state_stamp: int | None = None  # stamp (ns) of the last state published, until a command steps it
+        self._ignored, self._ignored_log = 0, LogThrottle()
         self.backend.reset(*self.initial)
 
         self.joint_pub = self.create_publisher(JointState, "joint_states", STATE_QUEUE_DEPTH)
@@ -141,7 +145,22 @@ class SimNode(Node):
         return reference.state(self.params.initial_time)
 
     # ------------------------------------------------------------- inputs
-    def _apply(self, names: Sequence[str], positions: Sequence[float], **optional: Sequence[float]) -> None:
+    def _answers_state(self, stamp: int) -> bool:
+        """Lockstep: whether a command stamped ``stamp`` (ns) answers the latest state, not yet stepped."""
+        if stamp == self._state_stamp:
+            return True
+        self._ignored += 1
+        unlogged = self._ignored_log("ignored")
+        if unlogged is not None:
+            latest = "none (already stepped)" if self._state_stamp is None else f"{self._state_stamp * 1e-9:.6f} s"
+            self.get_logger().warning(f"command stamped {stamp * 1e-9:.6f} s ignored: it does not answer the "
+                                      f"latest state (stamp {latest}); {self._ignored} ignored so far")
+        return False
+
+    def _apply(self, names: Sequence[str], positions: Sequence[float], stamp: int,
+               **optional: Sequence[float]) -> None:
+        if self.params.step_on_command and not self._answers_state(stamp):
+            return
         try:
             command = check_command(self.character, names, positions, require_all=False, current=self.targets,
                                     limits=self.limits, **optional)
@@ -158,16 +177,17 @@ class SimNode(Node):
         kd = command.kd if command.kd is not None else self.backend.gains.kd
         if not (np.array_equal(kp, self.backend.gains.kp) and np.array_equal(kd, self.backend.gains.kd)):
             self.backend.set_gains(kp, kd)
-        if self.params.step_on_command:
+        if self.params.step_on_command and not self.paused:
+            self._state_stamp = None
             self._tick()
 
     def _on_command(self, msg: JointPDCommand) -> None:
-        self._apply(msg.joint_names, msg.positions, velocities=msg.velocities, kp=msg.kp, kd=msg.kd,
-                    effort=msg.effort)
+        self._apply(msg.joint_names, msg.positions, stamp_ns(msg), velocities=msg.velocities, kp=msg.kp,
+                    kd=msg.kd, effort=msg.effort)
 
     def _on_reference(self, msg: ReferenceFrame) -> None:
         # the reference's pose and velocities as PD targets: what a zero residual action commands
-        self._apply(msg.joint_names, msg.positions, velocities=msg.velocities)
+        self._apply(msg.joint_names, msg.positions, stamp_ns(msg), velocities=msg.velocities)
 
     def _reset_character(self) -> None:
         """The initial state, holding its pose with the character's gains."""
@@ -236,6 +256,7 @@ class SimNode(Node):
         self._published_at = time.monotonic()
         qpos, qvel = self.backend.get_state()
         stamp = self._stamp()
+        self._state_stamp = stamp_ns(stamp)
         joints = JointState()
         joints.header.stamp = stamp
         joints.name = self.character.joint_names
