@@ -56,34 +56,55 @@ def read_video(path: str | Path) -> tuple[Iterator[np.ndarray], tuple[int, int],
     return frames(), (int(width), int(height)), fps, count
 
 
+def open_mediapipe(min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+    """MediaPipe Pose as mimic runs it on a stream of frames, offline and live (``pose_node``).
+
+    Not per image: each frame's person is looked for where the previous frame showed it, so
+    the frames must come in order.  ``smooth_landmarks`` off: offline, reconstruction smooths
+    the whole clip with look-ahead; live, :mod:`mimic_retarget.live_pose` filters with the
+    frames' own time stamps (MediaPipe's filter assumes 30 frames/s).  ``model_complexity=1``
+    is the model the wheel carries (0 and 2 are downloaded).
+    """
+    import mediapipe as mp
+
+    return mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
+                                  enable_segmentation=False, min_detection_confidence=min_detection_confidence,
+                                  min_tracking_confidence=min_tracking_confidence)
+
+
+def mediapipe_keypoints(result, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The canonical keypoints (:data:`TRACK_KEYPOINTS`) of one MediaPipe Pose result: image points
+    (K, 2) in pixels, confidences (K,) and hip-relative metric points (K, 3) in camera axes; None
+    when it found no person."""
+    if result.pose_landmarks is None:
+        return None
+    image = result.pose_landmarks.landmark
+    metric = result.pose_world_landmarks.landmark
+    k = len(TRACK_KEYPOINTS)
+    p, c, w = np.zeros((k, 2)), np.zeros(k), np.zeros((k, 3))
+    for j, name in enumerate(TRACK_KEYPOINTS):
+        marks = MEDIAPIPE_LANDMARKS[name]
+        p[j] = np.mean([(image[m].x * width, image[m].y * height) for m in marks], axis=0)
+        c[j] = min(image[m].visibility for m in marks)
+        w[j] = np.mean([(metric[m].x, metric[m].y, metric[m].z) for m in marks], axis=0)
+    return p, np.clip(c, 0.0, 1.0), w
+
+
 def estimate_mediapipe(path: str | Path, progress: Callable[[int], object] | None = None,
                        max_frames: int | None = None) -> PoseTrack:
     """Run MediaPipe Pose on every frame of a video (one person), ``progress(1)`` after each."""
-    import mediapipe as mp
-
     frames, size, fps, _ = read_video(path)
     width, height = size
     k = len(TRACK_KEYPOINTS)
     points, confidence, world = [], [], []
-    # smooth_landmarks off: reconstruction smooths the whole clip with look-ahead; MediaPipe's causal filter
-    # would only add lag.  model_complexity=1 is the model the wheel carries (0 and 2 are downloaded).
-    with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
-                                enable_segmentation=False) as pose:
+    with open_mediapipe() as pose:
         for i, rgb in enumerate(frames):
             if max_frames is not None and i >= max_frames:
                 break
-            result = pose.process(rgb)
-            p, c, w = np.zeros((k, 2)), np.zeros(k), np.zeros((k, 3))
-            if result.pose_landmarks is not None:
-                image = result.pose_landmarks.landmark
-                metric = result.pose_world_landmarks.landmark
-                for j, name in enumerate(TRACK_KEYPOINTS):
-                    marks = MEDIAPIPE_LANDMARKS[name]
-                    p[j] = np.mean([(image[m].x * width, image[m].y * height) for m in marks], axis=0)
-                    c[j] = min(image[m].visibility for m in marks)
-                    w[j] = np.mean([(metric[m].x, metric[m].y, metric[m].z) for m in marks], axis=0)
+            found = mediapipe_keypoints(pose.process(rgb), width, height)
+            p, c, w = found if found is not None else (np.zeros((k, 2)), np.zeros(k), np.zeros((k, 3)))
             points.append(p)
-            confidence.append(np.clip(c, 0.0, 1.0))
+            confidence.append(c)
             world.append(w)
             if progress is not None:
                 progress(1)

@@ -115,6 +115,13 @@ def _camera_rotation(pitch: torch.Tensor) -> torch.Tensor:
                         torch.stack([c, zero, -s])])
 
 
+def camera_to_world(pitch: float) -> np.ndarray:
+    """The rotation taking camera axes (x right, y down, z forward: MediaPipe's world landmarks) into
+    mimic's world (x forward, y left, z up) for a camera without roll pitched down by ``pitch``
+    (radians): ``v_world = R @ v_camera``."""
+    return _camera_rotation(torch.tensor(pitch, dtype=torch.float64)).numpy().T
+
+
 def _axis_rotation(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """(T, 3, 3) rotations about a fixed unit axis by angles (T,) (Rodrigues)."""
     k = torch.zeros(3, 3, dtype=angle.dtype)
