@@ -11,6 +11,7 @@ from mimic_sim.backends.base import BodyStates
 from mimic_sim.envs.imitation import ImitationEnv
 from mimic_sim.observation import build_observation, observation_layout
 from mimic_sim.reward import TERMS, imitation_reward, tracking_features
+from mimic_sim.task import Task, TaskError
 
 BACKENDS = ["mujoco", "pybullet"]
 
@@ -178,6 +179,32 @@ def test_kinematic_playback_never_triggers_early_termination(clip):
         touching = env.backend.ground_contacts()
         assert not (touching & forbidden).any(), (clip, t, np.array(env.character.tracked_bodies)[touching])
     env.close()
+
+
+def test_a_task_may_let_more_bodies_touch_the_ground_than_its_character():
+    """The cartwheel's hands touch the ground: a fall for the humanoid's defaults (its feet only),
+    not for a task that also allows the wrists (DeepMimic's cartwheel arguments do the same)."""
+    strict = ImitationEnv(clip="cartwheel")
+    cartwheel = ImitationEnv(task=strict.task.replace(ground_contact_allowed=("right_wrist", "left_wrist")))
+    wrists = strict.character.body_index(["right_wrist", "left_wrist"])
+    hands_down = 0
+    for t in np.arange(0.0, strict.motion.duration, 1 / 60):
+        qpos, qvel = strict.reference.state(t)
+        qpos[2] -= 0.02  # the mocap's hands pass ~1 cm above the floor; under load they press on it
+        strict.backend.reset(qpos, qvel)
+        touching = strict.backend.ground_contacts()
+        hands_down += bool(touching[wrists].any())
+        assert (touching & strict.task.fall_mask).any() == bool(touching[wrists].any()), t  # only the hands
+        assert not (touching & cartwheel.task.fall_mask).any(), t
+    assert hands_down >= 10  # frames at 60 Hz with a hand on the ground
+    with pytest.raises(ValueError, match="ground_contact_allowed: character 'humanoid' has no tracked body 'paw'"):
+        strict.task.replace(ground_contact_allowed=("paw",))
+    stored = cartwheel.task.to_dict()
+    stored["config"]["ground_contact_allowed"] = ["right_wrist", "tail"]
+    with pytest.raises(TaskError, match=r"meta\.json: config\.ground_contact_allowed: .* no tracked body 'tail'"):
+        Task.from_dict(stored, "meta.json")
+    strict.close()
+    cartwheel.close()
 
 
 def test_time_limit_is_truncation_and_falls_are_termination():

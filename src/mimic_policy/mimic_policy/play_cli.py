@@ -100,7 +100,7 @@ def _play_ros(policy: Path, task, seconds: float, start_time: float, backend: st
     if status != 0:
         print(f"mimic play: the play scenario failed (status {status}); see the node output above", file=sys.stderr)
         return status
-    result = report(bag, task.character, task.config.reward, backend, task.motion)
+    result = report(bag, task.character, task.config.reward, backend, task.motion, task.config.ground_contact_allowed)
     with CharacterRenderer(task.character) as renderer:
         frames = [renderer.render(qpos, ghost=ref) for qpos, ref in result["_states"]]
     video = write_video(frames, out / "play.mp4", fps=task.config.sim.control_hz)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,16 @@ class Character:
 
     def body_index(self, names: list[str]) -> np.ndarray:
         return np.array([self.tracked_bodies.index(n) for n in names], dtype=int)
+
+    def fall_mask(self, also_allowed: Sequence[str] = ()) -> np.ndarray:
+        """Per tracked body, whether its touching the ground is a fall: every body but the
+        character's ground_contact_allowed and ``also_allowed`` (a task's, e.g. a cartwheel's hands)."""
+        unknown = [b for b in also_allowed if b not in self.tracked_bodies]
+        if unknown:
+            raise ValueError(f"ground_contact_allowed: character '{self.name}' has no tracked body '{unknown[0]}' "
+                             f"(its bodies: {', '.join(self.tracked_bodies)})")
+        allowed = {*self.ground_contact_allowed, *also_allowed}
+        return np.array([b not in allowed for b in self.tracked_bodies])
 
     def state_from_readings(self, names: list[str], positions: np.ndarray, velocities: np.ndarray,
                             root_position: np.ndarray, root_quat_wxyz: np.ndarray, root_linear: np.ndarray,

@@ -20,6 +20,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mimic_sim.backends import SimConfig, default_physics_hz
 from mimic_sim.character import Character, CharacterError, character_from_config, load_character
 from mimic_sim.motion import Motion
@@ -56,6 +58,9 @@ class ImitationConfig:
     often where the policy does worst; mimic_sim.envs.imitation.AdaptiveStarts)."""
     early_termination: bool = True
     """End the episode when a body not listed in the character's ground_contact_allowed touches the ground."""
+    ground_contact_allowed: tuple[str, ...] = ()
+    """Tracked bodies that may also touch the ground in this task without ending it (a cartwheel's
+    hands: right_wrist,left_wrist), besides the character's ground_contact_allowed."""
     target_observation: bool = True
     """Append the reference pose of the end of the control period to the observation; off: DeepMimic's
     observation (phase only)."""
@@ -124,6 +129,7 @@ class Task:
 
     @staticmethod
     def _with_rate(config: ImitationConfig, character: Character, motion: Motion) -> Task:
+        character.fall_mask(config.ground_contact_allowed)  # names checked against the character's bodies
         sim = config.sim.resolved(default_physics_hz(config.backend, character))
         return Task(replace(config, sim=sim), character, motion)
 
@@ -134,6 +140,11 @@ class Task:
             raise TaskError(f"a resolved task's {fixed[0]} cannot change ({getattr(self.config, fixed[0])!r} -> "
                             f"{changes[fixed[0]]!r}); resolve a new task instead")
         return Task._with_rate(replace(self.config, **changes), self.character, self.motion)
+
+    @property
+    def fall_mask(self) -> np.ndarray:
+        """Per tracked body, whether its touching the ground is a fall in this task."""
+        return self.character.fall_mask(self.config.ground_contact_allowed)
 
     @property
     def clip_name(self) -> str:
@@ -184,4 +195,8 @@ class Task:
         motion = motion_from_dict(reference["motion"], f"{source}#reference")
         if config.sim.physics_hz is None:
             raise TaskError(f"{source}: field 'config.sim.physics_hz' must be set in a stored task")
+        try:
+            character.fall_mask(config.ground_contact_allowed)
+        except ValueError as exc:
+            raise TaskError(f"{source}: config.{exc}") from exc
         return Task(config, character, motion)

@@ -113,7 +113,7 @@ class ImitationEnv(gym.Env):
         self._parents = c.tracked_parents
         self._root = int(np.flatnonzero(self._parents < 0)[0])
         self._effectors = c.body_index(c.end_effectors)
-        self._forbidden = np.array([b not in c.ground_contact_allowed for b in c.tracked_bodies])
+        self._forbidden = task.fall_mask
         if cfg.residual_actions:  # any offset that can reach the whole joint range from the reference
             span = (c.joint_upper - c.joint_lower).astype(np.float32)
             self.action_space = gym.spaces.Box(-span, span)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ def read_tracking(bag: Path) -> dict[str, list]:
 
 
 def report(bag: Path, character: Character, reward: RewardConfig | None = None, backend: str = "mujoco",
-           motion: Motion | None = None) -> dict:
+           motion: Motion | None = None, ground_contact_allowed: Sequence[str] = ()) -> dict:
     """Summary of a bag's tracking of ``character`` scored with ``reward`` (default: DeepMimic's);
     ``_curve`` holds (time, MPJPE world, root-relative) rows, ``_states`` each state's (qpos, reference
     qpos), to render.
@@ -73,13 +74,14 @@ def report(bag: Path, character: Character, reward: RewardConfig | None = None, 
     the policy was trained on, as ``--policy`` gives), the reference is that clip at the state's
     own clip time instead (the nearest message's ``clip_time`` moved by the difference of the
     stamps): a player whose frames are not on the states' stamps (another rate, or a frame
-    skipped by a busy machine) then costs the score nothing."""
+    skipped by a busy machine) then costs the score nothing.  ``ground_contact_allowed``: bodies
+    whose ground contact is no fall besides the character's (the policy's task's)."""
     bag = Path(bag)
     messages = read_tracking(bag)
     c = character
     sim_backend = make_backend(backend, c)
     root = int(np.flatnonzero(c.tracked_parents < 0)[0])
-    forbidden = np.array([b not in c.ground_contact_allowed for b in c.tracked_bodies])
+    forbidden = c.fall_mask(ground_contact_allowed)
     effectors = c.body_index(c.end_effectors)
     poses = {_stamp(m): m.pose for m in messages["base_pose"]}
     twists = {_stamp(m): m.twist for m in messages["base_twist"]}
@@ -165,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
         from mimic_policy.serving import load_policy_task
 
         task = load_policy_task(args.policy)
-        result = report(args.bag, task.character, task.config.reward, task.config.backend, task.motion)
+        result = report(args.bag, task.character, task.config.reward, task.config.backend, task.motion,
+                        task.config.ground_contact_allowed)
     else:
         result = report(args.bag, load_character(args.character or "humanoid"))
     out = args.out or args.bag.with_name(args.bag.name + "_report")
