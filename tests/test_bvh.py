@@ -5,19 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mimic_retarget.bvh import (
-    JOINT_MAPS,
-    Y_UP,
-    Z_UP,
-    BvhError,
-    BvhJoint,
-    BvhMotion,
-    bvh_to_keypoints,
-    keypoints_from_bvh,
-    motion_from_rotations,
-    read_bvh,
-    write_bvh,
-)
+from mimic_retarget.bvh import Y_UP, BvhError, BvhJoint, BvhMotion, motion_from_rotations, read_bvh, write_bvh
+from mimic_retarget.bvh_rig import bvh_to_keypoints, keypoints_from_bvh, load_joint_map
 from mimic_retarget.human import clip_to_bvh, keypoints_from_clip
 from mimic_retarget.keypoints import HUMAN_KEYPOINTS
 
@@ -110,8 +99,8 @@ def test_walk_bvh_rotation_orders_avoid_gimbal_lock(walk_bvh):
 
 
 def test_cmu_map_scale_and_axes():
-    motion = cmu_like(frames=3)
-    keypoints = bvh_to_keypoints(motion, "cmu")
+    motion = cmu_like(frames=3)  # random offsets: no human to infer the up axis or unit from
+    keypoints = bvh_to_keypoints(motion, "cmu", up="y", unit="cm")
     positions, rotations = motion.forward_kinematics()
     hips, toe = motion.index("Hips"), motion.index("LeftToeBase")
     x, y, z = positions[2, hips]
@@ -119,23 +108,26 @@ def test_cmu_map_scale_and_axes():
     np.testing.assert_allclose(keypoints.rotations[1, keypoints.index("left_toe")],
                                Y_UP @ rotations[1, toe] @ Y_UP.T, atol=1e-12)
     np.testing.assert_allclose(keypoints.times, [0.0, 1 / 120, 2 / 120])
-    same_axes = bvh_to_keypoints(motion, {"Hips": "pelvis"}, scale=1.0, axes=Z_UP)
-    np.testing.assert_allclose(same_axes.positions[:, 0], positions[:, hips])
-    assert set(JOINT_MAPS["cmu"].values()) == set(JOINT_MAPS["lafan1"].values()) == set(HUMAN_KEYPOINTS)
+    same_axes = bvh_to_keypoints(motion, load_joint_map("cmu").joints, up="z", unit=1.0)
+    np.testing.assert_allclose(same_axes.positions[:, same_axes.index("pelvis")], positions[:, hips])
 
 
 def test_map_naming_a_missing_joint_names_joint_and_file(tmp_path):
     path = tmp_path / "cmu_like.bvh"
     write_bvh(path, cmu_like())
-    with pytest.raises(BvhError, match=r"cmu_like.bvh: the lafan1 joint map names joint 'LeftToe' \(for keypoint "
-                                       r"'left_toe'\), which the file lacks"):
+    with pytest.raises(BvhError, match=r"lafan1\.yaml: field 'joints\.LeftToe': \S*cmu_like\.bvh has no joint "
+                                       r"'LeftToe' \(nor one named like it\) for keypoint 'left_toe'; its joints: "
+                                       r"Hips, "):
         keypoints_from_bvh(path, "lafan1")
-    with pytest.raises(BvhError, match=r"cmu_like\.bvh: the given joint map names joint 'Chest'"):
-        keypoints_from_bvh(path, {"Hips": "pelvis", "Chest": "chest"})
-    with pytest.raises(BvhError, match="unknown joint map 'mixamo'"):
-        keypoints_from_bvh(path, "mixamo")
-    with pytest.raises(BvhError, match="reflection"):
-        keypoints_from_bvh(path, "cmu", axes=np.diag([1.0, 1.0, -1.0]))
+    cmu = load_joint_map("cmu").joints
+    renamed = {("Chest" if joint == "Spine" else joint): keypoint for joint, keypoint in cmu.items()}
+    with pytest.raises(BvhError, match=r"given joint map: field 'joints\.Chest': \S*cmu_like\.bvh has no joint "
+                                       r"'Chest'"):
+        keypoints_from_bvh(path, renamed)
+    with pytest.raises(BvhError, match="given joint map: field 'joints' lacks keypoints chest, neck, head, "):
+        keypoints_from_bvh(path, {"Hips": "pelvis"})
+    with pytest.raises(BvhError, match="unknown joint map 'maya'"):
+        keypoints_from_bvh(path, "maya")
 
 
 SMALL = """HIERARCHY

@@ -1,4 +1,4 @@
-"""BVH (Biovision Hierarchy) motion files: read, forward kinematics, write, and keypoints.
+"""BVH (Biovision Hierarchy) motion files: read, forward kinematics, write.
 
 A BVH file is a joint tree (``OFFSET`` of each joint in its parent's frame,
 ``CHANNELS`` it animates) followed by one line of channel values per frame.  Each
@@ -15,21 +15,21 @@ forever on a file with fewer frame lines than its ``Frames:`` count;
 frame count is wrong, writes 6 fixed decimals and pulls in raylib; ``bvh`` 0.3 is
 a read-only tokenizer without kinematics; ``bvhsdk`` 0.2.1 writes offsets with 5
 decimals.  Here values stay float64, files round-trip exactly (shortest exact
-decimal form), and every error names the file and line.
+decimal form), and every error names the file and line.  Turning a file's joints into
+keypoints (joint maps, up axis, unit) is :mod:`mimic_retarget.bvh_rig`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from mimic_retarget.keypoints import HUMAN_KEYPOINTS, KeypointMotion
 from mimic_sim.paths import atomic_write_text
 
 CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
@@ -39,29 +39,12 @@ Y_UP = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 its left +X): file (x, y, z) becomes mimic (z, x, y), so forward is +x, left +y, up +z."""
 Z_UP = np.eye(3)
 """For files already in mimic's axes."""
+X_UP = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+"""For files with X up: file (x, y, z) becomes mimic (y, z, x), the same cyclic turn as
+:data:`Y_UP`, so all three are rotations (a reflection would swap left and right)."""
 
 CM = 0.01
 """Metres per centimetre, the usual BVH unit (CMU, LAFAN1)."""
-
-# Joint names CMU's skeleton (as converted to BVH: Hips, LHipJoint, LowerBack, Spine, Spine1, Neck,
-# Neck1, ...) and Ubisoft LAFAN1's (Hips, Spine, Spine1, Spine2, Neck, ...) share.  chest is the
-# lowest spine joint above the pelvis, as the DeepMimic humanoid's chest joint; shoulder is the
-# upper-arm joint (LeftArm), not the clavicle (LeftShoulder).
-_MOCAP_NAMES = {
-    "Hips": "pelvis", "Spine": "chest", "Neck": "neck", "Head": "head",
-    "LeftUpLeg": "left_hip", "LeftLeg": "left_knee", "LeftFoot": "left_ankle",
-    "LeftArm": "left_shoulder", "LeftForeArm": "left_elbow", "LeftHand": "left_wrist",
-    "RightUpLeg": "right_hip", "RightLeg": "right_knee", "RightFoot": "right_ankle",
-    "RightArm": "right_shoulder", "RightForeArm": "right_elbow", "RightHand": "right_wrist",
-}
-JOINT_MAPS: dict[str, dict[str, str]] = {
-    "cmu": {**_MOCAP_NAMES, "LeftToeBase": "left_toe", "RightToeBase": "right_toe"},
-    "lafan1": {**_MOCAP_NAMES, "LeftToe": "left_toe", "RightToe": "right_toe"},
-    # Files mimic writes (mimic_retarget.human.clip_to_bvh): joints carry the keypoint names.
-    "mimic": {name: name for name in HUMAN_KEYPOINTS},
-}
-"""Built-in joint maps: BVH joint name -> keypoint name."""
-
 
 class BvhError(ValueError):
     """A BVH file or motion is malformed; the message names the file and line or field."""
@@ -417,44 +400,3 @@ def _is_number(token: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-# -------------------------------------------------------------------- keypoints
-def _check_axes(axes: np.ndarray) -> np.ndarray:
-    axes = np.asarray(axes, dtype=float)
-    if axes.shape != (3, 3) or not np.allclose(axes.T @ axes, np.eye(3)) or np.linalg.det(axes) < 0:
-        raise BvhError(f"axes must be a 3x3 rotation matrix (a reflection would swap left and right), got {axes}")
-    return axes
-
-
-def bvh_to_keypoints(motion: BvhMotion, joint_map: str | Mapping[str, str], scale: float = CM,
-                     axes: np.ndarray = Y_UP) -> KeypointMotion:
-    """Keypoints from a BVH motion: ``joint_map`` takes BVH joint names to keypoint names
-    (a name in :data:`JOINT_MAPS` or a mapping), ``scale`` metres per file unit, ``axes``
-    the rotation from file axes to mimic's.  Keypoint rotations are the joint frames turned
-    into mimic's axes (``axes @ R @ axes.T``), so a joint at its rest pose has the identity."""
-    map_name = joint_map if isinstance(joint_map, str) else "given"
-    if isinstance(joint_map, str):
-        if joint_map not in JOINT_MAPS:
-            raise BvhError(f"unknown joint map '{joint_map}' (known: {', '.join(JOINT_MAPS)})")
-        joint_map = JOINT_MAPS[joint_map]
-    if not (math.isfinite(scale) and scale > 0.0):
-        raise BvhError(f"scale must be a positive number of metres per file unit, got {scale}")
-    axes = _check_axes(axes)
-    names = motion.names
-    for joint, keypoint in joint_map.items():
-        if joint not in names:
-            raise BvhError(f"{motion.source}: the {map_name} joint map names joint '{joint}' (for keypoint "
-                           f"'{keypoint}'), which the file lacks; its joints: {', '.join(names)}")
-    columns = [names.index(joint) for joint in joint_map]
-    positions, rotations = motion.forward_kinematics()
-    positions = scale * positions[:, columns] @ axes.T
-    rotations = axes @ rotations[:, columns] @ axes.T
-    times = np.arange(motion.num_frames) * motion.frame_time
-    return KeypointMotion(list(joint_map.values()), times, positions, rotations, motion.source)
-
-
-def keypoints_from_bvh(path: str | Path, joint_map: str | Mapping[str, str], scale: float = CM,
-                       axes: np.ndarray = Y_UP) -> KeypointMotion:
-    """:func:`read_bvh` then :func:`bvh_to_keypoints`."""
-    return bvh_to_keypoints(read_bvh(path), joint_map, scale, axes)

@@ -14,12 +14,13 @@ video (the human as a stick figure, the robot posed by the clip) and a quality r
 (keypoint error after scaling, joint-limit violations, foot skating, ground penetration,
 self-collisions) as JSON.
 
-SOURCE is a shipped clip name (walk, run, ...) or a DeepMimic file, a BVH file (.bvh,
-with --bvh-map), a keypoint file (.npz, mimic_retarget.keypoints), or a video of a person
-(.mp4, .avi, .mov, .mkv, .webm) or its per-frame keypoints (*.pose.json): reconstructed
-first as 'mimic video' does (out/<video>.motion.json, .pose.json, .report.json), with the
-camera estimated.  A shipped clip retargeted without -o is stored where 'mimic train
---robot ROBOT --clip CLIP' finds it.
+SOURCE is a shipped clip name (walk, run, ...) or a DeepMimic file, a BVH file (.bvh:
+joint names, up axis and unit detected from the skeleton and printed, or given with
+--bvh-map, --bvh-up, --bvh-unit), a keypoint file (.npz, mimic_retarget.keypoints), or a
+video of a person (.mp4, .avi, .mov, .mkv, .webm) or its per-frame keypoints (*.pose.json):
+reconstructed first as 'mimic video' does (out/<video>.motion.json, .pose.json,
+.report.json), with the camera estimated.  A shipped clip retargeted without -o is
+stored where 'mimic train --robot ROBOT --clip CLIP' finds it.
 """
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -36,17 +37,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "else out/<source>_<robot>.motion.json)")
     p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz for clip sources (default: the "
                                                             "clip's own frames)")
-    p.add_argument("--bvh-map", default="cmu", help="BVH joint names: cmu, lafan1, mimic (default cmu)")
-    p.add_argument("--bvh-scale", type=float, default=0.01, help="BVH length unit in metres (default 0.01: cm)")
+    p.add_argument("--bvh-map", default="auto", metavar="MAP",
+                   help="BVH joint map: auto (detect the naming convention), a built-in map "
+                        "(config/bvh_maps/NAME.yaml: cmu, mixamo, bandai_namco, ...) or a YAML map file "
+                        "(docs/retargeting.md; default auto)")
+    p.add_argument("--bvh-up", metavar="AXIS", help="BVH up axis, x, y or z (default: the axis along which the "
+                                                    "head is above the feet)")
+    unit = p.add_mutually_exclusive_group()
+    unit.add_argument("--bvh-unit", metavar="UNIT", help="BVH length unit, m, cm, mm or in (default: the one that "
+                                                         "gives the skeleton an adult's height)")
+    unit.add_argument("--bvh-scale", type=float, metavar="M", help="BVH length unit in metres, instead of --bvh-unit")
     p.add_argument("--video", type=Path, default=None, help="side-by-side video, .mp4 or .gif (default: next to "
                                                             "OUT, .mp4)")
     p.add_argument("--no-video", action="store_true", help="skip the video")
     p.set_defaults(func=run)
 
 
-def load_source(source: str, rate: float | None = None, bvh_map: str = "cmu", bvh_scale: float = 0.01):
-    """(keypoints, loops) of a source given on the command line."""
-    from mimic_retarget.bvh import keypoints_from_bvh
+def load_source(source: str, rate: float | None = None, bvh_map: str = "auto", bvh_unit: str | float | None = None,
+                bvh_up: str | None = None):
+    """(keypoints, loops) of a source given on the command line.  A BVH file's joint map, up axis and unit
+    (a name or metres per file unit; None: inferred) are printed to stderr."""
+    from mimic_retarget.bvh import read_bvh
+    from mimic_retarget.bvh_rig import bvh_reading
     from mimic_retarget.human import keypoints_from_clip
     from mimic_retarget.keypoints import KeypointMotion
     from mimic_sim.motion_file import load_clip
@@ -62,7 +74,9 @@ def load_source(source: str, rate: float | None = None, bvh_map: str = "cmu", bv
     if path.suffix.lower() == ".npz":
         return KeypointMotion.load(path), False
     if path.suffix.lower() == ".bvh":
-        return keypoints_from_bvh(path, bvh_map, scale=bvh_scale), False
+        reading = bvh_reading(read_bvh(path), bvh_map, bvh_up, bvh_unit)
+        print(reading.summary(), file=sys.stderr)
+        return reading.keypoints(), False
     return keypoints_from_clip(source, rate), load_clip(source).loop
 
 
@@ -108,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from mimic_sim.paths import atomic_write_text
 
     character = load_character(args.robot)
-    human, loops = load_source(args.source, args.rate, args.bvh_map, args.bvh_scale)
+    human, loops = load_source(args.source, args.rate, args.bvh_map, args.bvh_unit or args.bvh_scale, args.bvh_up)
     stem = _stem(args.source)
     if args.output is not None:
         output = args.output

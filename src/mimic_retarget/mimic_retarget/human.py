@@ -145,7 +145,7 @@ def clip_to_bvh(clip: str | Path, rate: float | None = None) -> BvhMotion:
     Frames are every ``1 / rate`` seconds (default: the clip's mean frame rate, a BVH
     needs a fixed one).  Rotation orders follow the character's hinge orders, chosen to
     keep the clips away from gimbal lock; hinges rotate about their own axis first.
-    ``bvh_to_keypoints(clip_to_bvh(c), "mimic")`` gives the keypoints of :func:`keypoints_from_clip`.
+    ``bvh_rig.bvh_to_keypoints(clip_to_bvh(c), "mimic")`` gives the keypoints of :func:`keypoints_from_clip`.
     """
     humanoid = _Humanoid()
     character, names, parents = humanoid.character, humanoid.names, humanoid.parents
