@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mimic_policy.node_params import PolicyNodeParams
 from mimic_policy.train_cli import TrainConfig
-from mimic_retarget.node_params import HumanPlayerParams, RetargetNodeParams
+from mimic_retarget.node_params import HumanPlayerParams, PoseNodeParams, RetargetNodeParams, VideoPlayerParams
 from mimic_sim.settings import Leaf, leaves
 from mimic_sim.tools.node_params import RecorderParams, ReferencePlayerParams, SimNodeParams
 
@@ -16,6 +16,8 @@ NODES = {
     "policy_node": PolicyNodeParams,
     "retarget_node": RetargetNodeParams,
     "human_player": HumanPlayerParams,
+    "pose_node": PoseNodeParams,
+    "video_player": VideoPlayerParams,
     "trainer": TrainConfig,
 }
 """Node name (the executable's too) -> the settings class whose leaves are its parameters."""

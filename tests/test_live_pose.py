@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from video_helpers import render_walk
 
 from mimic_retarget.keypoints import HUMAN_KEYPOINTS
 from mimic_retarget.live_pose import (
@@ -17,20 +18,6 @@ from mimic_retarget.live_pose import (
 )
 from mimic_retarget.pose_track import TRACK_KEYPOINTS
 from mimic_retarget.reconstruction import camera_to_world
-
-
-def render_walk(path, width: int = 480, height: int = 360, seconds: float = 1.0):
-    """The shipped walk rendered at 30 frames/s: a video of a person-like figure (as tests/test_video.py)."""
-    from mimic_sim.character import load_character
-    from mimic_sim.motion_file import load_clip
-    from mimic_sim.reference import ReferenceMotion
-    from mimic_sim.render import CharacterRenderer, write_video
-
-    character = load_character("humanoid")
-    reference = ReferenceMotion(load_clip("walk"), character)
-    with CharacterRenderer(character, width, height, distance=3.0) as renderer:
-        frames = [renderer.render(reference.state(t)[0]) for t in np.arange(0.0, seconds, 1 / 30)]
-    return write_video(frames, path, 30.0)
 
 
 def test_trunk_fractions_are_the_humanoids():
@@ -102,7 +89,7 @@ def test_live_estimates_are_the_offline_per_frame_estimates_filtered(tmp_path):
     keypoints before the filter, and the filter's output after it."""
     from mimic_retarget.pose_estimation import estimate_mediapipe, read_video
 
-    video = render_walk(tmp_path / "walk.mp4")
+    video = render_walk(tmp_path / "walk.mp4", seconds=1.0)
     track = estimate_mediapipe(video)
     offline = [human_keypoints(track.world[i], camera_to_world(0.0)) if track.detected[i] else None
                for i in range(track.num_frames)]

@@ -16,7 +16,7 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("mimic_msgs")
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from sensor_msgs.msg import JointState  # noqa: E402
+from sensor_msgs.msg import Image, JointState  # noqa: E402
 
 from mimic_msgs.msg import JointPDCommand, ReferenceFrame  # noqa: E402
 from mimic_sim.character import load_character  # noqa: E402
@@ -54,7 +54,7 @@ def test_each_node_declares_its_settings_class_as_parameters_with_their_help_and
 
     node, executor = domain
     started = {name: NodeProcess(name) for name in ("sim_node", "reference_player", "policy_node", "retarget_node",
-                                                    "human_player")}
+                                                    "human_player", "pose_node", "video_player")}
     started["recorder"] = Process([str(BIN / "recorder")], cwd=tmp_path)  # its default bag folder: in tmp_path
     try:
         for name, process in started.items():
@@ -662,6 +662,130 @@ def test_mimic_launch_retarget_streams_human_frames_onto_the_robot_and_records_b
     assert x[-1] - x[0] > 1.0 and all(0.6 < f.root_pose.position.z < 1.2 for f in frames)
     topics = {topic: n for topic, n in _count_topics(read_bag(bag()))}
     assert topics.get("/human", 0) > 30 and topics.get("/reference", 0) > 30, (topics, text)
+
+
+def _image(rgb: np.ndarray, stamp: float, encoding: str = "rgb8"):
+    from sensor_msgs.msg import Image
+
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, step=3 * rgb.shape[1])
+    msg.data = rgb.tobytes()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(round(stamp * 1e9), 10**9)
+    msg.header.frame_id = "test_camera"
+    return msg
+
+
+def _stamp(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def test_pose_node_gives_the_offline_estimates_filtered_and_survives_bad_images(domain, tmp_path):
+    """A rendered walk's frames as camera images: one HumanFrame per frame with a person, whose keypoints
+    are the offline pipeline's per-frame estimates (mimic video's) through the node's one-euro filter."""
+    from video_helpers import render_walk
+
+    from mimic_msgs.msg import HumanFrame
+    from mimic_retarget.keypoints import HUMAN_KEYPOINTS
+    from mimic_retarget.live_pose import OneEuroConfig, OneEuroFilter, human_keypoints
+    from mimic_retarget.pose_estimation import estimate_mediapipe, read_video
+    from mimic_retarget.reconstruction import camera_to_world
+
+    node, executor = domain
+    video = render_walk(tmp_path / "walk.mp4", seconds=1.0)
+    track = estimate_mediapipe(video)
+    frames, _, fps, _ = read_video(video)
+    humans: list[HumanFrame] = []
+    node.create_subscription(HumanFrame, "human", humans.append, 50)
+    images = node.create_publisher(Image, "image", 50)
+    # every image queued, so that the node sees the same sequence as the offline estimator did
+    pose = NodeProcess("pose_node", "image_queue_depth:=100")
+    start = 1000.0  # image stamps: the node filters on them
+    try:
+        assert spin_until(executor, lambda: images.get_subscription_count() >= 1
+                          and node.count_publishers("human") >= 1, timeout=30), pose.output()
+        bad = _image(np.zeros((4, 4, 3), np.uint8), start - 1.0)
+        bad.step = 5  # shorter than a row
+        images.publish(bad)
+        for i, rgb in enumerate(frames):
+            if i == 10:  # another bad one amid the stream (its warning falls within the first's throttle)
+                images.publish(_image(rgb, start + i / fps, encoding="yuv422"))
+            images.publish(_image(rgb, start + i / fps))
+            if track.detected[i]:  # an answer is due: wait for it (for an image without a person there is none)
+                expected = int(track.detected[:i + 1].sum())
+                assert spin_until(executor, lambda n=expected: len(humans) >= n, timeout=WAIT), (i, pose.output())
+        assert pose.proc.poll() is None, pose.output()
+    finally:
+        assert pose.stop() == 0, pose.output()
+    out = pose.output()
+    assert "image dropped: step 5 is shorter than a row of 4 rgb8 pixels" in out, out
+    assert len(humans) == int(track.detected.sum()) and track.detected.mean() > 0.6
+    smooth = OneEuroFilter(OneEuroConfig())
+    times = start + np.arange(track.num_frames) / fps
+    received = iter(humans)
+    raw_error = []
+    for i in range(track.num_frames):
+        if not track.detected[i]:
+            smooth.reset()
+            continue
+        msg = next(received)
+        assert list(msg.names) == list(HUMAN_KEYPOINTS) and msg.source == "test_camera"
+        assert abs(_stamp(msg) - times[i]) < 1e-6
+        got = np.array([[p.x, p.y, p.z] for p in msg.positions])
+        raw = human_keypoints(track.world[i], camera_to_world(0.0))
+        assert np.allclose(got, smooth(times[i], raw), atol=1e-6), i
+        raw_error.append(np.linalg.norm(got - raw, axis=1).mean())
+    # what the filter takes off the raw estimates: centimetres (its lag at a walk's limb speeds), not more
+    assert 0.0 < np.mean(raw_error) < 0.05, raw_error
+
+
+def test_video_player_plays_a_video_as_camera_images_and_ends(domain, tmp_path):
+    from video_helpers import render_walk
+
+    node, executor = domain
+    video = render_walk(tmp_path / "walk.mp4", 320, 240, seconds=1.0)
+    images: list[Image] = []
+    node.create_subscription(Image, "image", images.append, 50)
+    # it waits for a subscriber (this probe) before the first frame
+    player = NodeProcess("video_player", f"video:={video}", "width:=160", "end_wait:=0.2", "frame_id:=cam")
+    try:
+        assert player.proc.wait(timeout=60) == 0, player.output()
+        spin_until(executor, lambda: len(images) >= 30, timeout=WAIT)
+    finally:
+        player.stop()
+    assert len(images) == 30, (len(images), player.output())
+    assert all((m.width, m.height, m.encoding, m.step, len(m.data)) == (160, 120, "rgb8", 480, 160 * 120 * 3)
+               for m in images)
+    stamps = [_stamp(m) for m in images]
+    assert (np.diff(stamps) > 0).all() and images[-1].header.frame_id == "cam"
+    assert 0.5 < stamps[-1] - stamps[0] < 3.0  # played at about its 30 frames/s
+    assert np.asarray(images[10].data).std() > 1.0  # a picture, not a blank
+    bad = NodeProcess("video_player", f"video:={tmp_path / 'none.mp4'}")
+    assert bad.proc.wait(timeout=60) == 2 and "parameter 'video'" in bad.output(), bad.output()
+
+
+def test_mimic_launch_video_records_images_human_frames_and_robot_frames(domain, tmp_path):
+    """`mimic launch video` on a short video ends by itself, its bag holding the chain: images, the human
+    frames estimated from them (same stamps), the robot's reference frames retargeted from those."""
+    from video_helpers import render_walk
+
+    from mimic_sim.tools.bag import read_bag
+
+    video = render_walk(tmp_path / "walk.mp4", 640, 480, seconds=1.0)
+    # 10 frames/s: time for the estimator on a loaded machine (it keeps only the newest image)
+    launcher = Process([str(BIN / "mimic"), "launch", "video", f"video:={video}", "robot:=humanoid", "rate:=10",
+                        "output:=bag"], cwd=tmp_path)
+    try:
+        code = launcher.proc.wait(timeout=120)
+    finally:
+        launcher.stop(timeout=30)
+    text = launcher.output()
+    assert code == 0 and "video_player exited with status 0" in text, text
+    stamps: dict[str, list[int]] = {}
+    for topic, _, msg in read_bag(tmp_path / "bag", topics=["/image", "/human", "/reference"]):
+        stamps.setdefault(topic, []).append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+    counts = {t: len(s) for t, s in stamps.items()}
+    assert counts.get("/image") == 30 and counts.get("/human", 0) >= 10 and counts.get("/reference", 0) >= 10, \
+        (counts, text)
+    assert set(stamps["/human"]) <= set(stamps["/image"]) and set(stamps["/reference"]) <= set(stamps["/human"])
 
 
 def _live_counts(bag: Path) -> dict[str, int]:

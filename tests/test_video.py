@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from video_helpers import render_walk
 
 from mimic_retarget.human import keypoints_from_clip
 from mimic_retarget.pose_track import TRACK_KEYPOINTS, PoseTrack, PoseTrackError, read_openpose
@@ -153,14 +154,7 @@ def test_openpose_json(tmp_path):
 @pytest.fixture(scope="module")
 def rendered_walk(tmp_path_factory) -> Path:
     """The shipped walk rendered at 30 frames/s, 480 x 480: a video of a person-like figure."""
-    from mimic_sim.render import CharacterRenderer, write_video
-
-    character = load_character("humanoid")
-    motion = load_clip("walk")
-    reference = ReferenceMotion(motion, character)
-    with CharacterRenderer(character, 480, 480, distance=3.0) as renderer:
-        frames = [renderer.render(reference.state(t)[0]) for t in np.arange(0.0, motion.duration, 1 / 30)]
-    return write_video(frames, tmp_path_factory.mktemp("video") / "walk.mp4", 30.0)
+    return render_walk(tmp_path_factory.mktemp("video") / "walk.mp4", 480, 480)
 
 
 def test_mediapipe_on_a_rendered_clip(rendered_walk):

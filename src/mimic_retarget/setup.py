@@ -14,7 +14,9 @@ setup(
     zip_safe=True,
     entry_points={
         "console_scripts": ["retarget_node = mimic_retarget.nodes.retarget_node:main",
-                            "human_player = mimic_retarget.nodes.human_player:main"],
+                            "human_player = mimic_retarget.nodes.human_player:main",
+                            "pose_node = mimic_retarget.nodes.pose_node:main",
+                            "video_player = mimic_retarget.nodes.video_player:main"],
         "mimic.commands": ["retarget = mimic_retarget.cli:register",
                            "video = mimic_retarget.video_cli:register"],
     },

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mimic_retarget.live_pose import LivePoseConfig
 from mimic_sim.tools.node_params import ReferencePublishing
 
 
@@ -41,5 +42,43 @@ class HumanPlayerParams:
     """BVH length unit in metres."""
     frame_id: str = "world"
     """Frame of the positions."""
+    qos_depth: int = 10
+    """Publisher queue depth."""
+
+
+@dataclass(frozen=True)
+class PoseNodeParams:
+    """``pose_node``: camera images to HumanFrame messages (MediaPipe Pose, filtered causally)."""
+
+    estimator: LivePoseConfig = field(default_factory=LivePoseConfig)
+    image_queue_depth: int = 1
+    """Images held while one is processed (keep last): 1 = always the newest image, least latency."""
+    image_reliable: bool = True
+    """Subscribe to images reliably (matches video_player and cameras with the default QoS); false: best
+    effort, for cameras publishing with the sensor-data QoS."""
+    frame_id: str = "human"
+    """Frame of the positions: level (Z up, x along the camera's view), origin at the person's hips."""
+    qos_depth: int = 10
+    """Queue depth of the human topic."""
+
+
+@dataclass(frozen=True)
+class VideoPlayerParams:
+    """``video_player``: a video file played as a camera, sensor_msgs/Image messages."""
+
+    video: str = "sports2d_demo"
+    """Video file, or the name of a sample video fetched at set-up (mimic_retarget.sample_videos)."""
+    rate: float = 0.0
+    """Frames per second published; 0 = the video's own frame rate."""
+    width: int = 0
+    """Width the frames are scaled to, keeping their aspect ratio; 0 = the video's own."""
+    loop: bool = False
+    """Start over at the end; else stop end_wait s after the last frame."""
+    end_wait: float = 1.0
+    """Seconds to stay after the last frame (not looping), so the nodes downstream finish it."""
+    wait_for_subscribers: int = 1
+    """Start playing once this many subscribers listen to the images (0: at once)."""
+    frame_id: str = "camera"
+    """Frame of the images."""
     qos_depth: int = 10
     """Publisher queue depth."""
