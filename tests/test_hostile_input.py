@@ -34,6 +34,8 @@ def run(args: list[str], timeout: float = 120.0) -> tuple[int, list[str]]:
     ("retarget_node", "robot:=h2", ["parameter 'robot' ('h2')", "characters/h2.yaml", "closest: h1"]),
     ("human_player", "source:=wlak", ["parameter 'source' ('wlak')", "closest: walk"]),
     ("human_player", "loop:=maybe", ["parameter 'loop'", "'maybe'", "BOOL"]),
+    ("video_player", "video:=sports2d_dmeo", ["parameter 'video' ('sports2d_dmeo')", "closest: sports2d_demo"]),
+    ("pose_node", "min_cutoff:=0.0", ["min_cutoff (0.0)", "must be positive"]),
     ("reference_player", "rate:=fast", ["parameter 'rate' must be a number, got 'fast'"]),
 ])
 def test_a_bad_node_parameter_is_one_error_line_and_exit_status_2(executable, parameter, expected):
