@@ -36,10 +36,13 @@ class HumanPlayerParams:
     """Frames per second published."""
     loop: bool = True
     """Repeat the motion (moving on by its displacement each cycle)."""
-    bvh_map: str = "cmu"
-    """BVH joint names: cmu, lafan1, mimic."""
-    bvh_scale: float = 0.01
-    """BVH length unit in metres."""
+    bvh_map: str = "auto"
+    """BVH joint map: auto (detected from the joint names), a shipped map (cmu, lafan1, mixamo,
+    bandai_namco, anatomical, mimic) or a YAML map file (docs/retargeting.md)."""
+    bvh_scale: float = 0.0
+    """BVH length unit in metres; 0 = inferred from the skeleton's size."""
+    bvh_up: str = ""
+    """BVH up axis (x, y or z); empty = inferred from the skeleton."""
     frame_id: str = "world"
     """Frame of the positions."""
     qos_depth: int = 10

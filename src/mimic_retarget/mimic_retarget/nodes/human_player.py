@@ -34,7 +34,8 @@ class HumanPlayer(Node):
         if params.rate <= 0:
             raise ValueError(f"parameter rate must be positive, got {params.rate}")
         with parameter("source", params.source, shipped_clips):
-            self.motion, _ = load_source(params.source, None, params.bvh_map, params.bvh_scale)
+            self.motion, _ = load_source(params.source, None, params.bvh_map, params.bvh_scale or None,
+                                         params.bvh_up or None)
         self.source = params.source
         m = self.motion
         # horizontal displacement of one cycle, carried forward when looping
