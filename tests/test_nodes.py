@@ -54,7 +54,9 @@ def test_each_node_declares_its_settings_class_as_parameters_with_their_help_and
 
     node, executor = domain
     started = {name: NodeProcess(name) for name in ("sim_node", "reference_player", "policy_node", "retarget_node",
-                                                    "human_player", "pose_node", "video_player")}
+                                                    "human_player", "pose_node")}
+    # its images to a topic nobody reads: it waits for a subscriber instead of playing to its end and exiting
+    started["video_player"] = Process([str(BIN / "video_player"), "--ros-args", "-r", "image:=image_nobody_reads"])
     started["recorder"] = Process([str(BIN / "recorder")], cwd=tmp_path)  # its default bag folder: in tmp_path
     try:
         for name, process in started.items():

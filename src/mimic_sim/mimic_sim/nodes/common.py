@@ -9,6 +9,7 @@ exit status 2, not a traceback: :func:`declare` and :func:`parameter` name the p
 from __future__ import annotations
 
 import difflib
+import faulthandler
 import os
 import signal
 import sys
@@ -26,6 +27,8 @@ from rclpy.node import Node
 
 from mimic_sim.paths import config_dirs
 
+SHUTDOWN_REPORT_SECONDS = 3.0
+"""A node whose shutdown takes longer prints its threads' stacks (the launcher's grace is 5 s)."""
 BAD_INPUT = 2
 """Exit status of a node that could not start from its parameters (as ``mimic``'s for bad input)."""
 
@@ -93,6 +96,7 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
         if stop["requested"]:  # a second signal aborts whatever runs, a long work() included
             raise KeyboardInterrupt
         stop["requested"] = True
+        faulthandler.dump_traceback_later(SHUTDOWN_REPORT_SECONDS)  # re-armed for the shutdown below
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -111,6 +115,9 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
     except KeyboardInterrupt:  # the second signal
         return 130
     finally:
+        # A shutdown that hangs (in C: a library's threads, DDS) would end in the launcher's
+        # SIGKILL with no word of where: print every thread's stack if it takes this long.
+        faulthandler.dump_traceback_later(SHUTDOWN_REPORT_SECONDS)
         if node is not None:
             close = getattr(node, "close", None)
             if close is not None:
@@ -118,3 +125,4 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        faulthandler.cancel_dump_traceback_later()
