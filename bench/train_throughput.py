@@ -17,6 +17,13 @@ Every contender is timed the same way: by wall clock over the same ``--iteration
 training iterations (rollout and PPO update), after one warm-up iteration that is not
 timed; the environments-alone peer steps the same number of samples.
 
+The physics limit, measured in the same run: the same number of control steps of the same
+physics with no Python around them, ``mujoco.rollout`` over all environments in C with one
+thread per worker core, each environment open loop on the reference's PD targets (kp q* +
+kd qdot*, held over the control period's substeps, as the environment commands with a zero
+residual) from the same kind of random clip starts; ``physics_share`` is the training loop's
+fraction of it (issue 16's target: 0.75).
+
 With ``--ray``, the same loop again with its workers as Ray actors
 (``mimic train --ray``) on a Ray cluster of one node per worker on this machine, one CPU
 each (:class:`mimic_policy.ray_workers.LocalCluster`): the same cores as the local
@@ -145,6 +152,41 @@ def rsl_rl_rate(config, task, iterations: int) -> float:
     return rate
 
 
+def physics_only_rate(task, num_envs: int, num_steps: int, iterations: int, threads: int) -> float:
+    """Control steps per second of the task's MuJoCo physics alone: ``mujoco.rollout`` of
+    ``num_envs`` environments for ``num_steps`` control steps, ``iterations`` times, on
+    ``threads`` threads, the controls computed beforehand (no Python between the substeps)."""
+    import mujoco
+    import numpy as np
+    from mujoco import rollout
+
+    from mimic_sim.backends.mujoco_backend import MujocoBackend
+    from mimic_sim.reference import ReferenceMotion
+
+    backend = MujocoBackend(task.character, task.config.sim)
+    model, substeps, dt = backend.model, backend.config.substeps, backend.config.control_dt
+    reference = ReferenceMotion(task.motion, task.character)
+    rng = np.random.default_rng(0)
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    initial = np.empty((num_envs, mujoco.mj_stateSize(model, spec)))
+    control = np.zeros((num_envs, num_steps * substeps, model.nu))
+    for i, start in enumerate(rng.uniform(0.0, task.motion.duration, num_envs)):
+        backend.reset(*reference.state(start))
+        mujoco.mj_getState(model, backend.data, initial[i], spec)
+        for k in range(num_steps):  # the reference's PD targets at the end of each control period
+            qpos, qvel = reference.state(start + (k + 1) * dt)
+            targets = qpos[7:] + backend._kd_over_kp * qvel[6:]
+            control[i, k * substeps:(k + 1) * substeps][:, backend._act_ids] = targets
+    datas = [mujoco.MjData(model) for _ in range(threads)]
+    rollout.rollout(model, datas, initial, control, persistent_pool=True)  # warm-up: the thread pool
+    start = time.perf_counter()
+    for _ in range(iterations):
+        rollout.rollout(model, datas, initial, control, persistent_pool=True)
+    rate = num_envs * num_steps * iterations / (time.perf_counter() - start)
+    backend.close()
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=16, help="timed iterations of every contender")
@@ -197,6 +239,8 @@ def main() -> None:
         config = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, num_steps=args.steps))
     task = Task.resolve(config.task)
     overall, collect, update, env_rate = loop_rate(config)
+    physics_only = physics_only_rate(task, config.num_envs, config.ppo.num_steps, args.iterations,
+                                     config.num_workers)
     physics = task.config.sim.physics_hz
     coarse_task = dataclasses.replace(config.task, sim=dataclasses.replace(config.task.sim, physics_hz=coarse_hz))
     coarse, _, _, coarse_env_rate = loop_rate(dataclasses.replace(config, task=coarse_task))
@@ -223,6 +267,9 @@ def main() -> None:
     print(f"training loop: {overall:.0f} samples/s by wall clock over {args.iterations} iterations "
           f"(collection {collect:.0f}/s, PPO update {update:.0f}/s by the trainer's timers); "
           f"target {TARGET:.0f}: {overall / TARGET:.2f}x")
+    print(f"physics alone (mujoco.rollout, {config.num_workers} threads, no Python between substeps): "
+          f"{physics_only:.0f} control steps/s; the training loop is {overall / physics_only:.2f} of it "
+          f"(target 0.75), the environments alone {env_rate / physics_only:.2f}")
     print(f"at {coarse_hz:.0f} Hz physics: training loop {coarse:.0f} samples/s, "
           f"environments alone {coarse_env_rate:.0f}")
     peers, peer_rows = {}, {}  # figure name -> samples/s, and its label in the recorded table
@@ -250,6 +297,9 @@ def main() -> None:
             f"| collection (rollouts in the workers, values in the trainer; trainer's timers) | {collect:.0f} |",
             f"| PPO update (trainer's timers) | {update:.0f} |",
             f"| peer: environments alone, random actions | {env_rate:.0f} |",
+            f"| physics alone: `mujoco.rollout` of the same steps, {config.num_workers} threads, no Python "
+            f"| {physics_only:.0f} (training loop {overall / physics_only:.2f} of it, target 0.75; environments "
+            f"alone {env_rate / physics_only:.2f}) |",
             f"| the training loop at {coarse_hz:.0f} Hz physics (MuJoCo's default) | {coarse:.0f} "
             f"({coarse / TARGET:.2f}x the target) |",
             f"| environments alone at {coarse_hz:.0f} Hz physics | {coarse_env_rate:.0f} |",
@@ -261,6 +311,7 @@ def main() -> None:
         ])
     print(json.dumps({"benchmark": "train_throughput", "iterations": args.iterations, "samples_per_second": overall,
                       "collection": collect, "update": update, "environments_alone": env_rate,
+                      "physics_only": physics_only, "physics_share": overall / physics_only,
                       "physics_hz": physics, f"samples_per_second_at_{coarse_hz:.0f}_hz": coarse,
                       f"environments_alone_at_{coarse_hz:.0f}_hz": coarse_env_rate, "target": TARGET,
                       "target_met": overall >= TARGET, **peers,
