@@ -764,6 +764,35 @@ def test_video_player_plays_a_video_as_camera_images_and_ends(domain, tmp_path):
     assert bad.proc.wait(timeout=60) == 2 and "parameter 'video'" in bad.output(), bad.output()
 
 
+def test_video_player_publishes_through_a_shared_memory_segment_that_holds_whole_images(domain):
+    """Fast DDS's default segment (512 kB) holds less than one 640x480 image: the fragments that do not fit
+    wait for the reliable protocol's repair, ~12 ms (bench/pose_node_latency.py)."""
+    from mimic_retarget.nodes.video_player import SHM_SEGMENT_BYTES
+
+    node, executor = domain
+    player = Process([str(BIN / "video_player"), "--ros-args", "-r", "image:=image_nobody_reads"])  # it waits
+    try:
+        assert spin_until(executor, lambda: node.count_publishers("image_nobody_reads") >= 1, timeout=30), \
+            player.output()
+        mapped = {line.split()[-1] for line in Path(f"/proc/{player.proc.pid}/maps").read_text().splitlines()}
+        sizes = [os.stat(f).st_size for f in mapped if f.startswith("/dev/shm/fastdds_") and os.path.isfile(f)]
+    finally:
+        assert player.stop() == 0, player.output()
+    assert sizes and max(sizes) >= SHM_SEGMENT_BYTES, (sizes, player.output())
+
+
+def test_video_player_keeps_a_fast_dds_profile_the_user_named(monkeypatch, tmp_path):
+    from mimic_retarget.nodes.video_player import use_image_transport_profile
+
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/somewhere/mine.xml")
+    use_image_transport_profile()
+    assert os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] == "/somewhere/mine.xml"
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE")
+    use_image_transport_profile()
+    assert os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] == str(tmp_path / "fastdds" / "images.xml")
+
+
 def test_mimic_launch_video_records_images_human_frames_and_robot_frames(domain, tmp_path):
     """`mimic launch video` on a short video ends by itself, its bag holding the chain: images, the human
     frames estimated from them (same stamps), the robot's reference frames retargeted from those."""

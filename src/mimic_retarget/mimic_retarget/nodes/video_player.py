@@ -7,10 +7,16 @@ Frames are decoded as ``mimic video`` decodes them (:func:`mimic_retarget.pose_e
 and scaled to ``width`` if set; with ``wait_for_subscribers`` the first frame waits until the
 nodes downstream listen, so none is lost to discovery.  Not looping, the node stops
 ``end_wait`` seconds after the last frame, which ends the ``video`` scenario.
+
+Over Fast DDS the node publishes through :func:`image_transport_profile` (a shared-memory
+segment that holds whole images), unless ``FASTDDS_DEFAULT_PROFILES_FILE`` names a profile
+of the user's: a camera driver feeding ``pose_node`` on the same machine wants the same.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +30,62 @@ from mimic_retarget.pose_estimation import read_video
 from mimic_retarget.sample_videos import VIDEOS, video_path
 from mimic_sim.nodes.common import parameter, run_node
 from mimic_sim.nodes.parameters import declare_settings
+from mimic_sim.paths import atomic_write_text, cache_dir
+
+SHM_SEGMENT_BYTES = 16 * 2**20
+"""Fast DDS shared-memory segment of a process publishing images: room for the images its readers
+have not released yet (17 at 640x480 rgb8, 2 at 1920x1080).  Fast DDS's default segment, 512 kB,
+holds less than one 640x480 rgb8 image (921.6 kB): the fragments that do not fit are dropped and
+sent again after the reliable protocol's heartbeat and acknack, which made each such image
+arrive ~12 ms late instead of ~1.5 ms (bench/pose_node_latency.py)."""
+
+IMAGE_TRANSPORT_PROFILE = f"""<?xml version="1.0" encoding="UTF-8" ?>
+<!-- Written by mimic (mimic_retarget.nodes.video_player.image_transport_profile): Fast DDS's default
+     transports, shared memory and UDPv4, with a shared-memory segment that holds whole images. -->
+<dds xmlns="http://www.eprosima.com">
+  <profiles>
+    <transport_descriptors>
+      <transport_descriptor>
+        <transport_id>shm_images</transport_id>
+        <type>SHM</type>
+        <segment_size>{SHM_SEGMENT_BYTES}</segment_size>
+      </transport_descriptor>
+      <transport_descriptor>
+        <transport_id>udp</transport_id>
+        <type>UDPv4</type>
+      </transport_descriptor>
+    </transport_descriptors>
+    <participant profile_name="mimic_images" is_default_profile="true">
+      <rtps>
+        <userTransports>
+          <transport_id>shm_images</transport_id>
+          <transport_id>udp</transport_id>
+        </userTransports>
+        <useBuiltinTransports>false</useBuiltinTransports>
+      </rtps>
+    </participant>
+  </profiles>
+</dds>
+"""
+
+
+def image_transport_profile() -> Path:
+    """:data:`IMAGE_TRANSPORT_PROFILE` as a file in mimic's cache, for ``FASTDDS_DEFAULT_PROFILES_FILE``."""
+    path = cache_dir() / "fastdds" / "images.xml"
+    if not path.is_file() or path.read_text() != IMAGE_TRANSPORT_PROFILE:
+        atomic_write_text(path, IMAGE_TRANSPORT_PROFILE)
+    return path
+
+
+def use_image_transport_profile() -> None:
+    """Make this process's Fast DDS participant, created by ``rclpy.init``, publish images through
+    :func:`image_transport_profile`; a profile the user named already is kept."""
+    if "FASTDDS_DEFAULT_PROFILES_FILE" in os.environ:
+        return
+    try:
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(image_transport_profile())
+    except OSError as exc:  # an unwritable cache: the images still go, later (see SHM_SEGMENT_BYTES)
+        print(f"video_player: Fast DDS's default transports ({exc})", file=sys.stderr)
 
 
 def resolve_video(name: str) -> Path:
@@ -87,6 +149,7 @@ class VideoPlayer(Node):
 
 
 def main(args: Sequence[str] | None = None) -> int:
+    use_image_transport_profile()
     return run_node(VideoPlayer, args)
 
 
