@@ -90,40 +90,81 @@ def mediapipe_keypoints(result, width: int, height: int) -> tuple[np.ndarray, np
     return p, np.clip(c, 0.0, 1.0), w
 
 
+Region = tuple[int, int, int, int]
+"""A box of the image, (x0, y0, x1, y1) in pixels of the full frame, x1 and y1 excluded."""
+
+
+def _check_segment(source: str | Path, start: float, end: float | None) -> None:
+    if not (np.isfinite(start) and start >= 0):
+        raise PoseTrackError(f"{source}: start {start} s must be a time >= 0")
+    if end is not None and not (np.isfinite(end) and end > start):
+        raise PoseTrackError(f"{source}: end {end} s must be after start {start} s")
+
+
+def _check_region(source: str | Path, region: Region, size: tuple[int, int]) -> None:
+    x0, y0, x1, y1 = region
+    width, height = size
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise PoseTrackError(f"{source}: region {list(region)} is not a box inside the {width}x{height} image "
+                             "(x0 y0 x1 y1 in pixels, 0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height)")
+
+
 def estimate_mediapipe(path: str | Path, progress: Callable[[int], object] | None = None,
-                       max_frames: int | None = None) -> PoseTrack:
-    """Run MediaPipe Pose on every frame of a video (one person), ``progress(1)`` after each."""
+                       max_frames: int | None = None, start: float = 0.0, end: float | None = None,
+                       region: Region | None = None) -> PoseTrack:
+    """Run MediaPipe Pose on the frames of a video from ``start`` to ``end`` (seconds; the whole
+    video by default), ``progress(1)`` after each.  MediaPipe follows one person: with ``region``
+    it looks only inside that box, so another person elsewhere in the frame is not picked; the
+    points come back in full-frame pixels (the camera model's principal point stays the frame's
+    centre).  The track's times are the frames' times in the video."""
+    _check_segment(path, start, end)
     frames, size, fps, _ = read_video(path)
     width, height = size
+    x0, y0, x1, y1 = region if region is not None else (0, 0, width, height)
+    if region is not None:
+        _check_region(path, region, size)
+    first = round(start * fps)
+    last = None if end is None else round(end * fps)  # excluded
     k = len(TRACK_KEYPOINTS)
-    points, confidence, world = [], [], []
+    indices, points, confidence, world = [], [], [], []
     with open_mediapipe() as pose:
         for i, rgb in enumerate(frames):
-            if max_frames is not None and i >= max_frames:
+            if (last is not None and i >= last) or (max_frames is not None and len(indices) >= max_frames):
                 break
-            found = mediapipe_keypoints(pose.process(rgb), width, height)
+            if i < first:
+                continue
+            crop = rgb if region is None else np.ascontiguousarray(rgb[y0:y1, x0:x1])
+            found = mediapipe_keypoints(pose.process(crop), x1 - x0, y1 - y0)
             p, c, w = found if found is not None else (np.zeros((k, 2)), np.zeros(k), np.zeros((k, 3)))
-            points.append(p)
+            indices.append(i)
+            points.append(p + np.array([x0, y0]) if found is not None else p)
             confidence.append(c)
             world.append(w)
             if progress is not None:
                 progress(1)
     if len(points) < 2:
-        raise PoseTrackError(f"{path}: the video has {len(points)} frame(s); reconstruction needs at least 2")
-    times = np.arange(len(points)) / fps
-    return PoseTrack(list(TRACK_KEYPOINTS), times, np.array(points), np.array(confidence), size, np.array(world),
-                     "mediapipe", str(path))
+        raise PoseTrackError(f"{path}: {len(points)} frame(s) from {start} s"
+                             f"{'' if end is None else f' to {end} s'}; reconstruction needs at least 2")
+    return PoseTrack(list(TRACK_KEYPOINTS), np.array(indices) / fps, np.array(points), np.array(confidence), size,
+                     np.array(world), "mediapipe", str(path))
 
 
 def load_track(source: str | Path, progress: Callable[[int], object] | None = None,
-               image_size: tuple[int, int] | None = None, fps: float | None = None) -> PoseTrack:
-    """The pose track of a source: a keypoint file (``*.pose.json``), a folder of OpenPose JSON
-    (needs ``image_size`` and ``fps``, which OpenPose does not write), or a video (MediaPipe)."""
+               image_size: tuple[int, int] | None = None, fps: float | None = None, start: float = 0.0,
+               end: float | None = None, region: Region | None = None) -> PoseTrack:
+    """The pose track of a source from ``start`` to ``end`` (seconds): a keypoint file
+    (``*.pose.json``), a folder of OpenPose JSON (needs ``image_size`` and ``fps``, which OpenPose
+    does not write), or a video (MediaPipe, looking inside ``region`` if given)."""
     path = Path(source)
-    if path.name.endswith(SUFFIX):
-        return PoseTrack.load(path)
-    if path.is_dir():
-        if image_size is None or fps is None:
-            raise PoseTrackError(f"{path}: OpenPose JSON carries no image size or frame rate: give both")
-        return read_openpose(path, image_size, fps)
-    return estimate_mediapipe(path, progress)
+    if path.name.endswith(SUFFIX) or path.is_dir():
+        if region is not None:
+            raise PoseTrackError(f"{path}: a region picks the person for the estimator: it applies to a video only")
+        _check_segment(path, start, end)
+        if path.is_dir():
+            if image_size is None or fps is None:
+                raise PoseTrackError(f"{path}: OpenPose JSON carries no image size or frame rate: give both")
+            track = read_openpose(path, image_size, fps)
+        else:
+            track = PoseTrack.load(path)
+        return track.segment(start, end)
+    return estimate_mediapipe(path, progress, start=start, end=end, region=region)

@@ -126,6 +126,21 @@ class PoseTrack:
                                                  "estimator", "source")}
         return PoseTrack(**{**fields, **changes})
 
+    def segment(self, start: float = 0.0, end: float | None = None) -> PoseTrack:
+        """The frames from ``start`` to ``end`` seconds (end excluded; half a frame of tolerance),
+        times kept; fewer than two frames is an error naming the source."""
+        half = 0.5 / self.fps
+        keep = self.times >= start - half
+        if end is not None:
+            keep &= self.times < end - half
+        if keep.all():
+            return self
+        if keep.sum() < 2:
+            raise PoseTrackError(f"{self.source}: {int(keep.sum())} frame(s) from {start} s"
+                                 f"{'' if end is None else f' to {end} s'}; reconstruction needs at least 2")
+        return self.replace(times=self.times[keep], points=self.points[keep], confidence=self.confidence[keep],
+                            world=None if self.world is None else self.world[keep])
+
     def save(self, path: str | Path, video: str | None = None) -> Path:
         """Write the keypoint file (atomically)."""
         path = Path(path)

@@ -76,7 +76,8 @@ class ReconstructionConfig:
     focal_prior: float = 0.1  # pull of log(focal) toward its initial guess
     contact_height: float = 0.03  # a sole point this close to the floor is on it (metres)
     pose_iterations: int = 150
-    full_iterations: int = 150
+    full_iterations: int = 600
+    contact_rounds: int = 10  # the full stage's iterations are split into rounds, contacts re-found before each
     swap_margin: float = 0.5  # a group is swapped when that brings it this much closer to its prediction
     outlier_fraction: float = 0.25  # of the person's image height: farther from the temporal median is dropped
 
@@ -359,7 +360,24 @@ class _Problem:
         else:
             self.world_dirs = None
 
-    def terms(self, root_pos, root_r6, q, log_focal, height, pitch, stage: str) -> dict[str, torch.Tensor]:
+    def _lowest(self, z: torch.Tensor) -> torch.Tensor:
+        """Per frame, a soft minimum of the sole points' heights."""
+        return -self.config.contact_height * torch.logsumexp(-z / self.config.contact_height, dim=1)
+
+    def contacts(self, root_pos, root_r6, q) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the feet touch the floor in a solution: per frame, how near the lowest sole point is
+        (1 on the floor, fading over 5 cm), and per step and sole point, whether both ends of the step
+        are within ``contact_height`` (a sharp sigmoid).  The ground terms weight by them."""
+        with torch.no_grad():
+            z = self.kin.points(root_pos, _rotation_6d(root_r6), q, self.all_names)[:, self.sole, 2]
+            down = torch.exp(-torch.relu(self._lowest(z)) / 0.05)
+            planted = torch.sigmoid((self.config.contact_height - torch.maximum(z[1:], z[:-1])) / 0.005)
+        return down, planted
+
+    def terms(self, root_pos, root_r6, q, log_focal, height, pitch,
+              contacts: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The objective's terms; the ground terms only with ``contacts`` (:meth:`contacts`), which
+        stay fixed while an optimizer runs so that the objective it sees is smooth."""
         c = self.config
         root_rot = _rotation_6d(root_r6)
         pts = self.kin.points(root_pos, root_rot, q, self.all_names)
@@ -384,14 +402,11 @@ class _Problem:
                                     ).sum(-1).mean()
         out["rest"] = c.rest * (q**2).sum(-1).mean()
         out["focal"] = c.focal_prior * (log_focal - self.log_focal0) ** 2
-        if stage == "full":
+        if contacts is not None:
+            down, planted = contacts
             z = pts[:, self.sole, 2]
             out["penetration"] = c.ground * (torch.relu(-z) ** 2).sum(-1).mean() * 100.0
-            lowest = -c.contact_height * torch.logsumexp(-z / c.contact_height, dim=1)  # a soft minimum
-            down = torch.exp(-torch.relu(lowest) / 0.05).detach()  # frames where a foot is near the floor
-            out["ground"] = c.ground * (down * lowest**2).mean() * 100.0
-            # On the floor: both ends of the step within contact_height (a sharp sigmoid, fixed per evaluation).
-            planted = torch.sigmoid((c.contact_height - torch.maximum(z[1:], z[:-1])) / 0.005).detach()
+            out["ground"] = c.ground * (down * self._lowest(z) ** 2).mean() * 100.0
             slide = ((pts[1:, self.sole, :2] - pts[:-1, self.sole, :2]) ** 2).sum(-1) / self.dt**2
             out["sliding"] = c.sliding * (planted * slide).mean()
         return out
@@ -435,17 +450,29 @@ def reconstruct(track: PoseTrack, config: ReconstructionConfig = ReconstructionC
     pitch = torch.tensor(camera.pitch, requires_grad=True)
     camera_free = [p for p, given in ((log_focal, config.focal), (height, config.camera_height),
                                       (pitch, config.camera_pitch)) if given is None]
-    stages = (("pose", [root_pos, root_r6, q], config.pose_iterations),
-              ("full", [root_pos, root_r6, q, *camera_free], config.full_iterations))
-    for stage, params, iterations in stages:
+    # The pose stage fits the person without the floor; the full stage adds the floor and the
+    # camera, in rounds: the contacts are found from the solution at the start of each round and
+    # held while L-BFGS runs (re-estimated every evaluation, they make the objective jump under
+    # the line search, which then stops within a few iterations).
+    rounds = max(1, config.contact_rounds)
+    stages = [("pose", [root_pos, root_r6, q], config.pose_iterations, False)]
+    stages += [("full", [root_pos, root_r6, q, *camera_free], config.full_iterations // rounds
+                + (k < config.full_iterations % rounds), True) for k in range(rounds)]
+    contacts = None
+    for _stage, params, iterations, ground in stages:
         if iterations <= 0:
             continue
+        if ground:
+            contacts = problem.contacts(root_pos, root_r6, q)
+        with torch.no_grad():  # unit columns again: a shrinking 6D vector makes the rotation's gradient blow up
+            rot_m = _rotation_6d(root_r6)
+            root_r6.copy_(torch.cat([rot_m[:, :, 0], rot_m[:, :, 1]], dim=1))
         optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=iterations, history_size=20,
                                       line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
 
-        def closure(stage=stage, optimizer=optimizer) -> torch.Tensor:
+        def closure(optimizer=optimizer, contacts=contacts) -> torch.Tensor:
             optimizer.zero_grad()
-            loss = sum(problem.terms(root_pos, root_r6, q, log_focal, height, pitch, stage).values())
+            loss = sum(problem.terms(root_pos, root_r6, q, log_focal, height, pitch, contacts).values())
             loss.backward()
             return loss
 
@@ -457,7 +484,7 @@ def reconstruct(track: PoseTrack, config: ReconstructionConfig = ReconstructionC
         rot_m = _rotation_6d(root_r6)
         points = kin.points(root_pos, rot_m, q, problem.all_names).numpy()
         terms = {k: float(v) for k, v in problem.terms(root_pos, root_r6, q, log_focal, height, pitch,
-                                                         "full").items()}
+                                                         problem.contacts(root_pos, root_r6, q)).items()}
     motion = _motion(name, track, root_pos.detach().numpy(), rot_m.numpy(), q.detach().numpy(), character)
     n = len(track.names)
     report = quality_report(repaired, camera, points[:, :n], points[:, problem.sole], track.times)

@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--camera-height", type=float, default=None, help="camera height in metres (default: estimated)")
     p.add_argument("--camera-pitch", type=float, default=None,
                    help="camera pitch in degrees, positive looking down (default: estimated)")
+    p.add_argument("--start", type=float, default=0.0, metavar="SEC", help="first second of the source to use")
+    p.add_argument("--end", type=float, default=None, metavar="SEC",
+                   help="second of the source to stop at (default: its end)")
+    p.add_argument("--region", type=int, nargs=4, default=None, metavar=("X0", "Y0", "X1", "Y1"),
+                   help="box of the video frame (pixels) the person stays in: MediaPipe follows one person, "
+                        "so this keeps it off anyone outside the box")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), help="image size of OpenPose input")
     p.add_argument("--fps", type=float, default=None, help="frame rate of OpenPose input")
     p.add_argument("--video", type=Path, default=None, help="side-by-side video, .mp4 or .gif (default: next to OUT)")
@@ -71,9 +77,11 @@ def output_paths(source: str, output: Path | None) -> dict[str, Path]:
 
 
 def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionConfig,
-                  image_size: tuple[int, int] | None = None, fps: float | None = None):
-    """Pose estimation (or the keypoints given) and reconstruction of ``source``: the keypoint file
-    (for a video), the humanoid clip and the report written to ``paths``; the reconstruction."""
+                  image_size: tuple[int, int] | None = None, fps: float | None = None, start: float = 0.0,
+                  end: float | None = None, region: tuple[int, int, int, int] | None = None):
+    """Pose estimation (or the keypoints given) and reconstruction of ``source`` from ``start`` to
+    ``end`` seconds (the estimator looking inside ``region``): the keypoint file (for a video), the
+    humanoid clip and the report written to ``paths``; the reconstruction."""
     from tqdm import tqdm
 
     from mimic_retarget.pose_estimation import load_track
@@ -85,7 +93,7 @@ def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionCon
 
     try:
         with tqdm(unit="frame", desc=f"pose {_stem(source)}", disable=None, file=sys.stderr) as bar:
-            track = load_track(source, bar.update, image_size, fps)
+            track = load_track(source, bar.update, image_size, fps, start, end, region)
         if not source.endswith(POSE_SUFFIX):
             track.save(paths["keypoints"], video=source)
         with tqdm(total=config.pose_iterations + config.full_iterations, unit="it", desc="reconstruct",
@@ -94,7 +102,9 @@ def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionCon
     except (PoseTrackError, ValueError) as exc:
         raise SystemExit(f"mimic video: {exc}") from exc
     save_motion(result.motion, paths["clip"], character="humanoid")
-    report = {"source": source, "clip": str(paths["clip"]), "estimator": track.estimator, **result.report}
+    report = {"source": source, "clip": str(paths["clip"]), "estimator": track.estimator,
+              "start": float(track.times[0]), "end": float(track.times[-1] + 1 / track.fps), "region": region,
+              **result.report}
     atomic_write_text(paths["report"], json.dumps(report, indent=2))
     for key, value in result.report.items():
         if not isinstance(value, dict):
@@ -115,10 +125,11 @@ def run(args: argparse.Namespace) -> int:
         video_format(video)  # an unknown suffix fails before any work
     pitch = None if args.camera_pitch is None else float(np.radians(args.camera_pitch))
     config = ReconstructionConfig(focal=args.focal, camera_height=args.camera_height, camera_pitch=pitch)
+    region = tuple(args.region) if args.region else None
     result = video_to_clip(args.source, paths, config, tuple(args.image_size) if args.image_size else None,
-                           args.fps)
+                           args.fps, args.start, args.end, region)
     if video is not None:
-        write_side_by_side(args.source, result, video)
+        write_side_by_side(args.source, result, video, region=region)
         print(video)
     print(paths["report"])
     print(paths["clip"])
@@ -136,9 +147,11 @@ def _draw_skeleton(image: np.ndarray, points: np.ndarray, names: list[str], colo
                 cv2.line(image, tuple(int(v) for v in pa), tuple(int(v) for v in pb), colour, thickness, cv2.LINE_AA)
 
 
-def write_side_by_side(source: str, result, path: Path, height: int = 480) -> Path:
-    """The input frame (or a grey canvas for keypoint input) with the estimator's points (white) and the
-    reprojected humanoid (orange: left, blue: right) | the reconstructed humanoid."""
+def write_side_by_side(source: str, result, path: Path, height: int = 480,
+                       region: tuple[int, int, int, int] | None = None) -> Path:
+    """The input frame (or a grey canvas for keypoint input) with the estimator's points (white), the
+    reprojected humanoid (orange: left, blue: right) and the estimator's ``region`` (grey box) | the
+    reconstructed humanoid."""
     import cv2
 
     from mimic_retarget.pose_estimation import read_video
@@ -154,7 +167,9 @@ def write_side_by_side(source: str, result, path: Path, height: int = 480) -> Pa
     left = [n for n in names if not n.startswith("right_")]
     right = [n for n in names if not n.startswith("left_")]
     if Path(source).is_file() and not source.endswith(".pose.json"):
-        frames, _, _, _ = read_video(source)
+        frames, _, video_fps, _ = read_video(source)
+        for _ in range(round(track.times[0] * video_fps)):  # to the track's first frame
+            next(frames, None)
     else:
         frames = iter(np.full((image_height, width, 3), 96, np.uint8) for _ in range(track.num_frames))
     character = load_character("humanoid")
@@ -164,6 +179,9 @@ def write_side_by_side(source: str, result, path: Path, height: int = 480) -> Pa
     def composed(renderer: CharacterRenderer):
         for i, rgb in zip(range(track.num_frames), frames, strict=False):
             image = cv2.resize(np.ascontiguousarray(rgb), (round(width * scale), height))
+            if region is not None:
+                x0, y0, x1, y1 = (round(v * scale) for v in region)
+                cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (160, 160, 160), 1)
             seen = track.confidence[i] > 0.3
             for k in np.flatnonzero(seen):
                 cv2.circle(image, tuple(int(v) for v in track.points[i, k] * scale), 3, (255, 255, 255), -1)
