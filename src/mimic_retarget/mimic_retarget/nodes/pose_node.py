@@ -29,6 +29,7 @@ from mimic_msgs.msg import HumanFrame
 from mimic_retarget.live_pose import ImageError, LivePoseEstimator, image_rgb
 from mimic_retarget.node_params import PoseNodeParams
 from mimic_sim.nodes.common import run_node
+from mimic_sim.nodes.conversions import stamp_ns
 from mimic_sim.nodes.parameters import declare_settings
 
 
@@ -55,7 +56,7 @@ class PoseNode(Node):
         except ImageError as exc:
             self.get_logger().warning(f"image dropped: {exc}", throttle_duration_sec=1.0)
             return
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = stamp_ns(msg) * 1e-9
         positions = self.estimator.estimate(rgb, stamp)
         if positions is None:
             self.get_logger().info("no person in the image", throttle_duration_sec=5.0)

@@ -28,7 +28,7 @@ from mimic_retarget.retarget import Retargeter, RetargetError, StreamingRetarget
 from mimic_sim.character import load_character
 from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.nodes.common import character_names, parameter, run_node
-from mimic_sim.nodes.conversions import reference_msg, tf_message
+from mimic_sim.nodes.conversions import reference_msg, stamp_ns, tf_message
 from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.playback import StreamFrame
 
@@ -53,7 +53,7 @@ class RetargetNode(Node):
                                f"({len(self.stream.retargeter.mapping.links)} mapped keypoints)")
 
     def _on_human(self, msg: HumanFrame) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = stamp_ns(msg) * 1e-9
         positions = np.array([[p.x, p.y, p.z] for p in msg.positions], dtype=float).reshape(-1, 3)
         try:  # the stream checks the frame (a position per name, finite, every mapped keypoint)
             qpos, qvel = self.stream.step(stamp, list(msg.names), positions, source=msg.source or "human")
