@@ -22,7 +22,9 @@ physics with no Python around them, ``mujoco.rollout`` over all environments in 
 thread per worker core, each environment open loop on the reference's PD targets (kp q* +
 kd qdot*, held over the control period's substeps, as the environment commands with a zero
 residual) from the same kind of random clip starts; ``physics_share`` is the training loop's
-fraction of it (issue 16's target: 0.75).
+fraction of it (issue 16's target: 0.75).  ``ceiling`` is the loop's bound with no Python
+around the physics: a sample's physics (physics alone) plus its share of the PPO update (as
+timed in the loop), the two taking turns on the same cores.
 
 With ``--ray``, the same loop again with its workers as Ray actors
 (``mimic train --ray``) on a Ray cluster of one node per worker on this machine, one CPU
@@ -270,6 +272,11 @@ def main() -> None:
     print(f"physics alone (mujoco.rollout, {config.num_workers} threads, no Python between substeps): "
           f"{physics_only:.0f} control steps/s; the training loop is {overall / physics_only:.2f} of it "
           f"(target 0.75), the environments alone {env_rate / physics_only:.2f}")
+    # Collection and update take turns on the same cores: with no Python at all around the
+    # physics, a sample would still cost its physics plus its share of the update.
+    ceiling = 1.0 / (1.0 / physics_only + 1.0 / update)
+    print(f"ceiling with no Python around the physics and the update as measured: {ceiling:.0f} samples/s, "
+          f"{ceiling / physics_only:.2f} of physics alone (issue 16's targets: 8000 samples/s and 0.75)")
     print(f"at {coarse_hz:.0f} Hz physics: training loop {coarse:.0f} samples/s, "
           f"environments alone {coarse_env_rate:.0f}")
     peers, peer_rows = {}, {}  # figure name -> samples/s, and its label in the recorded table
@@ -300,6 +307,8 @@ def main() -> None:
             f"| physics alone: `mujoco.rollout` of the same steps, {config.num_workers} threads, no Python "
             f"| {physics_only:.0f} (training loop {overall / physics_only:.2f} of it, target 0.75; environments "
             f"alone {env_rate / physics_only:.2f}) |",
+            f"| ceiling: physics alone then the PPO update as measured, taking turns on the same cores (no "
+            f"Python around the physics) | {ceiling:.0f} ({ceiling / physics_only:.2f} of physics alone) |",
             f"| the training loop at {coarse_hz:.0f} Hz physics (MuJoCo's default) | {coarse:.0f} "
             f"({coarse / TARGET:.2f}x the target) |",
             f"| environments alone at {coarse_hz:.0f} Hz physics | {coarse_env_rate:.0f} |",
@@ -312,6 +321,7 @@ def main() -> None:
     print(json.dumps({"benchmark": "train_throughput", "iterations": args.iterations, "samples_per_second": overall,
                       "collection": collect, "update": update, "environments_alone": env_rate,
                       "physics_only": physics_only, "physics_share": overall / physics_only,
+                      "ceiling": ceiling, "ceiling_share": ceiling / physics_only,
                       "physics_hz": physics, f"samples_per_second_at_{coarse_hz:.0f}_hz": coarse,
                       f"environments_alone_at_{coarse_hz:.0f}_hz": coarse_env_rate, "target": TARGET,
                       "target_met": overall >= TARGET, **peers,
