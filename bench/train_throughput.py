@@ -177,8 +177,7 @@ def physics_only_rate(task, num_envs: int, num_steps: int, iterations: int, thre
         mujoco.mj_getState(model, backend.data, initial[i], spec)
         for k in range(num_steps):  # the reference's PD targets at the end of each control period
             qpos, qvel = reference.state(start + (k + 1) * dt)
-            targets = qpos[7:] + backend._kd_over_kp * qvel[6:]
-            control[i, k * substeps:(k + 1) * substeps][:, backend._act_ids] = targets
+            control[i, k * substeps:(k + 1) * substeps] = backend.controls(qpos[7:], qvel[6:])
     datas = [mujoco.MjData(model) for _ in range(threads)]
     rollout.rollout(model, datas, initial, control, persistent_pool=True)  # warm-up: the thread pool
     start = time.perf_counter()

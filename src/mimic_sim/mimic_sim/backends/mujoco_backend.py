@@ -170,10 +170,17 @@ class MujocoBackend(PhysicsBackend):
         self.data.ctrl[self._act_ids] = qpos[7:]
         mujoco.mj_forward(self.model, self.data)
 
-    def _step(self, targets: np.ndarray, target_velocities: np.ndarray | None) -> None:
+    def controls(self, targets: np.ndarray, target_velocities: np.ndarray | None = None) -> np.ndarray:
+        """MuJoCo's ``ctrl`` (one per actuator) for PD targets per joint (and target velocities):
+        what a step holds over its substeps."""
         if target_velocities is not None:  # the actuator's kp * ctrl then carries kp q* + kd qdot*
             targets = targets + self._kd_over_kp * target_velocities
-        self.data.ctrl[self._act_ids] = targets
+        ctrl = np.zeros(self.model.nu)
+        ctrl[self._act_ids] = targets
+        return ctrl
+
+    def _step(self, targets: np.ndarray, target_velocities: np.ndarray | None) -> None:
+        self.data.ctrl[:] = self.controls(targets, target_velocities)
         mujoco.mj_step(self.model, self.data, nstep=self.config.substeps)
 
     def _set_root_force(self, force: np.ndarray) -> None:
