@@ -100,6 +100,7 @@ def test_reconstruction_repairs_a_swap_and_a_dropped_frame(truth, tmp_path):
 def test_reconstruction_estimates_the_camera(truth):
     times, points = truth
     result = reconstruct(synthetic_track(times, points, seed=1))
+    assert torch.get_default_dtype() == torch.float32  # its float64 stays inside (networks use float32)
     _, relative = errors_mm(result.points, points, list(TRACK_KEYPOINTS))
     camera = result.report["camera"]
     assert relative.mean() < 60, relative.mean()

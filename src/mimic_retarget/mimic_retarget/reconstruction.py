@@ -423,7 +423,18 @@ def reconstruct(track: PoseTrack, config: ReconstructionConfig = ReconstructionC
     ``progress(1)`` is called once per optimizer iteration
     (``config.pose_iterations + config.full_iterations`` in all).
     """
+    # In double precision; torch's default dtype is process-wide, so the caller's is restored
+    # (left at float64, it broke every float32 network used later in the same process).
+    previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
+    try:
+        return _reconstruct(track, config, name, progress, character)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
+                 progress: Callable[[int], object] | None, character: Character | None) -> Reconstruction:
     character = character or load_character("humanoid")
     kin = HumanoidKinematics(character)
     missing = [n for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "left_knee", "right_knee",
