@@ -76,6 +76,16 @@ def test_bad_pose_is_rejected(renderer):
         renderer.render(np.zeros(5))
 
 
+def test_closed_renderer_refuses_to_render_and_closes_twice(walk):
+    r = CharacterRenderer(walk[0], W, H)
+    first = r.render(walk[1].states(np.array([0.5]))[0][0])
+    assert first.shape == (H, W, 3) and _character_mask(first).any()
+    r.close()
+    r.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        r.render(walk[1].states(np.array([0.5]))[0][0])
+
+
 def test_write_gif_and_mp4(walk, renderer, tmp_path):
     _, ref = walk
     fps = 10

@@ -36,7 +36,7 @@ from mimic_retarget.reconstruction import Camera, HumanoidKinematics
 from mimic_sim.character import Character, model_spec
 from mimic_sim.motion_file import load_clip
 from mimic_sim.reference import ReferenceMotion
-from mimic_sim.render import _gl_context_class  # the GL platform MUJOCO_GL names, chosen as the renderer does
+from mimic_sim.render import OffscreenContext
 
 APPEARANCE_LAYERS = ("skin", "face", "clothes", "shapes", "scene")
 """What the ``human`` appearance adds to the capsule humanoid, in the order it is applied."""
@@ -257,12 +257,7 @@ class TruthRenderer:
         self._camera.type, self._camera.fixedcamid = mujoco.mjtCamera.mjCAMERA_FIXED, 0
         self._option = mujoco.MjvOption()
         self._scene = mujoco.MjvScene(m, maxgeom=m.ngeom + 16)
-        self._rect = mujoco.MjrRect(0, 0, width, height)
-        self._gl = _gl_context_class()(width, height)
-        self._gl.make_current()
-        self._context = mujoco.MjrContext(m, mujoco.mjtFontScale.mjFONTSCALE_100)
-        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
-        self._pixels = np.empty((height, width, 3), dtype=np.uint8)
+        self._offscreen = OffscreenContext(m, width, height)
 
     def render(self, qpos: np.ndarray) -> np.ndarray:
         """An (H, W, 3) uint8 RGB image of the character in ``qpos``."""
@@ -272,18 +267,11 @@ class TruthRenderer:
         mujoco.mj_kinematics(m, d)
         mujoco.mj_camlight(m, d)
         mujoco.mjv_updateScene(m, d, self._option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL, self._scene)
-        self._gl.make_current()
-        mujoco.mjr_render(self._rect, self._scene, self._context)
-        mujoco.mjr_readPixels(self._pixels, None, self._rect, self._context)
-        return np.flipud(self._pixels).copy()  # OpenGL rows run bottom to top
+        return self._offscreen.draw(self._scene)
 
     def close(self) -> None:
         """Release the OpenGL context."""
-        if self._context is not None:
-            self._gl.make_current()
-            self._context.free()
-            self._gl.free()
-            self._context = None
+        self._offscreen.close()
 
     def __enter__(self) -> TruthRenderer:
         return self

@@ -68,6 +68,51 @@ def _gl_context_class() -> type:
         raise RuntimeError(f"cannot use OpenGL platform MUJOCO_GL={platform}: {exc}") from exc
 
 
+class OffscreenContext:
+    """An offscreen OpenGL context on the platform ``MUJOCO_GL`` names, with a model's MuJoCo
+    rendering context: draws a scene into an (H, W, 3) uint8 RGB image. Every renderer of mimic
+    goes through it, so the platform choice and the buffer handling live in one place."""
+
+    def __init__(self, model: mujoco.MjModel, width: int, height: int,
+                 font_scale: int = mujoco.mjtFontScale.mjFONTSCALE_100):
+        self.width, self.height = int(width), int(height)
+        self._rect = mujoco.MjrRect(0, 0, self.width, self.height)
+        self._gl = _gl_context_class()(self.width, self.height)
+        self._gl.make_current()
+        self._context: mujoco.MjrContext | None = mujoco.MjrContext(model, font_scale)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
+        self._pixels = np.empty((self.height, self.width, 3), dtype=np.uint8)
+
+    @property
+    def closed(self) -> bool:
+        return self._context is None
+
+    def draw(self, scene: mujoco.MjvScene) -> np.ndarray:
+        """``scene`` rendered: a new (height, width, 3) uint8 RGB array, top row first."""
+        if self._context is None:
+            raise RuntimeError("draw() called after close()")
+        self._gl.make_current()
+        mujoco.mjr_render(self._rect, scene, self._context)
+        mujoco.mjr_readPixels(self._pixels, None, self._rect, self._context)
+        return np.flipud(self._pixels).copy()  # OpenGL rows run bottom to top
+
+    def close(self) -> None:
+        """Release the contexts; drawing afterwards is an error. Closing twice is harmless."""
+        if self._context is not None:
+            self._gl.make_current()
+            self._context.free()
+            self._context = None
+        if self._gl is not None:
+            self._gl.free()
+            self._gl = None
+
+    def __enter__(self) -> OffscreenContext:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class _Pose:
     """Writes mimic ``qpos`` into a MuJoCo model built by ``build_model``."""
 
@@ -98,8 +143,7 @@ class CharacterRenderer:
         for name, value in (("width", width), ("height", height)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"image {name} must be a positive integer, got {value!r}")
-        self._gl = None
-        self._context: mujoco.MjrContext | None = None
+        self._offscreen: OffscreenContext | None = None
         self.character = character
         self.width, self.height = int(width), int(height)
         self.lookat_height = float(lookat_height)
@@ -127,12 +171,7 @@ class CharacterRenderer:
         self._option = mujoco.MjvOption()
         self._perturb = mujoco.MjvPerturb()
         self._scene = mujoco.MjvScene(m, maxgeom=2 * m.ngeom + 4 * _GRID_HALF_COUNT + 16 + _SKELETON_BONES)
-        self._rect = mujoco.MjrRect(0, 0, self.width, self.height)
-        self._gl = _gl_context_class()(self.width, self.height)
-        self._gl.make_current()
-        self._context = mujoco.MjrContext(m, mujoco.mjtFontScale.mjFONTSCALE_150)
-        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
-        self._pixels = np.empty((self.height, self.width, 3), dtype=np.uint8)
+        self._offscreen = OffscreenContext(m, self.width, self.height, mujoco.mjtFontScale.mjFONTSCALE_150)
 
     # ----------------------------------------------------------------- ghost
     def _ghost(self) -> tuple[mujoco.MjModel, mujoco.MjData, _Pose]:
@@ -160,7 +199,7 @@ class CharacterRenderer:
                skeleton: tuple[np.ndarray, Sequence[tuple[int, int]]] | None = None) -> np.ndarray:
         """An ``(height, width, 3)`` uint8 RGB image of the character in ``qpos``, ghost in ``ghost``, and a
         stick figure ``skeleton`` = (points (N, 3) in the world, bones as index pairs) beside it."""
-        if self._context is None:
+        if self._offscreen is None or self._offscreen.closed:
             raise RuntimeError("render() called after close()")
         qpos = self._check(qpos, "qpos")
         m, d = self.model, self.data
@@ -179,10 +218,7 @@ class CharacterRenderer:
         if skeleton is not None:
             self._add_skeleton(*skeleton)
         self._add_backdrop(qpos[0], qpos[1])
-        self._gl.make_current()
-        mujoco.mjr_render(self._rect, scene, self._context)
-        mujoco.mjr_readPixels(self._pixels, None, self._rect, self._context)
-        return np.flipud(self._pixels).copy()  # OpenGL rows run bottom to top
+        return self._offscreen.draw(scene)
 
     def _add_geom(self, size, pos, rgba, mat: np.ndarray | None = None, emission: float = 0.0) -> None:
         scene = self._scene
@@ -225,13 +261,8 @@ class CharacterRenderer:
 
     def close(self) -> None:
         """Release the OpenGL context; the renderer cannot be used afterwards."""
-        if self._context is not None and self._gl is not None:
-            self._gl.make_current()
-            self._context.free()
-            self._context = None
-        if self._gl is not None:
-            self._gl.free()
-            self._gl = None
+        if self._offscreen is not None:
+            self._offscreen.close()
 
     def __enter__(self) -> CharacterRenderer:
         return self
