@@ -195,7 +195,7 @@ def test_cli_from_keypoints_and_bad_video(truth, tmp_path):
     report = json.loads((tmp_path / "out" / "walk.report.json").read_text())
     assert report["detection_rate"] == 1.0 and report["camera"]["focal_px"] == pytest.approx(1000.0)
     assert load_motion(out).num_frames == len(times)
-    assert (tmp_path / "out" / "walk.mp4").stat().st_size > 0
+    assert (tmp_path / "out" / "walk.side_by_side.mp4").stat().st_size > 0
 
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video")
@@ -205,6 +205,32 @@ def test_cli_from_keypoints_and_bad_video(truth, tmp_path):
     assert run.returncode != 0
     assert f"{bad}: not a readable video" in run.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_cli_never_overwrites_its_source(rendered_walk, tmp_path):
+    """The outputs next to OUT are named apart from a video or keypoint file they are made from: the clip
+    written beside its video keeps the video; an output named as the source is refused before any work."""
+    source = tmp_path / "walk.mp4"
+    source.write_bytes(rendered_walk.read_bytes())
+    run = subprocess.run([sys.executable, "-m", "mimic_sim.tools.cli", "video", str(source), "-o",
+                          str(tmp_path / "walk.motion.json")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert source.read_bytes() == rendered_walk.read_bytes()
+    assert (tmp_path / "walk.side_by_side.mp4").stat().st_size > 0
+    keypoints = tmp_path / "walk.pose.json"
+    before = keypoints.read_bytes()
+    run = subprocess.run([sys.executable, "-m", "mimic_sim.tools.cli", "video", str(keypoints), "-o",
+                          str(tmp_path / "again" / "walk.motion.json"), "--no-video"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert keypoints.read_bytes() == before
+    run = subprocess.run([sys.executable, "-m", "mimic_sim.tools.cli", "video", str(source), "-o",
+                          str(tmp_path / "third" / "walk.motion.json"), "--video", str(source)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines()[-1] == (f"mimic video: the side-by-side video output {source} is the "
+                                                   "source itself; choose another -o/--video")
+    assert source.read_bytes() == rendered_walk.read_bytes() and not (tmp_path / "third").exists()
 
 
 def test_retarget_takes_a_video_as_a_source(rendered_walk, tmp_path):

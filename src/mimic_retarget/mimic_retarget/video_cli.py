@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "so this keeps it off anyone outside the box")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), help="image size of OpenPose input")
     p.add_argument("--fps", type=float, default=None, help="frame rate of OpenPose input")
-    p.add_argument("--video", type=Path, default=None, help="side-by-side video, .mp4 or .gif (default: next to OUT)")
+    p.add_argument("--video", type=Path, default=None, help="side-by-side video, .mp4 or .gif (default: next to OUT, "
+                                                                 "*.side_by_side.mp4)")
     p.add_argument("--no-video", action="store_true", help="skip the side-by-side video")
     p.set_defaults(func=run)
 
@@ -72,8 +73,21 @@ def output_paths(source: str, output: Path | None) -> dict[str, Path]:
     if not output.name.endswith(SUFFIX):
         raise SystemExit(f"mimic video: output {output} must end in {SUFFIX}")
     base = output.name.removesuffix(SUFFIX)
-    return {"clip": output, "keypoints": output.with_name(base + ".pose.json"),
-            "report": output.with_name(base + ".report.json"), "video": output.with_name(base + ".mp4")}
+    paths = {"clip": output, "keypoints": output.with_name(base + ".pose.json"),
+             "report": output.with_name(base + ".report.json"), "video": output.with_name(base + ".side_by_side.mp4")}
+    from mimic_retarget.pose_track import SUFFIX as POSE_SUFFIX
+
+    for key, path in paths.items():  # a keypoint file as the source is read, not written again
+        if not (key == "keypoints" and source.endswith(POSE_SUFFIX)):
+            check_not_source(source, path, key)
+    return paths
+
+
+def check_not_source(source: str, path: Path, what: str) -> None:
+    """Refuse an output that is the source itself: a keypoint file re-read as its own output, or a video
+    named like the side-by-side, would be overwritten."""
+    if Path(source).resolve() == path.resolve():
+        raise SystemExit(f"mimic video: the {what} output {path} is the source itself; choose another -o/--video")
 
 
 def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionConfig,
@@ -123,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     video = None if args.no_video else (args.video or paths["video"])
     if video is not None:
         video_format(video)  # an unknown suffix fails before any work
+        check_not_source(args.source, video, "side-by-side video")
     pitch = None if args.camera_pitch is None else float(np.radians(args.camera_pitch))
     config = ReconstructionConfig(focal=args.focal, camera_height=args.camera_height, camera_pitch=pitch)
     region = tuple(args.region) if args.region else None
