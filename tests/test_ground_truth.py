@@ -92,3 +92,34 @@ def test_the_chain_recovers_the_walk(walk, tmp_path):
     # Measured 50, 66 and 58 mm (320x240); the whole clips at 640x480 are in docs/video.md, "Ground truth".
     assert pa < 65 and relative < 90 and world < 120, (pa, relative, world)
     assert pe.pa_mpjpe(result.points[:, MIRROR], walk.level).mean() > pa + 30  # the sides matter to the metric
+
+
+def test_command_line_writes_a_video_and_its_truth(tmp_path):
+    """``python -m mimic_retarget.ground_truth``: the video ``mimic video`` reads, and beside it the camera and the
+    clip's true keypoints; a bad clip or suffix is one line and writes nothing."""
+    import json
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+
+    out = tmp_path / "walk_45.mp4"
+    run = subprocess.run([sys.executable, "-m", "mimic_retarget.ground_truth", "walk", "--seconds", "0.5", "--size",
+                          "160", "120", "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    frames = iio.imread(out)
+    truth = json.loads((tmp_path / "walk_45.truth.json").read_text())
+    assert frames.shape[0] == len(truth["times"]) == 15 and frames.shape[1:3] == (120, 160)
+    character = load_character("humanoid")
+    _, qpos = clip_states("walk", character, 30.0)
+    np.testing.assert_allclose(truth["world"], true_keypoints(character, qpos[:15]), atol=1e-6)
+    camera = ViewCamera(tuple(truth["camera"]["position"]), tuple(truth["camera"]["target"]),
+                        truth["camera"]["fovy_deg"], tuple(truth["camera"]["image_size"]))
+    assert camera.focal == pytest.approx(truth["camera"]["focal_px"])
+    for args, message in ((["nosuch"], "ground_truth: no motion file 'nosuch'"),
+                          (["walk", "--size", "160", "120"], "unknown suffix '.avi'")):
+        bad = tmp_path / "bad" / "x.avi" if args[0] == "walk" else tmp_path / "bad" / "x.mp4"
+        run = subprocess.run([sys.executable, "-m", "mimic_retarget.ground_truth", *args, "-o", str(bad)],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 1 and message in run.stderr.strip().splitlines()[-1]
+        assert not (tmp_path / "bad").exists()
