@@ -23,6 +23,7 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 from mimic_sim.paths import config_dirs
@@ -90,6 +91,7 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
     """
     rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = None
+    executor = None
     stop = {"requested": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -107,8 +109,12 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
             rclpy.logging.get_logger(Path(sys.argv[0]).name).fatal(_one_line(str(exc) or type(exc).__name__))
             return BAD_INPUT
         work = getattr(node, "work", None)
+        # One executor holding the node for the whole run: rclpy.spin_once(node) adds the node to the
+        # global executor and removes it again on every call.
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
         while rclpy.ok() and not stop["requested"] and not getattr(node, "finished", False):
-            rclpy.spin_once(node, timeout_sec=0.0 if work is not None else 0.1)
+            executor.spin_once(timeout_sec=0.0 if work is not None else 0.1)
             if work is not None and work():
                 break
         return 0
@@ -118,6 +124,8 @@ def run_node(make: Callable[[], Node], args: Sequence[str] | None = None) -> int
         # A shutdown that hangs (in C: a library's threads, DDS) would end in the launcher's
         # SIGKILL with no word of where: print every thread's stack if it takes this long.
         faulthandler.dump_traceback_later(SHUTDOWN_REPORT_SECONDS)
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             close = getattr(node, "close", None)
             if close is not None:
