@@ -131,6 +131,13 @@ def test_a_policy_folder_stores_the_layers_in_half_precision_and_acts_as_its_che
     with torch.no_grad():
         a, b = original.act_deterministic(obs), shipped.act_deterministic(obs)
     assert torch.allclose(a, b, atol=2e-2), (a - b).abs().max()
+    exact = save_policy_folder(original, meta, tmp_path / "fp32", precision="float32")
+    assert load_file(exact / "weights.safetensors")["model.actor.0.weight"].dtype == torch.float32
+    with torch.no_grad():
+        assert torch.equal(load_policy(exact)[0].act_deterministic(obs), a)
+    with pytest.raises(ValueError, match="precision must be one of float16, float32, got 'int8'"):
+        save_policy_folder(original, meta, tmp_path / "int8", precision="int8")
+    assert not (tmp_path / "int8").exists()
 
 
 def test_mimic_launch_play_with_its_defaults_plays_the_shipped_walk(tmp_path):

@@ -109,17 +109,25 @@ POLICY_META_KEYS = ("character", "joint_names", "observation_bodies", "observati
 """What a policy folder keeps of a checkpoint's meta: the task and the deployment facts, no resume state."""
 
 
-def save_policy_folder(model: ActorCritic, meta: dict, out: Path) -> Path:
+PRECISIONS = {"float16": torch.float16, "float32": torch.float32}
+"""How a policy folder may store the network layers."""
+
+
+def save_policy_folder(model: ActorCritic, meta: dict, out: Path, precision: str = "float16") -> Path:
     """The policy alone as a checkpoint folder (``mimic eval``, ``mimic export`` and ``policy_node``
     read it as any checkpoint): the network and normalizer, the task with its reference motion, the
     deployment facts; no optimizer, random-generator or replay state, so it cannot be resumed.
 
-    The network layers are stored in float16, half the size (a library of ten skills in fp32
-    would pass the 50 MB a repository can carry); loading casts them back. The observation
-    normalizer keeps float64: feature variances below fp16's range would be lost."""
+    The network layers are stored in ``precision``: float16 by default, half the size (a library
+    of ten skills in fp32 would pass the 50 MB a repository can carry); float32 where the rounding
+    changes a dynamic skill's trajectories enough to cost return. Loading casts them to float32.
+    The observation normalizer keeps float64: feature variances below fp16's range would be lost."""
     from mimic_policy.checkpoint import save_checkpoint
 
-    tensors = {f"model.{k}": v.half() if k.startswith(("actor.", "critic.")) else v
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dtype = PRECISIONS[precision]
+    tensors = {f"model.{k}": v.to(dtype) if k.startswith(("actor.", "critic.")) else v
                for k, v in model.state_dict().items()}
     return save_checkpoint(Path(out), tensors, {k: meta[k] for k in POLICY_META_KEYS if k in meta})
 
@@ -134,6 +142,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--policy-folder", type=Path, default=None,
                         help="instead of ONNX, write the policy alone (weights, task, deployment facts) as a small "
                              "checkpoint folder here, for sharing: no optimizer or resume state")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="float16",
+                        help="with --policy-folder: how the network layers are stored (default float16, half the "
+                             "size; float32 keeps a dynamic skill's return exactly)")
     parser.set_defaults(func=run)
 
 
@@ -143,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
 
     model, meta = load_policy(args.checkpoint)
     if args.policy_folder is not None:
-        folder = save_policy_folder(model, meta, args.policy_folder)
+        folder = save_policy_folder(model, meta, args.policy_folder, args.precision)
         size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
         print(f"wrote {folder} ({size:.1f} MB): the policy of {meta['samples']} samples with its task")
         return 0
