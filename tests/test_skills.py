@@ -125,6 +125,7 @@ def test_a_policy_folder_stores_the_layers_in_half_precision_and_acts_as_its_che
     folder = library / "humanoid" / "tiny" / "policy"
     dtypes = {k: v.dtype for k, v in load_file(folder / "weights.safetensors").items()}
     assert dtypes["model.actor.0.weight"] == torch.float16 and dtypes["model.normalizer.var"] == torch.float64
+    assert not any(k.startswith("model.critic.") for k in dtypes)  # the value network stays with training
     original, _ = load_policy(library.parent / "train" / "run")
     shipped, meta = load_policy(folder)
     obs = torch.randn(64, int(meta["observation_size"]))

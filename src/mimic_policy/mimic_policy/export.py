@@ -115,11 +115,12 @@ PRECISIONS = {"float16": torch.float16, "float32": torch.float32}
 
 def save_policy_folder(model: ActorCritic, meta: dict, out: Path, precision: str = "float16") -> Path:
     """The policy alone as a checkpoint folder (``mimic eval``, ``mimic export`` and ``policy_node``
-    read it as any checkpoint): the network and normalizer, the task with its reference motion, the
-    deployment facts; no optimizer, random-generator or replay state, so it cannot be resumed.
+    read it as any checkpoint): the policy network, its action noise and the observation normalizer,
+    the task with its reference motion, the deployment facts; no value network, optimizer,
+    random-generator or replay state (only training uses them), so it cannot be resumed.
 
-    The network layers are stored in ``precision``: float16 by default, half the size (a library
-    of ten skills in fp32 would pass the 50 MB a repository can carry); float32 where the rounding
+    The network layers are stored in ``precision``: float16 by default, half the size (the
+    library must stay within the 50 MB a repository can carry); float32 where the rounding
     changes a dynamic skill's trajectories enough to cost return. Loading casts them to float32.
     The observation normalizer keeps float64: feature variances below fp16's range would be lost."""
     from mimic_policy.checkpoint import save_checkpoint
@@ -127,8 +128,8 @@ def save_policy_folder(model: ActorCritic, meta: dict, out: Path, precision: str
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     dtype = PRECISIONS[precision]
-    tensors = {f"model.{k}": v.to(dtype) if k.startswith(("actor.", "critic.")) else v
-               for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.to(dtype) if k.startswith("actor.") else v
+               for k, v in model.state_dict().items() if not k.startswith("critic.")}
     return save_checkpoint(Path(out), tensors, {k: meta[k] for k in POLICY_META_KEYS if k in meta})
 
 
