@@ -21,6 +21,7 @@ from mimic_retarget.reconstruction import (
     ReconstructionConfig,
     reconstruct,
     repair_swaps,
+    root_angular_speed,
 )
 from mimic_sim import rotations as rot
 from mimic_sim.character import load_character
@@ -143,6 +144,20 @@ def test_a_segment_of_a_track_and_bad_segments(truth, tmp_path):
         load_track(path, start=0.2, end=0.1)
     with pytest.raises(PoseTrackError, match=r"walk.pose.json: a region picks the person .* a video only"):
         load_track(path, region=(0, 0, 10, 10))
+
+
+def test_root_angular_speed_of_known_turns():
+    """A pelvis turning at 2 rad/s about the vertical, one frame twisted 0.3 rad about its forward axis: the
+    median is the turn rate, the largest the twist's jump in and out of that frame."""
+    times = np.arange(30) / 30.0
+    rots = rot.quat_to_mat(rot.quat_from_euler(np.stack([np.zeros(30), np.zeros(30), 2.0 * times], 1), "xyz"))
+    speed = root_angular_speed(rots, times)
+    assert speed["root_angular_speed_median_rad_s"] == pytest.approx(2.0)
+    assert speed["root_angular_speed_max_rad_s"] == pytest.approx(2.0)
+    rots[10] = rots[10] @ rot.quat_to_mat(rot.quat_from_euler(np.array([[0.3, 0.0, 0.0]]), "xyz"))[0]
+    speed = root_angular_speed(rots, times)
+    assert speed["root_angular_speed_median_rad_s"] == pytest.approx(2.0)
+    assert speed["root_angular_speed_max_rad_s"] > 0.3 * 30 * 0.99
 
 
 def test_openpose_json(tmp_path):
