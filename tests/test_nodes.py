@@ -21,8 +21,10 @@ from sensor_msgs.msg import Image, JointState  # noqa: E402
 from mimic_msgs.msg import JointPDCommand, ReferenceFrame  # noqa: E402
 from mimic_sim.character import load_character  # noqa: E402
 
-
 # ------------------------------------------------------------------ parameters
+START_WAIT = 90.0  # s: eight node processes start at once on 2 cores that CI shares (30 s was once too short)
+
+
 def _parameters(node, executor, target: str) -> dict[str, tuple[object, str]]:
     """``target``'s declared parameters, through its parameter services: name -> (value, description)."""
     from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters
@@ -31,7 +33,7 @@ def _parameters(node, executor, target: str) -> dict[str, tuple[object, str]]:
     def call(kind, service: str, request):
         client = node.create_client(kind, f"/{target}/{service}")
         try:
-            assert client.wait_for_service(timeout_sec=30), f"no /{target}/{service}"
+            assert client.wait_for_service(timeout_sec=START_WAIT), f"no /{target}/{service}"
             future = client.call_async(request)
             assert spin_until(executor, future.done, timeout=WAIT), f"/{target}/{service} did not answer"
             return future.result()
