@@ -1,4 +1,5 @@
-"""ros2 launch mimic play.launch.py policy:=RUN [character:=humanoid] [clip:=walk] [backend:=mujoco] [start_time:=0.0] [duration:=20.0]
+"""ros2 launch mimic play.launch.py policy:=RUN [character:=humanoid] [clip:=walk] [backend:=mujoco]
+                                  [start_time:=0.0] [duration:=20.0]
 
 The graph is declared in play.yaml next to this file; `mimic launch play` runs the same graph.
 """
