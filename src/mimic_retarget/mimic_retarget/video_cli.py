@@ -67,6 +67,7 @@ def _stem(source: str) -> str:
 
 def output_paths(source: str, output: Path | None) -> dict[str, Path]:
     """Where the clip, keypoints, report and video of a source go."""
+    from mimic_retarget.pose_track import SUFFIX as POSE_SUFFIX
     from mimic_sim.motion_file import SUFFIX
 
     output = output or Path("out") / f"{_stem(source)}{SUFFIX}"
@@ -75,11 +76,11 @@ def output_paths(source: str, output: Path | None) -> dict[str, Path]:
     base = output.name.removesuffix(SUFFIX)
     paths = {"clip": output, "keypoints": output.with_name(base + ".pose.json"),
              "report": output.with_name(base + ".report.json"), "video": output.with_name(base + ".side_by_side.mp4")}
-    from mimic_retarget.pose_track import SUFFIX as POSE_SUFFIX
-
-    for key, path in paths.items():  # a keypoint file as the source is read, not written again
-        if not (key == "keypoints" and source.endswith(POSE_SUFFIX)):
-            check_not_source(source, path, key)
+    # The files video_to_clip writes (a keypoint file as the source is read, not written again); the
+    # side-by-side video, written only if asked for and perhaps elsewhere, is checked where it is chosen.
+    written = ["clip", "report"] + ([] if source.endswith(POSE_SUFFIX) else ["keypoints"])
+    for key in written:
+        check_not_source(source, paths[key], key)
     return paths
 
 
