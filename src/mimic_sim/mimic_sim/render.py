@@ -106,12 +106,6 @@ class OffscreenContext:
             self._gl.free()
             self._gl = None
 
-    def __enter__(self) -> OffscreenContext:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 class _Pose:
     """Writes mimic ``qpos`` into a MuJoCo model built by ``build_model``."""
