@@ -57,12 +57,17 @@ def test_each_node_declares_its_settings_class_as_parameters_with_their_help_and
     node, executor = domain
     started = {name: NodeProcess(name) for name in ("sim_node", "reference_player", "policy_node", "retarget_node",
                                                     "human_player", "pose_node")}
-    # its images to a topic nobody reads: it waits for a subscriber instead of playing to its end and exiting
-    started["video_player"] = Process([str(BIN / "video_player"), "--ros-args", "-r", "image:=image_nobody_reads"])
+    # its images to a topic nobody reads: it waits for a subscriber instead of playing to its end and exiting.
+    # Hidden (a leading '_'), since the recorder, recording every visible topic by default, would read it
+    started["video_player"] = Process([str(BIN / "video_player"), "--ros-args", "-r", "image:=_image_nobody_reads"])
     started["recorder"] = Process([str(BIN / "recorder")], cwd=tmp_path)  # its default bag folder: in tmp_path
     try:
         for name, process in started.items():
-            parameters = _parameters(node, executor, name)
+            try:
+                parameters = _parameters(node, executor, name)
+            except AssertionError as exc:
+                status = process.proc.poll()
+                raise AssertionError(f"{exc}; its exit status {status}, output:\n{process.output()}") from exc
             expected = declared(name)
             assert set(parameters) == set(expected), (name, set(parameters) ^ set(expected), process.output())
             for key, (value, description) in parameters.items():
