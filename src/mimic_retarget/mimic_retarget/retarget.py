@@ -69,7 +69,8 @@ class RetargetConfig:
     contact_speed: float = 0.3
     """... and while moving slower than this (m/s, horizontally)."""
     loop: bool = False
-    """Mark the output clip as looping (a wrapped source clip)."""
+    """The source clip wraps: mark the output clip as looping, and solve its frames twice round, keeping the
+    second round, whose first frame continues from the last (see ``Retargeter.retarget``)."""
     match_proportions: bool = True
     """Give the scaled human the robot's bone lengths, keeping its bone directions (step 1)."""
     align_ankle_height: bool = True
@@ -313,11 +314,17 @@ class Retargeter:
         n = human.num_frames
         qpos = np.zeros((n, 7 + self.character.num_joints))
         qpos[0], cost = self._first_frame(positions[0], rotations[0])
-        for t in range(1, n):
-            qpos[t], cost = self._next_frame(qpos[t - 1], qpos[t - 2] if t >= 2 else None, positions[t],
-                                             rotations[t], cost)
-            if progress is not None:
-                progress(1)
+        self._solve_frames(qpos, positions, rotations, cost, 1, progress)
+        if cfg.loop and n > 2:
+            # Where the targets leave a joint free (an elbow's twist while the arm is straight), a frame
+            # keeps the value it was reached with, so the first frame's, found from the zero pose, need
+            # not match the last's: Atlas's walk wrapped with an elbow twisting by 3.1 rad in one frame.
+            # A second round from the end of the first continues the clip across its wrap.
+            first = qpos.copy()
+            previous, before = first[-1].copy(), first[-2].copy()
+            previous[:3] = before[:3] = first[0, :3]  # the root where the clip starts, not where it ends
+            qpos[0], cost = self._next_frame(previous, before, positions[0], rotations[0], cost)
+            self._solve_frames(qpos, positions, rotations, cost, 1, None)
         if cfg.ground_clearance:
             for t in range(n):
                 qpos[t, 2] += self.penetration(qpos[t])
@@ -330,6 +337,15 @@ class Retargeter:
         if report:
             result.report = self.report(result, positions)
         return result
+
+    def _solve_frames(self, qpos: np.ndarray, positions: np.ndarray, rotations: np.ndarray, cost: float,
+                      start: int, progress: Callable[[int], None] | None) -> None:
+        """Solve frames ``start`` on into ``qpos``, each from the two before it."""
+        for t in range(start, len(qpos)):
+            qpos[t], cost = self._next_frame(qpos[t - 1], qpos[t - 2] if t >= 2 else None, positions[t],
+                                             rotations[t], cost)
+            if progress is not None:
+                progress(1)
 
     # ----------------------------------------------------------------- report
     def report(self, result: RetargetResult, targets: np.ndarray) -> dict:
