@@ -15,8 +15,9 @@ A checkpoint is a folder ``<name>/`` holding
     blocks), ``observation_size``, ``action_layout`` ({joint_names, lower, upper}),
     ``pd`` ({kp, kd, torque_limit, armature}), ``task`` (the whole imitation task,
     reference motion included: :meth:`mimic_sim.task.Task.to_dict`), ``train`` (the
-    training settings), ``iteration``, ``samples`` and, for each flattened state, its
-    skeleton (e.g. ``optimizer``).
+    training settings), ``iteration``, ``samples``, for each flattened state, its
+    skeleton (e.g. ``optimizer``), and for a run started from another's network
+    (``mimic train --init-from``) :data:`INIT_FROM`.
 
 Why not ``torch.save``: a ``.pt`` file is a pickle, and unpickling a file someone
 sent you runs whatever code it names.  Checkpoints get shared between machines and
@@ -69,6 +70,10 @@ WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "meta.json"
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
+INIT_FROM = "init_from"
+"""meta.json's field naming the checkpoint a run's network started from (``mimic train --init-from``):
+its ``path``, ``iteration``, ``samples``, ``weights_sha256`` and its own ``init_from`` if it has one,
+so that the samples behind a policy add up over the runs it went through."""
 _ITER_RE = re.compile(r"iter_(\d+)")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar")
 
@@ -625,6 +630,20 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
             return folder / name  # if only the backup is there, load_checkpoint reads it
     found = _iteration_folders(folder)
     return found[-1][1] if found else None
+
+
+def policy_checkpoint(name_or_path: str | Path) -> Path:
+    """The checkpoint folder a policy argument names: a checkpoint or policy folder as it is, a run
+    folder's latest checkpoint, or a shipped skill's policy folder (``humanoid/run``)."""
+    from mimic_policy.skills import resolve_policy
+
+    path = resolve_policy(name_or_path)
+    if not (path / CHECKPOINTS_DIR).is_dir():
+        return path
+    latest = latest_checkpoint(path)
+    if latest is None:
+        raise FileNotFoundError(f"run folder {path} has no checkpoint")
+    return latest
 
 
 def newest_intact_checkpoint(run_dir: Path, exclude: Path | None = None) -> Path | None:

@@ -131,6 +131,12 @@ class Trainer:
         self.stats.load_state(tensors, meta["episode_stats_terms"])
         self.iteration, self.samples = int(meta["iteration"]), int(meta["samples"])
 
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Start from another run's network (``mimic train --init-from``): ``weights``, model state
+        entries of the same shapes, replace the model's; where they hold no value network (a policy
+        folder's) this model's fresh one stays. The optimizer's state is still empty: nothing to match."""
+        self.model.load_state_dict({**self.model.state_dict(), **weights})
+
     def collect(self) -> tuple[float, np.ndarray]:
         """Fill the storage with one rollout; its wall time and observations."""
         start = time.perf_counter()

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from mimic_policy.checkpoint import (
+    INIT_FROM,
     iteration_path,
     load_checkpoint,
     prune,
@@ -103,3 +104,5 @@ class TrainingSession:
             self.trainer.envs.replay(actions.numpy())
         self.trainer.load_state(tensors, meta)
         self.saved_iteration = self.trainer.iteration
+        if INIT_FROM in meta:  # where the run's network started from is the run's, kept in every checkpoint
+            self.meta[INIT_FROM] = meta[INIT_FROM]

@@ -5,7 +5,8 @@ A run folder holds ``progress.csv``, ``tensorboard/``, ``learning_curve.png``,
 Checkpoints are taken between iterations (:mod:`mimic_policy.session`): a run resumed
 from one (``--resume RUN``) continues exactly as the uninterrupted run would have, a
 run stopped with Ctrl-C or SIGTERM saves one first (:mod:`mimic_policy.stopping`), and
-a killed run loses at most ``--checkpoint-every`` iterations.
+a killed run loses at most ``--checkpoint-every`` iterations.  A new run can start from another
+run's network (``--init-from``) with settings of its own, e.g. a lower learning rate to fine-tune.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mimic_policy.ppo import PPOConfig
 from mimic_sim.paths import atomic_write_text
 from mimic_sim.settings import add_arguments, flag, from_arguments, from_dict, given, leaves, to_dict
 from mimic_sim.task import ImitationConfig, Task
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from mimic_policy.session import TrainingSession
 
 
 @dataclasses.dataclass
@@ -46,6 +54,25 @@ class TrainConfig:
     """Iterations between checkpoints (a killed run loses at most this many)."""
     keep_checkpoints: int = 3
     """Newest checkpoints kept in the run folder."""
+    init_from: str = ""
+    """Start the network from another run's: a checkpoint, a run folder (its latest checkpoint), a policy
+    folder or a shipped skill (humanoid/run). Actor, action noise, observation normalizer and critic (fresh
+    from a policy folder, which has none) are loaded; optimizer, counters and environments start fresh.
+    The task and --hidden must be the source's. Empty: a fresh network."""
+
+
+EXPECTED = ("task", "character", "joint_names", "observation_size")
+"""Meta fields a checkpoint must match to be trained on (resumed, or a new run's --init-from): the task
+whole, reference included, not only the same joints."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Init:
+    """The network a new run starts from (``--init-from``): model state entries, and the record of their
+    source its checkpoints keep (:data:`mimic_policy.checkpoint.INIT_FROM`)."""
+
+    weights: dict[str, torch.Tensor]
+    source: dict
 
 
 def make_envs(config: TrainConfig, task: Task):
@@ -66,15 +93,78 @@ def make_envs(config: TrainConfig, task: Task):
 
 def describe(config: TrainConfig, task: Task, envs) -> tuple[dict, dict]:
     """Checkpoint metadata of a run (the task whole, the training settings, and the deployment facts
-    derived from them), and the fields a checkpoint must match to be resumed."""
+    derived from them), and the fields a checkpoint must match to be resumed (:data:`EXPECTED`)."""
+    space = envs.single_action_space
+    meta = {"train": to_dict(config), **task_meta(task, space.low, space.high)}
+    return meta, {k: meta[k] for k in EXPECTED}
+
+
+def task_meta(task: Task, action_lower: np.ndarray | None = None, action_upper: np.ndarray | None = None) -> dict:
+    """The task whole and the deployment facts derived from it (action bounds: by default the joint
+    limits), as checkpoint metadata (:func:`mimic_policy.checkpoint.character_meta`)."""
     from mimic_policy.checkpoint import character_meta
 
-    space = envs.single_action_space
-    description = character_meta(task.character, action_lower=space.low, action_upper=space.high,
-                                 target_observation=task.config.target_observation)
-    meta = {"task": task.to_dict(), "train": to_dict(config), **description}
-    # resuming needs the same task, reference included, not only the same joints
-    return meta, {"task": meta["task"], **{k: description[k] for k in ("character", "joint_names", "observation_size")}}
+    return {"task": task.to_dict(), **character_meta(task.character, action_lower=action_lower,
+                                                     action_upper=action_upper,
+                                                     target_observation=task.config.target_observation)}
+
+
+def load_init(config: TrainConfig, task: Task) -> Init | None:
+    """The network ``config.init_from`` names, checked against this run's task and network sizes (before
+    any environment starts or anything is written); None without one."""
+    from mimic_policy.checkpoint import INIT_FROM, CheckpointError, load_checkpoint, policy_checkpoint
+
+    if not config.init_from:
+        return None
+    path = policy_checkpoint(config.init_from)
+    description = task_meta(task)
+    tensors, meta = load_checkpoint(path, expect={k: description[k] for k in EXPECTED})
+    weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    mismatch = network_mismatch(weights, network_shapes(config, description["observation_size"],
+                                                        len(description["joint_names"])))
+    if mismatch:
+        raise CheckpointError(f"{path}: {mismatch} (--hidden must be the source's)")
+    source = {"path": str(path), **{k: meta[k] for k in ("iteration", "samples", "weights_sha256", INIT_FROM)
+                                   if k in meta}}
+    return Init(weights, source)
+
+
+def network_shapes(config: TrainConfig, obs_size: int, action_size: int) -> dict[str, tuple[int, ...]]:
+    """The shape of every model state entry of a run with ``config``."""
+    import torch
+
+    from mimic_policy.networks import ActorCritic
+
+    with torch.device("meta"):  # shapes only: no memory, no draw from the random stream
+        model = ActorCritic(obs_size, action_size, config.ppo.hidden, config.ppo.init_log_std)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def network_mismatch(weights: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]) -> str:
+    """The first model state entry ``weights`` cannot fill, in words; empty if they fit. Only the value
+    network may be missing (a policy folder keeps none: the run's fresh one stays)."""
+    for key, shape in shapes.items():
+        if key not in weights:
+            if not key.startswith("critic."):
+                return f"tensor 'model.{key}' is missing; this run's network needs one of shape {list(shape)}"
+        elif tuple(weights[key].shape) != shape:
+            return f"tensor 'model.{key}' has shape {list(weights[key].shape)}, this run's network {list(shape)}"
+    extra = [k for k in weights if k not in shapes]
+    return f"tensor 'model.{extra[0]}' has no place in this run's network" if extra else ""
+
+
+def new_session(config: TrainConfig, task: Task, envs, run_dir: Path, init: Init | None = None) -> TrainingSession:
+    """A training session of ``task`` on ``envs`` into ``run_dir``, its network from ``init`` if given."""
+    from mimic_policy.checkpoint import INIT_FROM
+    from mimic_policy.runner import Trainer
+    from mimic_policy.session import TrainingSession
+
+    meta, expect = describe(config, task, envs)
+    trainer = Trainer(envs, config.ppo, seed=config.seed)
+    if init is not None:
+        trainer.load_weights(init.weights)
+        meta[INIT_FROM] = init.source
+    return TrainingSession(trainer, config, run_dir, meta=meta, expect=expect)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -118,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     # a bad character, clip or setting is reported before anything is written; a robot's shipped
     # clip is retargeted onto it first if the clip store has no copy (mimic_sim.task.CLIP_PROVIDERS)
     task = Task.resolve(config.task)
+    init = None if args.resume else load_init(config, task)  # resumed: the run's checkpoint holds its network
     if config.ray:  # an unreachable cluster is reported before the run folder is made
         from mimic_policy.ray_workers import connect
 
@@ -125,7 +216,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(to_dict(config), indent=2))
-    return train(config, run_dir, resume=args.resume is not None, task=task, from_intact=args.from_intact)
+    return train(config, run_dir, resume=args.resume is not None, task=task, from_intact=args.from_intact,
+                 init=init)
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -137,9 +229,10 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 
 def train(config: TrainConfig, run_dir: Path, resume: bool = False, task: Task | None = None,
-          from_intact: bool = False) -> int:
+          from_intact: bool = False, init: Init | None = None) -> int:
     """Train the run in ``run_dir`` (with ``resume``, continue it from its latest checkpoint, or with
-    ``from_intact`` from its newest intact one if the latest is corrupt); the exit status.
+    ``from_intact`` from its newest intact one if the latest is corrupt; a new run's network from
+    ``init``, :func:`load_init`); the exit status.
 
     SIGINT or SIGTERM, to this process or its whole process group, stops the run after the
     current iteration with a checkpoint, exit status 130 or 143; a second one aborts at once
@@ -149,8 +242,6 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, task: Task |
 
     from mimic_policy.checkpoint import resume_checkpoint
     from mimic_policy.logs import TrainingLog
-    from mimic_policy.runner import Trainer
-    from mimic_policy.session import TrainingSession
     from mimic_policy.stopping import StopSignals
 
     if resume:  # a corrupt checkpoint is refused before any worker starts
@@ -159,9 +250,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, task: Task |
         task = task or Task.resolve(config.task)
         envs = make_envs(config, task)
         try:
-            meta, expect = describe(config, task, envs)
-            session = TrainingSession(Trainer(envs, config.ppo, seed=config.seed), config, run_dir, meta=meta,
-                                      expect=expect)
+            session = new_session(config, task, envs, run_dir, init)
             if resume:
                 session.restore(restored)
                 print(f"resuming from {restored}" + (f" (the latest, {corrupt.name}, is corrupt)" if corrupt else ""))

@@ -18,9 +18,7 @@ from std_srvs.srv import Trigger
 from mimic_msgs.msg import TrainingStatus
 from mimic_policy.checkpoint import latest_checkpoint
 from mimic_policy.logs import TrainingLog
-from mimic_policy.runner import Trainer
-from mimic_policy.session import TrainingSession
-from mimic_policy.train_cli import TrainConfig, default_run_dir, describe, make_envs
+from mimic_policy.train_cli import TrainConfig, default_run_dir, load_init, make_envs, new_session
 from mimic_sim.nodes.common import declare, run_node
 from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.paths import atomic_write_text
@@ -35,14 +33,13 @@ class TrainerNode(Node):
         config = declare_settings(self, TrainConfig())
         run_dir = str(declare(self, "run_dir", "", "run folder; empty = runs/[<character>_]<clip>_<UTC time>"))
         self.run_dir = Path(run_dir) if run_dir else default_run_dir(config)
+        task = Task.resolve(config.task)
+        init = load_init(config, task)  # a bad task or init_from is refused before the run folder is made
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.json", json.dumps(to_dict(config), indent=2))
         self.config = config
-        task = Task.resolve(config.task)
         self.envs = make_envs(config, task)
-        meta, expect = describe(config, task, self.envs)
-        self.session = TrainingSession(Trainer(self.envs, config.ppo, seed=config.seed), config, self.run_dir,
-                                       meta=meta, expect=expect)
+        self.session = new_session(config, task, self.envs, self.run_dir, init)
         self.log = TrainingLog(self.run_dir)  # the same CSV, TensorBoard and plot as mimic train
         self.status = self.create_publisher(TrainingStatus, "training_status", 10)
         self.create_service(Trigger, "~/save", self._on_save)
