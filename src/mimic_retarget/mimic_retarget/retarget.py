@@ -61,7 +61,7 @@ class RetargetConfig:
     """Stop a frame's iterations once no joint moves more than this (rad, or m for the root); Gauss-Newton
     converges quadratically on reachable targets, so the error left is of the order of its square."""
     first_frame_iterations: int = 30
-    smoothness: float = 1e-5
+    smoothness: float = 1e-3
     """Pull of each joint toward its value extrapolated from the previous two frames (penalizes acceleration),
     relative to a 1 m position error at weight 1; it also settles directions the targets leave free."""
     contact_height: float = 0.03
