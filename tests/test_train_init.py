@@ -74,6 +74,9 @@ def test_a_run_initialized_from_a_checkpoint_starts_with_its_network_and_trains(
     assert meta["iteration"] == 1 and meta[INIT_FROM] == {
         "path": str(latest_checkpoint(source)), "iteration": 2, "samples": 32,
         "weights_sha256": source_meta["weights_sha256"]}
+    # and its policy folder keeps the record: a shipped skill's samples count those spent before
+    save_policy_folder(*load_policy(tmp_path / "run"), tmp_path / "policy")
+    assert json.loads((tmp_path / "policy" / "meta.json").read_text())[INIT_FROM] == meta[INIT_FROM]
 
 
 def test_a_policy_folder_gives_the_policy_and_the_critic_starts_fresh(source: Path, tmp_path: Path) -> None:

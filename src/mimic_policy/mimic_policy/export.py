@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mimic_policy.checkpoint import INIT_FROM
 from mimic_policy.networks import ActorCritic
 from mimic_sim.paths import atomic_write_bytes
 
@@ -105,8 +106,9 @@ def read_metadata(path: Path) -> dict:
 
 
 POLICY_META_KEYS = ("character", "joint_names", "observation_bodies", "observation_layout", "observation_size",
-                    "action_layout", "pd", "task", "train", "iteration", "samples")
-"""What a policy folder keeps of a checkpoint's meta: the task and the deployment facts, no resume state."""
+                    "action_layout", "pd", "task", "train", "iteration", "samples", INIT_FROM)
+"""What a policy folder keeps of a checkpoint's meta: the task, the deployment facts and where training started
+(``mimic train --init-from``: the samples spent before), no resume state."""
 
 
 PRECISIONS = {"float16": torch.float16, "float32": torch.float32}
