@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mimic_policy.checkpoint import latest_checkpoint, load_checkpoint, require_task, stored_task
+from mimic_policy.checkpoint import load_checkpoint, policy_checkpoint, require_task, stored_task
 from mimic_policy.networks import ActorCritic
 from mimic_policy.push import add_push_arguments, push_config_from, push_robustness
 from mimic_sim.backends import BACKENDS
@@ -45,14 +45,7 @@ if TYPE_CHECKING:
 def load_policy(path: Path) -> tuple[ActorCritic, dict]:
     """The policy stored in a checkpoint (a run folder's latest checkpoint, a policy folder, or a
     shipped skill's: ``g1/walk``) and its metadata."""
-    from mimic_policy.skills import resolve_policy
-
-    path = resolve_policy(path)
-    if (path / "checkpoints").is_dir():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(f"run folder {path} has no checkpoint")
-        path = latest
+    path = policy_checkpoint(path)
     tensors, meta = load_checkpoint(path)
     require_task(meta, path)  # refused here, naming the file; users rebuild the task once, when they need it
     ppo = meta["train"]["ppo"]
