@@ -28,7 +28,7 @@ import numpy as np
 
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates
-from mimic_sim.reward import heading_rotation
+from mimic_sim.reward import heading_cos_sin, unturn
 
 
 def observation_size(num_bodies: int, target: bool = False) -> int:
@@ -53,29 +53,34 @@ def build_observation(states: BodyStates, root: int, phase: float | np.ndarray,
                       target: BodyStates | None = None) -> np.ndarray:
     """The observation of one character, or of a batch (``states``, ``phase`` and ``target``
     with a leading axis); ``target``: the reference pose to append (see the module doc)."""
-    heading = heading_rotation(states.rotmat[..., root, :, :])
+    cos, sin = heading_cos_sin(states.rotmat[..., root, :, :])
     n = states.pos.shape[-2]
     batch = states.pos.shape[:-2]
     root_pos = states.pos[..., root, None, :]
     blocks = [states.pos - root_pos, states.lin_vel, states.ang_vel]
     if target is not None:
         blocks.append(target.pos - root_pos)
-    vectors = np.einsum("...ij,...vj->...vi", heading, np.concatenate(blocks, axis=-2))
-    # heading quaternion^-1 * body quaternion; the heading is a yaw h with cos h = heading[0, 0]
-    cos, sin = heading[..., 0, 0], heading[..., 0, 1]
+    vectors = unturn(cos, sin, np.concatenate(blocks, axis=-2))
+    # heading quaternion^-1 * body quaternion; the heading is a yaw h with cos h = cos
     half_cos = np.sqrt(np.maximum(0.5 * (1.0 + cos), 0.0))  # |cos| <= 1 up to rounding
     half_sin = np.copysign(np.sqrt(np.maximum(0.5 * (1.0 - cos), 0.0)), sin)
-    zero = np.zeros_like(cos)
-    yaw_inv = np.stack([half_cos, zero, zero, -half_sin], axis=-1)[..., None, :]
     out = np.empty((*batch, observation_size(n, target is not None)))
     out[..., 0] = phase
     out[..., 1] = states.pos[..., root, 2]
     out[..., 2 : 2 + 3 * n] = vectors[..., :n, :].reshape(*batch, 3 * n)
     quats = states.quat if target is None else np.concatenate([states.quat, target.quat], axis=-2)
-    quats = rot.quat_positive(rot.quat_mul(yaw_inv, quats))
+    quats = rot.quat_positive(_unturn_quaternions(half_cos[..., None], half_sin[..., None], quats))
     out[..., 2 + 3 * n : 2 + 7 * n] = quats[..., :n, :].reshape(*batch, 4 * n)
     out[..., 2 + 7 * n : 2 + 13 * n] = vectors[..., n : 3 * n, :].reshape(*batch, 6 * n)
     if target is not None:
         out[..., 2 + 13 * n : 2 + 16 * n] = vectors[..., 3 * n :, :].reshape(*batch, 3 * n)
         out[..., 2 + 16 * n :] = quats[..., n:, :].reshape(*batch, 4 * n)
     return out
+
+
+def _unturn_quaternions(half_cos: np.ndarray, half_sin: np.ndarray, quats: np.ndarray) -> np.ndarray:
+    """The yaw quaternion (half_cos, 0, 0, -half_sin) times ``quats``: ``rot.quat_mul`` with the zero
+    terms left out (the same values, for a fraction of the cost of its einsum)."""
+    w, x, y, z = quats[..., 0], quats[..., 1], quats[..., 2], quats[..., 3]
+    return np.stack([half_cos * w + half_sin * z, half_cos * x + half_sin * y,
+                     half_cos * y - half_sin * x, half_cos * z - half_sin * w], axis=-1)

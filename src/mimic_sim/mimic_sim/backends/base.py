@@ -121,10 +121,15 @@ class PhysicsBackend(ABC):
         """:meth:`step` for several characters (same character), one row of targets each,
         with the targets checked and clamped at once."""
         first = backends[0]
-        targets = clamp_targets(targets, first._lower, first._upper)
-        velocities = _checked_velocities(target_velocities)
+        cls._step_many(backends, clamp_targets(targets, first._lower, first._upper),
+                       _checked_velocities(target_velocities))
+
+    @classmethod
+    def _step_many(cls, backends: list[PhysicsBackend], targets: np.ndarray,
+                   target_velocities: np.ndarray | None) -> None:
+        """``_step`` of each character, its row of the checked targets."""
         for i, backend in enumerate(backends):
-            backend._step(targets[i], None if velocities is None else velocities[i])
+            backend._step(targets[i], None if target_velocities is None else target_velocities[i])
 
     @abstractmethod
     def _step(self, targets: np.ndarray, target_velocities: np.ndarray | None) -> None: ...
@@ -166,6 +171,11 @@ class PhysicsBackend(ABC):
     @abstractmethod
     def ground_contacts(self) -> np.ndarray:
         """Boolean per tracked body: is it touching the ground."""
+
+    @classmethod
+    def ground_contacts_of(cls, backends: list[PhysicsBackend]) -> np.ndarray:
+        """:meth:`ground_contacts` of several characters (same character), one row each."""
+        return np.stack([b.ground_contacts() for b in backends])
 
     @abstractmethod
     def close(self) -> None:

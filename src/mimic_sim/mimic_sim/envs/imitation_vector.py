@@ -51,8 +51,7 @@ class ImitationVectorEnv(gym.vector.VectorEnv):
         if done.any():
             infos["final_obs"] = obs.copy()
             infos["_final_obs"] = done
-            for i in np.flatnonzero(done):
-                obs[i] = self.envs[i].reset()[0]
+            obs[done] = ImitationEnv.reset_batch([self.envs[i] for i in np.flatnonzero(done)])
         return obs, rewards, terminated, truncated, infos
 
     def close_extras(self, **kwargs) -> None:
