@@ -130,3 +130,20 @@ def test_ground_contacts_of_several_characters_are_each_ones_own():
     assert batch[0].sum() >= 3 and not batch[1].any() and batch[2].any()
     assert not MujocoBackend.ground_contacts_of(backends[1:2]).any()
     env.close()
+
+
+def test_a_rollout_of_a_batch_records_every_reward_term_of_every_step():
+    import torch
+
+    from mimic_policy.networks import ActorCritic
+    from mimic_policy.rollout import collect_rollout
+    from mimic_sim.reward import RewardConfig
+
+    envs = ImitationVectorEnv(3)
+    obs = envs.reset(seed=0)[0]
+    model = ActorCritic(obs.shape[1], envs.single_action_space.shape[0], hidden=(16,))
+    rollout = collect_rollout(envs, obs, model, 40, torch.Generator().manual_seed(0))
+    total = sum(weight * rollout.terms[name] for name, weight in RewardConfig().weights.items())
+    assert not np.isnan(total).any()
+    assert np.allclose(np.where(rollout.terminated, 0.0, total), rollout.rewards, rtol=0, atol=1e-6)
+    envs.close()

@@ -66,9 +66,14 @@ def collect_rollout(envs: gym.vector.VectorEnv, obs: np.ndarray, model: ActorCri
             final_obs.append(infos["final_obs"][i])
         for key, value in infos.items():
             if key.startswith("reward_"):  # NaN where an environment did not report the term
-                rows = terms.setdefault(key.removeprefix("reward_"), np.full((steps, num_envs), np.nan))
-                given = infos.get(f"_{key}", np.ones(num_envs, dtype=bool))
-                rows[t, given] = np.asarray(value, dtype=float)[given]
+                rows = terms.get(key)
+                if rows is None:
+                    rows = terms[key] = np.full((steps, num_envs), np.nan)
+                given = infos.get(f"_{key}")
+                if given is None:  # every environment reports it (the imitation task): no mask to apply
+                    rows[t] = value
+                else:
+                    rows[t, given] = np.asarray(value, dtype=float)[given]
     size = int(np.prod(obs.shape[1:]))
     return Rollout(
         obs=np.asarray(observations, dtype=np.float32), actions=np.asarray(actions, dtype=np.float32),
@@ -76,7 +81,7 @@ def collect_rollout(envs: gym.vector.VectorEnv, obs: np.ndarray, model: ActorCri
         terminated=np.asarray(terminated, dtype=bool), truncated=np.asarray(truncated, dtype=bool),
         final_index=np.asarray(final_index, dtype=int).reshape(-1, 2),
         final_obs=np.asarray(final_obs, dtype=np.float32).reshape(-1, size),
-        terms=terms, last_obs=np.asarray(obs, np.float32),
+        terms={key.removeprefix("reward_"): rows for key, rows in terms.items()}, last_obs=np.asarray(obs, np.float32),
     )
 
 
