@@ -138,6 +138,7 @@ class ImitationEnv(gym.Env):
         ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
         self._packed_parts = [(int(end - np.prod(shape)), int(end), shape) for shape, end in zip(shapes, ends,
                                                                                                    strict=True)]
+        self._states_part = 8  # the first BodyStates part: what a step needs ahead is the span before
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -193,14 +194,14 @@ class ImitationEnv(gym.Env):
         first = envs[0]
         backends = [env.backend for env in envs]
         # the reference at the end of the coming period: PD targets now, the reward's reference after
-        ahead = first._unpack_references([env._reference_at(env._time + env._dt) for env in envs])
+        ahead_qpos, ahead_qvel, ahead_features = first._references_ahead(envs)
         actions = np.asarray(actions, dtype=float)
         expected = (len(envs), *first.action_space.shape)
         if actions.shape != expected:
             raise ValueError(f"actions have shape {actions.shape}, expected {expected}: one row per environment, one "
                              f"value per joint of character '{first.character.name}'")
         if first.config.residual_actions:
-            type(first.backend).step_many(backends, ahead["qpos"][:, 7:] + actions, ahead["qvel"][:, 6:])
+            type(first.backend).step_many(backends, ahead_qpos[:, 7:] + actions, ahead_qvel[:, 6:])
         else:
             type(first.backend).step_many(backends, actions)
         for env in envs:
@@ -209,7 +210,7 @@ class ImitationEnv(gym.Env):
         times = np.array([env._time for env in envs])
         sim = type(first.backend).body_states_of(backends)
         rewards, terms = imitation_rewards(tracking_features(sim, first._parents, first._effectors),
-                                           ahead["features"], first.character.pose_weights, first._root,
+                                           ahead_features, first.character.pose_weights, first._root,
                                            first.config.reward)
         finite = np.isfinite(sim.pos).all(axis=(-2, -1)) & np.isfinite(sim.lin_vel).all(axis=(-2, -1))
         fell = (type(first.backend).ground_contacts_of(backends) & first._forbidden).any(axis=1)
@@ -286,13 +287,20 @@ class ImitationEnv(gym.Env):
         return [(qpos[k], qvel[k], TrackingFeatures(*(p[k] for p in feature_parts)),
                  BodyStates(*(p[k] for p in state_parts)), packed[k]) for k in range(n)]
 
-    def _unpack_references(self, entries: list[tuple]) -> dict:
-        """Several ``_reference_at`` entries as batched arrays, from one stack of their packed vectors."""
-        packed = np.array([e[4] for e in entries])  # a third of np.stack's cost
-        n = len(entries)
-        parts = [packed[:, start:end].reshape(n, *shape) for start, end, shape in self._packed_parts]
-        return {"qpos": parts[0], "qvel": parts[1], "features": TrackingFeatures(*parts[2:8]),
-                "states": BodyStates(*parts[8:])}
+    def _references_ahead(self, envs: Sequence[ImitationEnv]) -> tuple[np.ndarray, np.ndarray, TrackingFeatures]:
+        """Reference qpos, qvel and reward features of environments at the end of their coming control
+        period, batched."""
+        parts = self._unpack_references([env._reference_at(env._time + env._dt) for env in envs], 0,
+                                        self._states_part)
+        return parts[0], parts[1], TrackingFeatures(*parts[2:])
+
+    def _unpack_references(self, entries: list[tuple], first: int, stop: int) -> list[np.ndarray]:
+        """Packed parts ``first`` to ``stop - 1`` of several ``_reference_at`` entries as batched arrays,
+        from one copy of that span of their packed vectors (np.array of a list: a third of np.stack's cost)."""
+        lo, hi = self._packed_parts[first][0], self._packed_parts[stop - 1][1]
+        packed = np.array([e[4][lo:hi] for e in entries])
+        return [packed[:, start - lo : end - lo].reshape(len(entries), *shape)
+                for start, end, shape in self._packed_parts[first:stop]]
 
     @staticmethod
     def _observations(envs: Sequence[ImitationEnv], sim: BodyStates) -> tuple[np.ndarray, np.ndarray]:
@@ -302,7 +310,8 @@ class ImitationEnv(gym.Env):
         phases = np.array([first.reference.phase(env._time) for env in envs])
         target = None
         if first.config.target_observation:
-            target = first._unpack_references([env._reference_at(env._time + env._dt) for env in envs])["states"]
+            entries = [env._reference_at(env._time + env._dt) for env in envs]
+            target = BodyStates(*first._unpack_references(entries, first._states_part, len(first._packed_parts)))
         with np.errstate(invalid="ignore"):  # a diverged character's row (zeroed by step_batch)
             return build_observation(sim, first._root, phases, target).astype(np.float32), phases
 
