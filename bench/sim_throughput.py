@@ -17,7 +17,11 @@ target, MuJoCo at the humanoid's own rate (``mujoco@default``: its config's 240 
 with joint armature, which training uses, docs/simulation.md), with DeepMimic's formulation and with
 mimic's training defaults (``mujoco@default+ref``: 302-number observation with the
 reference pose, actions are offsets from the reference, so the all-zero action plays
-the clip open loop).
+the clip open loop).  Then the same with 16 environments stepped as one batch, as a
+training worker steps its block (``mujoco@default+ref/16``: every environment's step
+counts), and the limit for it: the same physics with no Python around it
+(``physics/16``: ``mujoco.rollout`` of 16 environments on one thread, open loop on the
+reference's PD targets, as bench/train_throughput.py's physics alone).
 
 Usage:  python bench/sim_throughput.py [--seconds 20] [--no-record]
 Prints one line per contender, the ratios to the port, appends a section to
@@ -88,39 +92,60 @@ def run_port(seconds: float) -> dict:
     return {"steps_per_s": steps / elapsed, "steps": steps, "episodes": episodes, "physics_hz": 240.0}
 
 
-def run_mimic(seconds: float, backend: str, physics_hz: float | None, deepmimic: bool = True) -> dict:
+def run_mimic(seconds: float, backend: str, physics_hz: float | None, deepmimic: bool = True,
+              batch: int = 1) -> dict:
+    """One environment stepped alone, or ``batch`` of them as one vector env (same-step autoreset)."""
     _one_core()
     import numpy as np
 
     from mimic_sim.backends import SimConfig
-    from mimic_sim.envs.imitation import ImitationEnv
+    from mimic_sim.envs.imitation_vector import ImitationVectorEnv
 
     formulation = {"target_observation": False, "residual_actions": False} if deepmimic else {}
-    env = ImitationEnv(clip="walk", backend=backend, sim=SimConfig(physics_hz=physics_hz), **formulation)
-    env.reset(seed=0)
-    action = np.zeros(env.action_space.shape, dtype=np.float32)
+    envs = ImitationVectorEnv(batch, clip="walk", backend=backend, sim=SimConfig(physics_hz=physics_hz), **formulation)
+    envs.reset(seed=0)
+    actions = np.zeros(envs.action_space.shape, dtype=np.float32)
     steps = episodes = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        _, _, terminated, truncated, _ = env.step(action)
-        steps += 1
-        if terminated or truncated:
-            env.reset()
-            episodes += 1
+        _, _, terminated, truncated, _ = envs.step(actions)
+        steps += batch
+        episodes += int((terminated | truncated).sum())
     elapsed = time.perf_counter() - start
     result = {"steps_per_s": steps / elapsed, "steps": steps, "episodes": episodes,
-              "physics_hz": env.sim_config.physics_hz}
-    env.close()
+              "physics_hz": envs.envs[0].sim_config.physics_hz}
+    envs.close()
     return result
 
 
+def run_physics(seconds: float, batch: int) -> dict:
+    """The default task's physics alone: ``mujoco.rollout`` of ``batch`` environments on one thread."""
+    _one_core()
+    from train_throughput import physics_only_rate
+
+    from mimic_sim.backends.mujoco_backend import MujocoBackend
+    from mimic_sim.task import Task, default_config
+
+    task = Task.resolve(default_config())
+    steps = 64  # control steps per rollout, a training iteration's
+    rate = physics_only_rate(task, batch, steps, 1, threads=1)  # a first estimate, to fill the wall time
+    rollouts = max(1, round(seconds * rate / (batch * steps)))
+    rate = physics_only_rate(task, batch, steps, rollouts, threads=1)
+    return {"steps_per_s": rate, "steps": rollouts * batch * steps, "episodes": 0,
+            "physics_hz": task.config.sim.physics_hz or MujocoBackend.physics_rate_for(task.character)}
+
+
 def _worker(queue: mp.Queue, name: str, seconds: float) -> None:
+    name, _, batch = name.partition("/")
     if name == "port":
         queue.put(run_port(seconds))
+    elif name == "physics":
+        queue.put(run_physics(seconds, int(batch)))
     else:
         backend, rate = name.split("@")
         hz, _, defaults = rate.partition("+")
-        queue.put(run_mimic(seconds, backend, float(hz) if hz != "default" else None, deepmimic=not defaults))
+        queue.put(run_mimic(seconds, backend, float(hz) if hz != "default" else None, deepmimic=not defaults,
+                            batch=int(batch or 1)))
 
 
 def measure(name: str, seconds: float) -> dict:
@@ -133,7 +158,7 @@ def measure(name: str, seconds: float) -> dict:
     return result
 
 
-def record(results: dict, ratios: dict, command: str) -> None:
+def record(results: dict, ratios: dict, physics_share: float, command: str) -> None:
     lines = [
         "Each contender alone on one pinned core.",
         "",
@@ -143,6 +168,7 @@ def record(results: dict, ratios: dict, command: str) -> None:
     for name, r in results.items():
         ratio = "1.00" if name == "port" else f"{ratios[name]:.2f}"
         lines.append(f"| {name} | {r['physics_hz']:.0f} Hz | {r['steps_per_s']:.0f} | {ratio} | {r['episodes']} |")
+    lines += ["", f"16 environments stepped as one batch: {physics_share:.2f} of their physics alone."]
     record_section("sim_throughput", command, lines)
 
 
@@ -152,7 +178,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="do not append to docs/benchmarks.md")
     args = parser.parse_args()
     contenders = ["port", "mujoco@120", "mujoco@240", "pybullet@240", "pybullet@120", "mujoco@default",
-                  "mujoco@default+ref"]
+                  "mujoco@default+ref", "mujoco@default+ref/16", "physics/16"]
     results = {}
     for name in contenders:
         results[name] = measure(name, args.seconds)
@@ -163,13 +189,15 @@ def main() -> None:
     ratios = {name: r["steps_per_s"] / port for name, r in results.items() if name != "port"}
     for name, ratio in ratios.items():
         print(f"{name:18s} {ratio:5.2f}x the port")
+    physics_share = results["mujoco@default+ref/16"]["steps_per_s"] / results["physics/16"]["steps_per_s"]
+    print(f"16 environments stepped as one batch: {physics_share:.2f} of their physics alone")
     verdict = {
         "mujoco_target_met": ratios["mujoco@120"] >= TARGETS["mujoco"],
         "pybullet_target_met": ratios["pybullet@240"] >= TARGETS["pybullet"],
     }
     command = "python bench/sim_throughput.py" + (f" --seconds {args.seconds:g}" if args.seconds != 20.0 else "")
     if not args.no_record:
-        record(results, ratios, command)
+        record(results, ratios, physics_share, command)
     summary = {
         "benchmark": "sim_throughput",
         "clip": "walk",
@@ -177,6 +205,7 @@ def main() -> None:
         "steps_per_s": {name: round(r["steps_per_s"], 1) for name, r in results.items()},
         "physics_hz": {name: r["physics_hz"] for name, r in results.items()},
         "ratio_to_port": {name: round(v, 3) for name, v in ratios.items()},
+        "batch_physics_share": round(physics_share, 3),
         "targets": {"mujoco@120": TARGETS["mujoco"], "pybullet@240": TARGETS["pybullet"]},
         **verdict,
     }

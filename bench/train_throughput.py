@@ -5,8 +5,9 @@ defaults: 32 environments over 2 worker processes, rollouts in the workers, PPO 
 DeepMimic's 1024-512 networks, the humanoid's 240 Hz physics): samples per second
 including the PPO updates; and the same loop at MuJoCo's own default of 120 Hz
 physics, to show what the physics rate costs.  Peers in the same run: the
-environments alone (random actions through the same workers, no policy), the issue's
-target of 4000 samples/s, and, when installed
+environments alone (random actions, no policy, the same workers), stepped by one message per
+step and, as training's rollouts step them, in the workers (one message per worker for a
+rollout's steps: ``replay``); the issue's target of 4000 samples/s, and, when installed
 (``pip install -e .[bench]``), stable-baselines3's PPO on the same environment with
 the same sizes (rollout length, batch, epochs, networks), with its in-process and its
 subprocess vector env; and rsl-rl-lib's PPO (``OnPolicyRunner``) with the same sizes on
@@ -15,7 +16,7 @@ behind a small adapter to rsl-rl's ``VecEnv`` interface.
 
 Every contender is timed the same way: by wall clock over the same ``--iterations``
 training iterations (rollout and PPO update), after one warm-up iteration that is not
-timed; the environments-alone peer steps the same number of samples.
+timed; the environments-alone peers step the same number of samples.
 
 The physics limit, measured in the same run: the same number of control steps of the same
 physics with no Python around them, ``mujoco.rollout`` over all environments in C with one
@@ -211,9 +212,10 @@ def main() -> None:
 
     coarse_hz = MujocoBackend.default_physics_hz
 
-    def loop_rate(config: TrainConfig) -> tuple[float, float, float, float]:
-        """(training loop, collection, update, environments alone) samples/s for a config: the loop by
-        wall clock over the timed iterations, collection and update from the trainer's own timers."""
+    def loop_rate(config: TrainConfig) -> tuple[float, float, float, float, float]:
+        """(training loop, collection, update, environments alone by messages per step, environments
+        alone in the workers) samples/s for a config: the loop by wall clock over the timed iterations,
+        collection and update from the trainer's own timers."""
         envs = make_envs(config, Task.resolve(config.task))
         rng = np.random.default_rng(0)
         envs.reset(seed=0)
@@ -223,6 +225,10 @@ def main() -> None:
         for _ in range(steps):
             envs.step(rng.uniform(low, high, (config.num_envs, len(low))) * 0.02)
         env_rate = steps * config.num_envs / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(args.iterations):
+            envs.replay(rng.uniform(low, high, (config.ppo.num_steps, config.num_envs, len(low))) * 0.02)
+        in_workers = steps * config.num_envs / (time.perf_counter() - start)
         trainer = Trainer(envs, config.ppo, seed=0)
         trainer.iterate()  # warm-up: reference caches, allocator
         start = time.perf_counter()
@@ -231,7 +237,7 @@ def main() -> None:
         envs.close()
         batch = config.num_envs * config.ppo.num_steps * len(results)
         return (batch / wall, batch / sum(r["collect_seconds"] for r in results),
-                batch / sum(r["update_seconds"] for r in results), env_rate)
+                batch / sum(r["update_seconds"] for r in results), env_rate, in_workers)
 
     config = TrainConfig()
     if args.envs is not None:
@@ -239,12 +245,12 @@ def main() -> None:
     if args.steps is not None:
         config = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, num_steps=args.steps))
     task = Task.resolve(config.task)
-    overall, collect, update, env_rate = loop_rate(config)
+    overall, collect, update, env_rate, in_workers = loop_rate(config)
     physics_only = physics_only_rate(task, config.num_envs, config.ppo.num_steps, args.iterations,
                                      config.num_workers)
     physics = task.config.sim.physics_hz
     coarse_task = dataclasses.replace(config.task, sim=dataclasses.replace(config.task.sim, physics_hz=coarse_hz))
-    coarse, _, _, coarse_env_rate = loop_rate(dataclasses.replace(config, task=coarse_task))
+    coarse, _, _, coarse_env_rate, _ = loop_rate(dataclasses.replace(config, task=coarse_task))
     ray_figures = {}
     if args.ray:
         import os
@@ -257,20 +263,21 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory(prefix="mray", dir="/tmp") as temp, \
                 LocalCluster(temp, nodes=config.num_workers, cpus=1) as cluster:
-            ray_overall, ray_collect, ray_update, ray_env_rate = loop_rate(dataclasses.replace(config,
+            ray_overall, ray_collect, ray_update, ray_env_rate, _ = loop_rate(dataclasses.replace(config,
                                                                                               ray=cluster.address))
         ray_figures = {"ray_samples_per_second": ray_overall, "ray_collection": ray_collect, "ray_update": ray_update,
                        "ray_environments_alone": ray_env_rate, "ray_ratio": ray_overall / overall}
         print(f"with Ray ({config.num_workers} nodes of one CPU on this machine): training loop {ray_overall:.0f} "
               f"samples/s, {ray_overall / overall:.2f}x the local workers (target 0.9); collection "
               f"{ray_collect:.0f}/s, environments alone {ray_env_rate:.0f}/s")
-    print(f"environments alone: {env_rate:.0f} samples/s")
+    print(f"environments alone: {env_rate:.0f} samples/s by one message per step, {in_workers:.0f} in the workers")
     print(f"training loop: {overall:.0f} samples/s by wall clock over {args.iterations} iterations "
           f"(collection {collect:.0f}/s, PPO update {update:.0f}/s by the trainer's timers); "
           f"target {TARGET:.0f}: {overall / TARGET:.2f}x")
     print(f"physics alone (mujoco.rollout, {config.num_workers} threads, no Python between substeps): "
           f"{physics_only:.0f} control steps/s; the training loop is {overall / physics_only:.2f} of it "
-          f"(target 0.75), the environments alone {env_rate / physics_only:.2f}")
+          f"(target 0.75), the environments alone {env_rate / physics_only:.2f} "
+          f"({in_workers / physics_only:.2f} in the workers)")
     # Collection and update take turns on the same cores: with no Python at all around the
     # physics, a sample would still cost its physics plus its share of the update.
     ceiling = 1.0 / (1.0 / physics_only + 1.0 / update)
@@ -302,10 +309,11 @@ def main() -> None:
             f"| mimic training loop, PPO updates included | {overall:.0f} ({overall / TARGET:.2f}x the 4000 target) |",
             f"| collection (rollouts in the workers, values in the trainer; trainer's timers) | {collect:.0f} |",
             f"| PPO update (trainer's timers) | {update:.0f} |",
-            f"| peer: environments alone, random actions | {env_rate:.0f} |",
+            f"| peer: environments alone, random actions, one message per step | {env_rate:.0f} |",
+            f"| peer: environments alone in the workers, random actions (as rollouts step them) | {in_workers:.0f} |",
             f"| physics alone: `mujoco.rollout` of the same steps, {config.num_workers} threads, no Python "
             f"| {physics_only:.0f} (training loop {overall / physics_only:.2f} of it, target 0.75; environments "
-            f"alone {env_rate / physics_only:.2f}) |",
+            f"alone {env_rate / physics_only:.2f}, in the workers {in_workers / physics_only:.2f}) |",
             f"| ceiling: physics alone then the PPO update as measured, taking turns on the same cores (no "
             f"Python around the physics) | {ceiling:.0f} ({ceiling / physics_only:.2f} of physics alone) |",
             f"| the training loop at {coarse_hz:.0f} Hz physics (MuJoCo's default) | {coarse:.0f} "
@@ -319,6 +327,7 @@ def main() -> None:
         ])
     print(json.dumps({"benchmark": "train_throughput", "iterations": args.iterations, "samples_per_second": overall,
                       "collection": collect, "update": update, "environments_alone": env_rate,
+                      "environments_alone_in_workers": in_workers,
                       "physics_only": physics_only, "physics_share": overall / physics_only,
                       "ceiling": ceiling, "ceiling_share": ceiling / physics_only,
                       "physics_hz": physics, f"samples_per_second_at_{coarse_hz:.0f}_hz": coarse,
