@@ -189,8 +189,9 @@ class ImitationEnv(gym.Env):
     def step_batch(envs: Sequence[ImitationEnv], actions: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Step environments of one task (same config) together: the physics one by one, the
-        reward, termination and observation as arrays over all of them (per-call numpy overhead
-        is most of a step's cost).  ``step`` is this with one environment."""
+        controls, body states, ground contacts, reward, termination and observation as arrays over
+        all of them (per-call numpy overhead is most of their cost on one character).  ``step`` is
+        this with one environment."""
         first = envs[0]
         backends = [env.backend for env in envs]
         # the reference at the end of the coming period: PD targets now, the reward's reference after
