@@ -13,7 +13,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-from mimic_policy.checkpoint import INIT_FROM, latest_checkpoint, load_checkpoint
+from mimic_policy.checkpoint import INIT_FROM, latest_checkpoint, load_checkpoint, samples_spent
 from mimic_policy.evaluate import load_policy
 from mimic_policy.export import save_policy_folder
 from mimic_policy.ppo import PPOConfig
@@ -77,6 +77,7 @@ def test_a_run_initialized_from_a_checkpoint_starts_with_its_network_and_trains(
     # and its policy folder keeps the record: a shipped skill's samples count those spent before
     save_policy_folder(*load_policy(tmp_path / "run"), tmp_path / "policy")
     assert json.loads((tmp_path / "policy" / "meta.json").read_text())[INIT_FROM] == meta[INIT_FROM]
+    assert samples_spent(meta) == meta["samples"] + 32 and samples_spent(source_meta) == 32
 
 
 def test_a_policy_folder_gives_the_policy_and_the_critic_starts_fresh(source: Path, tmp_path: Path) -> None:

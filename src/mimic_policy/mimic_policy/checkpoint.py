@@ -74,6 +74,16 @@ INIT_FROM = "init_from"
 """meta.json's field naming the checkpoint a run's network started from (``mimic train --init-from``):
 its ``path``, ``iteration``, ``samples``, ``weights_sha256`` and its own ``init_from`` if it has one,
 so that the samples behind a policy add up over the runs it went through."""
+
+
+def samples_spent(meta: Mapping[str, Any]) -> int:
+    """The samples behind a checkpoint: its own and those of every run it was initialized from."""
+    total, source = int(meta["samples"]), meta.get(INIT_FROM)
+    while source:
+        total, source = total + int(source.get("samples", 0)), source.get(INIT_FROM)
+    return total
+
+
 _ITER_RE = re.compile(r"iter_(\d+)")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar")
 

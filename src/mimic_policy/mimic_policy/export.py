@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mimic_policy.checkpoint import INIT_FROM
+from mimic_policy.checkpoint import INIT_FROM, samples_spent
 from mimic_policy.networks import ActorCritic
 from mimic_sim.paths import atomic_write_bytes
 
@@ -159,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
     if args.policy_folder is not None:
         folder = save_policy_folder(model, meta, args.policy_folder, args.precision)
         size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
-        print(f"wrote {folder} ({size:.1f} MB): the policy of {meta['samples']} samples with its task")
+        total = samples_spent(meta)
+        before = f" ({meta['samples']} here, {total - meta['samples']} before it)" if total != meta["samples"] else ""
+        print(f"wrote {folder} ({size:.1f} MB): the policy of {total} samples{before} with its task")
         return 0
     skill = None if Path(args.checkpoint).exists() else skill_folder(str(args.checkpoint))
     out = args.out or (Path("out") / f"{skill.parent.name}_{skill.name}.onnx" if skill
