@@ -68,7 +68,7 @@ class ReconstructionConfig:
     camera_pitch: float | None = None  # radians, positive looking down
     reprojection: float = 1.0
     reprojection_scale: float = 0.01  # the robust loss's scale as a fraction of the image's larger side
-    prior_3d: float = 2.0
+    prior_3d: float = 20.0  # the full stage's; docs/video.md has the measured choice
     pose_prior_3d: float = 20.0  # the 3D prior's weight in the pose stage (see reconstruct)
     smoothness: float = 0.05
     angle_smoothness: float = 0.005
