@@ -580,3 +580,14 @@ def test_a_robot_clip_name_without_a_retargeted_file_says_how_to_make_it(tmp_pat
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="mimic retarget walk --robot h1"):
         load_clip("walk", "h1")
+
+
+def test_a_saved_motion_loads_back_bit_for_bit(tmp_path):
+    # a task stored in a checkpoint is its motion as a dict: loaded back and stored again it must hash the
+    # same (normalizing unit quaternions again moved their last bits, and a resumed run was refused)
+    from mimic_sim.motion_file import load_clip, load_motion, motion_to_dict, save_motion
+
+    for clip in ("walk", "run", "backflip"):
+        motion = load_clip(clip)
+        path = save_motion(motion, tmp_path / f"{clip}.motion.json")
+        assert motion_to_dict(load_motion(path), "humanoid") == motion_to_dict(motion, "humanoid"), clip

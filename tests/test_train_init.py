@@ -147,3 +147,19 @@ def test_a_resumed_run_continues_from_its_own_checkpoint(source: Path, tmp_path:
     assert tensors_a.keys() == tensors_b.keys()
     for key, value in tensors_a.items():
         assert torch.equal(value, tensors_b[key]), key
+
+
+def test_a_run_resumes_on_its_own_reference_after_the_clip_file_changes(tmp_path: Path) -> None:
+    """The reference a run trained on is its checkpoint's: a clip file (or a robot's clip in the clip store,
+    retargeted again by a newer mimic) changed since does not stop it, nor change what it imitates."""
+    from mimic_sim.motion_file import load_clip, save_motion
+
+    clip, run = tmp_path / "clip.motion.json", tmp_path / "run"
+    save_motion(load_clip("walk"), clip)
+    args = ["--clip", str(clip), "--workers", "1", "--steps-per-env", "16", "--envs", "1", "--hidden", "16"]
+    assert main(["train", *args, "--samples", "16", "--run-dir", str(run)]) == 0
+    before = load_checkpoint(latest_checkpoint(run))[1]["task"]
+    save_motion(load_clip("run"), clip)
+    assert main(["train", "--resume", str(run), "--samples", "32"]) == 0
+    meta = load_checkpoint(latest_checkpoint(run))[1]
+    assert meta["samples"] == 32 and meta["task"] == before

@@ -206,8 +206,9 @@ def run(args: argparse.Namespace) -> int:
         if run_dir.exists() and any(run_dir.iterdir()):
             raise FileExistsError(f"run folder {run_dir} is not empty; use --resume {run_dir} to continue it")
     # a bad character, clip or setting is reported before anything is written; a robot's shipped
-    # clip is retargeted onto it first if the clip store has no copy (mimic_sim.task.CLIP_PROVIDERS)
-    task = Task.resolve(config.task)
+    # clip is retargeted onto it first if the clip store has no copy (mimic_sim.task.CLIP_PROVIDERS).
+    # A resumed run's task, reference included, is its checkpoint's (train).
+    task = None if args.resume else Task.resolve(config.task)
     init = None if args.resume else load_init(config, task)  # resumed: the run's checkpoint holds its network
     if config.ray:  # an unreachable cluster is reported before the run folder is made
         from mimic_policy.ray_workers import connect
@@ -240,12 +241,15 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, task: Task |
     """
     from tqdm import tqdm
 
-    from mimic_policy.checkpoint import resume_checkpoint
+    from mimic_policy.checkpoint import load_checkpoint, resume_checkpoint, stored_task
     from mimic_policy.logs import TrainingLog
     from mimic_policy.stopping import StopSignals
 
     if resume:  # a corrupt checkpoint is refused before any worker starts
         restored, corrupt = resume_checkpoint(run_dir, from_intact)
+        # the reference the run trained on, not what the clip name resolves to today (a shipped clip
+        # retargeted again by a newer mimic would make the run's own checkpoint refuse it)
+        task = task or stored_task(load_checkpoint(restored)[1], restored)
     with StopSignals() as stop:
         task = task or Task.resolve(config.task)
         envs = make_envs(config, task)

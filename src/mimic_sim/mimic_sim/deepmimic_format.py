@@ -151,7 +151,7 @@ def parse_deepmimic(data: object, source: str = "<memory>", name: str = "clip", 
                               f"(tolerance {QUAT_NORM_TOLERANCE})", frame=i, field=field)
         # Conjugating by C turns Y-up frames into the Z-up model's frames.
         q = rot.quat_mul(rot.quat_mul(Y_UP_TO_Z_UP, rot.quat_normalize(q)), rot.quat_conj(Y_UP_TO_Z_UP))
-        return rot.quat_positive(q)
+        return rot.quat_normalize(rot.quat_positive(q))  # unit after the products too: Motion keeps it
 
     root_pos = rot.quat_rotate(Y_UP_TO_Z_UP, table[:, 1:4])
     root_rot = quats(4, "root_rotation")

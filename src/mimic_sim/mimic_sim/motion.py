@@ -45,6 +45,14 @@ need a wide tolerance: the right hip of ``humanoid3d_kick`` reaches norm 1.42 an
 still rejected."""
 
 
+def _unit(quats: np.ndarray) -> np.ndarray:
+    """``quats`` normalized; those unit to rounding already are kept as they are, since normalizing
+    again moves their last bits: a motion saved and loaded back (a task stored in a checkpoint) must
+    come back the same, hash included."""
+    norms = np.linalg.norm(quats, axis=-1, keepdims=True)
+    return np.where(np.abs(norms - 1.0) > 1e-12, quats / norms, quats)
+
+
 @dataclass(frozen=True)
 class MotionSample:
     """A motion evaluated at one time.  Velocities are the derivative of the interpolation."""
@@ -84,10 +92,10 @@ class Motion:
         self.root_rot = np.asarray(self.root_rot, dtype=float)
         self.joints = {k: np.asarray(v, dtype=float) for k, v in self.joints.items()}
         self._validate()
-        self.root_rot = rot.quat_normalize(self.root_rot)
+        self.root_rot = _unit(self.root_rot)
         for name, values in self.joints.items():
             if values.ndim == 2:
-                self.joints[name] = rot.quat_normalize(values)
+                self.joints[name] = _unit(values)
         self._precompute()
 
     # ------------------------------------------------------------------ checks
