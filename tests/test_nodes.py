@@ -771,6 +771,36 @@ def test_video_player_plays_a_video_as_camera_images_and_ends(domain, tmp_path):
     assert bad.proc.wait(timeout=60) == 2 and "parameter 'video'" in bad.output(), bad.output()
 
 
+def test_video_player_waits_for_subscribers_downstream_on_its_remapped_topics(domain, tmp_path):
+    """With 'image=1, human=1' the first frame waits for a listener on the estimates made of the images
+    too (the recorder of `mimic launch video`), named as the node names them: remapped, as its images are."""
+    from video_helpers import render_walk
+
+    from mimic_msgs.msg import HumanFrame
+
+    node, executor = domain
+    video = render_walk(tmp_path / "walk.mp4", 160, 120, seconds=0.5)
+    images: list[Image] = []
+    node.create_subscription(Image, "camera/image", images.append, 50)
+    args = [str(BIN / "video_player"), "--ros-args", "-r", "image:=camera/image", "-p", f"video:={video}",
+            "-p", "end_wait:=0.2", "-p", "wait_for_subscribers:=['image=1', 'human=1']"]
+    player = Process(args)
+    try:
+        assert spin_until(executor, lambda: node.count_publishers("camera/image") >= 1, timeout=30), player.output()
+        # half the clip's length at its frame rate: a player that did not wait would have sent images by then
+        spin_until(executor, lambda: bool(images), timeout=0.5)
+        assert not images and player.proc.poll() is None, player.output()
+        node.create_subscription(HumanFrame, "human", lambda _: None, 10)
+        assert player.proc.wait(timeout=60) == 0, player.output()
+        spin_until(executor, lambda: len(images) >= 15, timeout=WAIT)
+    finally:
+        player.stop()
+    assert len(images) == 15, (len(images), player.output())
+    bad = Process([str(BIN / "video_player"), "--ros-args", "-p", f"video:={video}",
+                   "-p", "wait_for_subscribers:=['image']"])
+    assert bad.proc.wait(timeout=60) == 2 and "'image' is not 'topic=count'" in bad.output(), bad.output()
+
+
 def test_video_player_publishes_through_a_shared_memory_segment_that_holds_whole_images(domain):
     """Fast DDS's default segment (512 kB) holds less than one 640x480 image: the fragments that do not fit
     wait for the reliable protocol's repair, ~12 ms (bench/pose_node_latency.py)."""

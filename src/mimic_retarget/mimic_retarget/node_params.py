@@ -79,8 +79,8 @@ class VideoPlayerParams:
     """Start over at the end; else stop end_wait s after the last frame."""
     end_wait: float = 1.0
     """Seconds to stay after the last frame (not looping), so the nodes downstream finish it."""
-    wait_for_subscribers: int = 1
-    """Start playing once this many subscribers listen to the images (0: at once)."""
+    wait_for_subscribers: tuple[str, ...] = ("image=1",)
+    """Start playing once each 'topic=count' has that many subscribers (empty: at once)."""
     frame_id: str = "camera"
     """Frame of the images."""
     qos_depth: int = 10

@@ -5,7 +5,8 @@ Topics:    image (sensor_msgs/Image, rgb8), published at the video's frame rate 
 
 Frames are decoded as ``mimic video`` decodes them (:func:`mimic_retarget.pose_estimation.read_video`)
 and scaled to ``width`` if set; with ``wait_for_subscribers`` the first frame waits until the
-nodes downstream listen, so none is lost to discovery.  Not looping, the node stops
+nodes downstream listen, on the images and on what is made of them (a recorder of the pose
+estimates), so none is lost to discovery.  Not looping, the node stops
 ``end_wait`` seconds after the last frame, which ends the ``video`` scenario.
 
 Over Fast DDS the node publishes through :func:`image_transport_profile` (a shared-memory
@@ -28,7 +29,7 @@ from sensor_msgs.msg import Image
 from mimic_retarget.node_params import VideoPlayerParams
 from mimic_retarget.pose_estimation import read_video
 from mimic_retarget.sample_videos import VIDEOS, video_path
-from mimic_sim.nodes.common import parameter, run_node
+from mimic_sim.nodes.common import SubscriberWait, parameter, run_node
 from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.paths import atomic_write_text, cache_dir
 
@@ -106,7 +107,8 @@ class VideoPlayer(Node):
             self._frames, size, fps, count = read_video(self.path)
         self.size = size if params.width == 0 else (params.width, round(size[1] * params.width / size[0]))
         self.finished = False
-        self._playing = params.wait_for_subscribers == 0
+        self.wait_for = SubscriberWait(self, params.wait_for_subscribers)
+        self._playing = False
         self.publisher = self.create_publisher(
             Image, "image", QoSProfile(depth=params.qos_depth, reliability=ReliabilityPolicy.RELIABLE))
         rate = params.rate or fps
@@ -124,10 +126,11 @@ class VideoPlayer(Node):
 
     def _tick(self) -> None:
         if not self._playing:
-            if self.publisher.get_subscription_count() < self.params.wait_for_subscribers:
+            if self.wait_for.missing():
                 return
             self._playing = True
-            self.get_logger().info(f"{self.publisher.get_subscription_count()} subscriber(s) listen: playing")
+            if self.wait_for.counts:
+                self.get_logger().info("the subscribers waited for listen: playing")
         frame = self._next_frame()
         if frame is None:
             self._timer.cancel()

@@ -71,6 +71,26 @@ def parameter(name: str, value: object, choices: Callable[[], Iterable[str]] | N
         raise ValueError(f"parameter '{name}' ({value!r}): {exc}{hint}") from exc
 
 
+class SubscriberWait:
+    """The ``wait_for_subscribers`` parameter of a node that must not publish its first message before
+    the nodes downstream listen (a recorder, an estimator): each 'topic=count' entry, the topic as
+    the node names it (relative, remapped like its own publishers)."""
+
+    def __init__(self, node: Node, entries: Sequence[str]) -> None:
+        self.node = node
+        self.counts: list[tuple[str, int]] = []
+        for text in entries:
+            topic, _, count = text.partition("=")
+            if not topic or not count.isdigit():
+                raise ValueError(f"parameter wait_for_subscribers: '{text}' is not 'topic=count'")
+            self.counts.append((node.resolve_topic_name(topic), int(count)))
+
+    def missing(self) -> list[str]:
+        """'topic (n of m)' for each topic that has fewer subscribers than it waits for."""
+        have = ((topic, self.node.count_subscribers(topic), count) for topic, count in self.counts)
+        return [f"{topic} ({n} of {count})" for topic, n, count in have if n < count]
+
+
 def character_names() -> list[str]:
     """Names of the characters configured under ``config/characters/`` (choices for a parameter)."""
     return sorted({p.stem for d in config_dirs() for p in (d / "characters").glob("*.yaml")})

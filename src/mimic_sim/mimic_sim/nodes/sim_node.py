@@ -62,7 +62,7 @@ from mimic_sim.commands import CommandError, CommandLimits, LogThrottle, check_c
 from mimic_sim.deepmimic_format import shipped_clips
 from mimic_sim.kinematics import LinkTree, PinocchioModel
 from mimic_sim.motion_file import load_clip
-from mimic_sim.nodes.common import character_names, parameter, run_node
+from mimic_sim.nodes.common import SubscriberWait, character_names, parameter, run_node
 from mimic_sim.nodes.conversions import pose_msg, stamp_ns, tf_message, twist_msg
 from mimic_sim.nodes.parameters import declare_settings
 from mimic_sim.reference import ReferenceMotion
@@ -76,18 +76,11 @@ STATE_QUEUE_DEPTH = 1000
 ACK_TIMEOUT_SECONDS = 10.0
 
 
-def _topic_count(text: str) -> tuple[str, int]:
-    topic, _, count = text.partition("=")
-    if not topic or not count.isdigit():
-        raise ValueError(f"parameter wait_for_subscribers: '{text}' is not 'topic=count'")
-    return topic, int(count)
-
-
 class SimNode(Node):
     def __init__(self) -> None:
         super().__init__("sim_node")
         self.params = params = declare_settings(self, SimNodeParams())
-        self.wait_for = [_topic_count(w) for w in params.wait_for_subscribers]
+        self.wait_for = SubscriberWait(self, params.wait_for_subscribers)
         with parameter("character", params.character, character_names):
             self.character = load_character(params.character)
         self.limits = CommandLimits.of(self.character, params.max_gain_factor, params.max_target_velocity)
@@ -238,7 +231,7 @@ class SimNode(Node):
         self.finished = True
 
     def _offer_state(self) -> None:
-        if self.sim_time == 0.0 and any(self.count_subscribers(t) < n for t, n in self.wait_for):
+        if self.sim_time == 0.0 and self.wait_for.missing():
             return  # e.g. until the recorder of `mimic launch play` listens, so the recording is whole
         if time.monotonic() - self._published_at > 0.5 and not self.finished:
             self._publish()
