@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -24,6 +25,11 @@ stored where 'mimic train --robot ROBOT --clip CLIP' finds it.
 """
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+RETARGET_REVISION = 2
+"""Revision of the retargeter's output, bumped whenever the same clip, character and settings retarget to
+other keyframes (2: looping clips solved twice round, smoothness 1e-3), so that a clip an older mimic
+stored is made again rather than trained on."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,24 +86,45 @@ def load_source(source: str, rate: float | None = None, bvh_map: str = "auto", b
     return keypoints_from_clip(source, rate), load_clip(source).loop
 
 
+def made_by(clip: str, character, config, rate: float | None = None) -> dict:
+    """What a shipped clip retargeted onto ``character`` with ``config`` (a RetargetConfig) and sampled at
+    ``rate`` is made from: the record a stored copy must match to be used (the clip file's and the
+    character config's content hashes, the settings, :data:`RETARGET_REVISION`)."""
+    from mimic_sim.deepmimic_format import resolve_clip
+    from mimic_sim.settings import to_dict
+    from mimic_sim.task import content_sha256
+
+    return {"clip": clip, "clip_sha256": hashlib.sha256(resolve_clip(clip).read_bytes()).hexdigest(),
+            "character": character.name, "character_sha256": content_sha256(character.content),
+            "retarget": to_dict(config), "rate": rate, "revision": RETARGET_REVISION}
+
+
 def ensure_robot_clip(clip: str, character) -> Path | None:
-    """A shipped clip's retargeted file for a robot, retargeted now (and stored) if missing.
+    """A shipped clip's retargeted file for a robot, retargeted now (and stored) if missing, or if the stored
+    copy was made from another clip file, character config, settings or retargeter revision.
 
     None where nothing is needed: the humanoid plays shipped clips as they are, and files are
     used as given.
     """
     from mimic_retarget.retarget import RetargetConfig, Retargeter
     from mimic_sim.deepmimic_format import shipped_clips
-    from mimic_sim.motion_file import retargeted_clip_path, save_motion
+    from mimic_sim.motion_file import load_clip, retargeted_clip_path, save_motion, stored_made_by
 
     if character.name == "humanoid" or clip not in shipped_clips():
         return None
     path = retargeted_clip_path(character.name, clip)
-    if not path.is_file():
-        human, loops = load_source(clip)
-        print(f"retargeting '{clip}' onto {character.name} (stored in {path})", file=sys.stderr)
-        result = Retargeter(character, RetargetConfig(loop=loops)).retarget(human, clip, report=False)
-        save_motion(result.motion, path, character=character.name)
+    config = RetargetConfig(loop=load_clip(clip).loop)
+    record = made_by(clip, character, config)
+    if path.is_file():
+        stored = stored_made_by(path)
+        if stored == record:
+            return path
+        changed = sorted(k for k in record if stored is None or stored.get(k) != record[k])
+        print(f"{path} was made from another {', '.join(changed)}: retargeting '{clip}' again", file=sys.stderr)
+    human, _ = load_source(clip)
+    print(f"retargeting '{clip}' onto {character.name} (stored in {path})", file=sys.stderr)
+    result = Retargeter(character, config).retarget(human, clip, report=False)
+    save_motion(result.motion, path, character=character.name, made_by=record)
     return path
 
 
@@ -136,11 +163,13 @@ def run(args: argparse.Namespace) -> int:
     if video is not None:
         video_format(video)  # an unknown suffix fails before any work
 
-    retargeter = Retargeter(character, replace(RetargetConfig(), loop=loops))
+    config = replace(RetargetConfig(), loop=loops)
+    retargeter = Retargeter(character, config)
     with tqdm(total=human.num_frames, unit="frame", desc=f"retarget {stem} -> {character.name}", disable=None,
               file=sys.stderr) as bar:
         result = retargeter.retarget(human, stem, progress=bar.update)
-    save_motion(result.motion, output, character=character.name)
+    record = made_by(args.source, character, config, args.rate) if args.source in shipped_clips() else None
+    save_motion(result.motion, output, character=character.name, made_by=record)
     report = {"source": str(human.source), "robot": character.name, "clip": str(output), **result.report}
     report_path = output.with_name(output.name.removesuffix(SUFFIX) + ".report.json")
     atomic_write_text(report_path, json.dumps(report, indent=2))

@@ -67,6 +67,11 @@ class Character:
     config: dict  # the config as read (model file made absolute): a checkpoint carries it to rebuild the character
 
     @property
+    def content(self) -> dict:
+        """The character as a task or a clip made for it records it: its config's content and its name."""
+        return {**self.config, "name": self.name}
+
+    @property
     def joint_names(self) -> list[str]:
         return [j.name for j in self.joints]
 

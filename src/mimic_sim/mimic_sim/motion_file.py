@@ -11,6 +11,9 @@ Z up, metres, radians; a joint is a list of angles (revolute) or of w, x, y, z
 quaternions (spherical).  ``character`` is informative: joints are matched by name
 when the clip is played.  ``close_loop`` (default true) makes a looping clip continuous
 across the wrap when read; mimic writes false, as it writes keyframes already closed.
+A clip mimic stores for a character (a shipped clip retargeted onto a robot) also holds
+``made_by``: what it was made from, so that a copy made by other inputs or an older
+retargeter is told from a current one (``mimic_retarget.cli.ensure_robot_clip``).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ VERSION = 1
 SUFFIX = ".motion.json"
 
 
-def motion_to_dict(motion: Motion, character: str | None = None) -> dict:
-    """``motion`` as a mimic motion file's JSON content.
+def motion_to_dict(motion: Motion, character: str | None = None, made_by: dict | None = None) -> dict:
+    """``motion`` as a mimic motion file's JSON content (with ``made_by`` where given).
 
     The keyframes are written as the motion holds them: a looping clip's are already made
     continuous (``Motion._close_loop``), so ``close_loop`` is false and reading them back
@@ -47,14 +50,25 @@ def motion_to_dict(motion: Motion, character: str | None = None) -> dict:
         "root_pos": motion.root_pos.tolist(),
         "root_rot": motion.root_rot.tolist(),
         "joints": {name: values.tolist() for name, values in motion.joints.items()},
+        **({"made_by": made_by} if made_by is not None else {}),
     }
 
 
-def save_motion(motion: Motion, path: str | Path, character: str | None = None) -> Path:
+def save_motion(motion: Motion, path: str | Path, character: str | None = None, made_by: dict | None = None) -> Path:
     """Write ``motion`` as a mimic motion file (atomically: a reader sees the old file or the new one)."""
     path = Path(path)
-    atomic_write_text(path, json.dumps(motion_to_dict(motion, character)))
+    atomic_write_text(path, json.dumps(motion_to_dict(motion, character, made_by)))
     return path
+
+
+def stored_made_by(path: str | Path) -> dict | None:
+    """The ``made_by`` record of a stored motion file; None where the file has none or cannot be read."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    made_by = data.get("made_by") if isinstance(data, dict) else None
+    return made_by if isinstance(made_by, dict) else None
 
 
 def load_motion(path: str | Path) -> Motion:

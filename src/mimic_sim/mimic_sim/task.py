@@ -153,7 +153,7 @@ class Task:
     def to_dict(self) -> dict:
         """The whole task as JSON: settings, the character config's content and the motion's keyframes
         (with content hashes, checked by :meth:`from_dict`)."""
-        character = {**self.character.config, "name": self.character.name}
+        character = self.character.content
         motion = motion_to_dict(self.motion, self.character.name)
         return {
             "format": TASK_FORMAT,
