@@ -51,12 +51,7 @@ def load_policy(path: Path) -> tuple[ActorCritic, dict]:
     ppo = meta["train"]["ppo"]
     model = ActorCritic(int(meta["observation_size"]), len(meta["joint_names"]), tuple(ppo["hidden"]),
                         ppo["init_log_std"])
-    state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    if not any(k.startswith("critic.") for k in state):
-        # A policy folder keeps no value network (training alone uses it): the model's fresh one stands in,
-        # so that everything else is still loaded strictly.
-        state.update({k: v for k, v in model.state_dict().items() if k.startswith("critic.")})
-    model.load_state_dict(state)
+    model.load_stored({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
     model.eval()
     return model, meta
 

@@ -97,6 +97,13 @@ class ActorCritic(nn.Module):
         """What acting needs (the state dict without the value network), for copies in rollout workers."""
         return {k: v.detach().clone() for k, v in self.state_dict().items() if not k.startswith("critic.")}
 
+    def load_stored(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a stored model state strictly; one without a value network (a policy folder's: training
+        alone uses it) keeps this model's own, every other entry still required."""
+        if not any(k.startswith("critic.") for k in state):
+            state = {**state, **{k: v for k, v in self.state_dict().items() if k.startswith("critic.")}}
+        self.load_state_dict(state)
+
     @torch.no_grad()
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         return self.mean(obs)

@@ -135,7 +135,7 @@ class Trainer:
         """Start from another run's network (``mimic train --init-from``): ``weights``, model state
         entries of the same shapes, replace the model's; where they hold no value network (a policy
         folder's) this model's fresh one stays. The optimizer's state is still empty: nothing to match."""
-        self.model.load_state_dict({**self.model.state_dict(), **weights})
+        self.model.load_stored(weights)
 
     def collect(self) -> tuple[float, np.ndarray]:
         """Fill the storage with one rollout; its wall time and observations."""
