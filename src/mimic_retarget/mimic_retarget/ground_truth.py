@@ -36,7 +36,7 @@ from mimic_retarget.reconstruction import Camera, HumanoidKinematics
 from mimic_sim.character import Character, model_spec
 from mimic_sim.motion_file import load_clip
 from mimic_sim.reference import ReferenceMotion
-from mimic_sim.render import OffscreenContext
+from mimic_sim.render import OffscreenContext, PoseWriter
 
 APPEARANCE_LAYERS = ("skin", "face", "clothes", "shapes", "scene")
 """What the ``human`` appearance adds to the capsule humanoid, in the order it is applied."""
@@ -248,10 +248,7 @@ class TruthRenderer:
         self.model = build_model(character, camera, layers)
         m = self.model
         self.data = mujoco.MjData(m)
-        root = m.body(character.root_body).id
-        free = [j for j in range(m.njnt) if m.jnt_bodyid[j] == root and m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
-        self._root = int(m.jnt_qposadr[free[0]])
-        self._joints = np.array([m.jnt_qposadr[m.joint(n).id] for n in character.joint_names], dtype=int)
+        self._pose = PoseWriter(m, character)
         width, height = camera.image_size
         self._camera = mujoco.MjvCamera()
         self._camera.type, self._camera.fixedcamid = mujoco.mjtCamera.mjCAMERA_FIXED, 0
@@ -262,8 +259,7 @@ class TruthRenderer:
     def render(self, qpos: np.ndarray) -> np.ndarray:
         """An (H, W, 3) uint8 RGB image of the character in ``qpos``."""
         m, d = self.model, self.data
-        d.qpos[self._root : self._root + 7] = qpos[:7]
-        d.qpos[self._joints] = qpos[7:]
+        self._pose.write(d, qpos)
         mujoco.mj_kinematics(m, d)
         mujoco.mj_camlight(m, d)
         mujoco.mjv_updateScene(m, d, self._option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL, self._scene)

@@ -107,8 +107,9 @@ class OffscreenContext:
             self._gl = None
 
 
-class _Pose:
-    """Writes mimic ``qpos`` into a MuJoCo model built by ``build_model``."""
+class PoseWriter:
+    """Writes mimic ``qpos`` (root position and quaternion, then the character's joints in its order)
+    into the qpos of a MuJoCo model that holds the character, its joints found by name."""
 
     def __init__(self, model: mujoco.MjModel, character: Character):
         root = model.body(character.root_body).id
@@ -152,10 +153,10 @@ class CharacterRenderer:
         m.vis.headlight.ambient[:] = 0.3
         m.vis.headlight.diffuse[:] = 0.5
         self.data = mujoco.MjData(m)
-        self._pose = _Pose(m, character)
+        self._pose = PoseWriter(m, character)
         self._ghost_model: mujoco.MjModel | None = None
         self._ghost_data: mujoco.MjData | None = None
-        self._ghost_pose: _Pose | None = None
+        self._ghost_pose: PoseWriter | None = None
 
         self.camera = mujoco.MjvCamera()
         self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
@@ -168,7 +169,7 @@ class CharacterRenderer:
         self._offscreen = OffscreenContext(m, self.width, self.height, mujoco.mjtFontScale.mjFONTSCALE_150)
 
     # ----------------------------------------------------------------- ghost
-    def _ghost(self) -> tuple[mujoco.MjModel, mujoco.MjData, _Pose]:
+    def _ghost(self) -> tuple[mujoco.MjModel, mujoco.MjData, PoseWriter]:
         """The reference copy, compiled on first use: same geometry, translucent, drawn only."""
         if self._ghost_model is None:
             g = build_model(self.character, SimConfig(physics_hz=120.0))
@@ -176,7 +177,7 @@ class CharacterRenderer:
             g.geom_rgba[character_geoms] = GHOST_RGBA
             g.geom_contype[:] = 0
             g.geom_conaffinity[:] = 0
-            self._ghost_model, self._ghost_data, self._ghost_pose = g, mujoco.MjData(g), _Pose(g, self.character)
+            self._ghost_model, self._ghost_data, self._ghost_pose = g, mujoco.MjData(g), PoseWriter(g, self.character)
         return self._ghost_model, self._ghost_data, self._ghost_pose
 
     # ---------------------------------------------------------------- render
