@@ -57,7 +57,7 @@ def unique_domain_id() -> int:
 
 
 BIN = Path(sys.executable).parent
-WAIT = 10.0  # s, bound of every wait on the graph or on data
+WAIT = 30.0  # s, bound of every wait on the graph or on data (a node starting on 2 loaded cores took over 10)
 
 
 class Process:

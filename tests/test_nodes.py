@@ -710,7 +710,7 @@ def test_pose_node_gives_the_offline_estimates_filtered_and_survives_bad_images(
     start = 1000.0  # image stamps: the node filters on them
     try:
         assert spin_until(executor, lambda: images.get_subscription_count() >= 1
-                          and node.count_publishers("human") >= 1, timeout=30), pose.output()
+                          and node.count_publishers("human") >= 1, timeout=START_WAIT), pose.output()
         bad = _image(np.zeros((4, 4, 3), np.uint8), start - 1.0)
         bad.step = 5  # shorter than a row
         images.publish(bad)
