@@ -126,7 +126,7 @@ class VideoPlayer(Node):
 
     def _tick(self) -> None:
         if not self._playing:
-            if self.wait_for.missing():
+            if not self.wait_for.ready():
                 return
             self._playing = True
             if self.wait_for.counts:

@@ -85,10 +85,9 @@ class SubscriberWait:
                 raise ValueError(f"parameter wait_for_subscribers: '{text}' is not 'topic=count'")
             self.counts.append((node.resolve_topic_name(topic), int(count)))
 
-    def missing(self) -> list[str]:
-        """'topic (n of m)' for each topic that has fewer subscribers than it waits for."""
-        have = ((topic, self.node.count_subscribers(topic), count) for topic, count in self.counts)
-        return [f"{topic} ({n} of {count})" for topic, n, count in have if n < count]
+    def ready(self) -> bool:
+        """Each topic has the subscribers it waits for (true at once without entries)."""
+        return all(self.node.count_subscribers(topic) >= count for topic, count in self.counts)
 
 
 def character_names() -> list[str]:

@@ -231,7 +231,7 @@ class SimNode(Node):
         self.finished = True
 
     def _offer_state(self) -> None:
-        if self.sim_time == 0.0 and self.wait_for.missing():
+        if self.sim_time == 0.0 and not self.wait_for.ready():
             return  # e.g. until the recorder of `mimic launch play` listens, so the recording is whole
         if time.monotonic() - self._published_at > 0.5 and not self.finished:
             self._publish()
