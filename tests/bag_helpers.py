@@ -14,10 +14,12 @@ from mimic_sim.tools.bag import BagWriter
 
 def record_episode(path: Path, env: ImitationEnv, start_time: float, steps: int = 100,
                    act: Callable[[np.ndarray], np.ndarray] | None = None,
-                   reference_every: int = 1) -> tuple[np.ndarray, np.ndarray, bool]:
+                   reference_every: int = 1,
+                   offered_again: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, bool]:
     """Run ``env`` from ``start_time`` for up to ``steps`` control steps (``act(obs)``, default:
     the reference action, open loop) and write each state and, every ``reference_every`` steps
-    (a player skipping frames), its reference to a bag at ``path``.
+    (a player skipping frames), its reference to a bag at ``path``; the states of the steps in
+    ``offered_again`` are written twice, as a lockstep sim_node offers a state nobody answered again.
     The environment's rewards, reward terms, and whether the episode ended by a fall."""
     obs, _ = env.reset(options={"start_time": start_time})
     names = env.character.joint_names
@@ -49,14 +51,15 @@ def record_episode(path: Path, env: ImitationEnv, start_time: float, steps: int 
                                               frame_id="world")
             qpos, qvel = env.backend.get_state()
             order = np.arange(len(names))[::-1]  # joints by name, not by position: reversed on purpose
-            bag.write("/joint_states", stamp, ser(T["sensor_msgs/msg/JointState"](
-                header=header, name=[names[i] for i in order], position=qpos[7:][order], velocity=qvel[6:][order],
-                effort=np.zeros(0)), "sensor_msgs/msg/JointState"))
-            bag.write("/base_pose", stamp, ser(T["geometry_msgs/msg/PoseStamped"](header=header, pose=pose(qpos)),
-                                               "geometry_msgs/msg/PoseStamped"))
-            bag.write("/base_twist", stamp, ser(T["geometry_msgs/msg/TwistStamped"](
-                header=header, twist=T["geometry_msgs/msg/Twist"](linear=vec(qvel[:3]), angular=vec(qvel[3:6]))),
-                "geometry_msgs/msg/TwistStamped"))
+            for _ in range(2 if step in offered_again else 1):
+                bag.write("/joint_states", stamp, ser(T["sensor_msgs/msg/JointState"](
+                    header=header, name=[names[i] for i in order], position=qpos[7:][order],
+                    velocity=qvel[6:][order], effort=np.zeros(0)), "sensor_msgs/msg/JointState"))
+                bag.write("/base_pose", stamp, ser(T["geometry_msgs/msg/PoseStamped"](header=header, pose=pose(qpos)),
+                                                   "geometry_msgs/msg/PoseStamped"))
+                bag.write("/base_twist", stamp, ser(T["geometry_msgs/msg/TwistStamped"](
+                    header=header, twist=T["geometry_msgs/msg/Twist"](linear=vec(qvel[:3]), angular=vec(qvel[3:6]))),
+                    "geometry_msgs/msg/TwistStamped"))
             ref_qpos, ref_qvel = env.reference.state(env.time)
             if step % reference_every == 0:
                 bag.write("/reference", stamp, ser(T["mimic_msgs/msg/ReferenceFrame"](

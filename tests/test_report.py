@@ -43,6 +43,18 @@ def test_report_of_a_recorded_episode_matches_the_environment(tmp_path):
     assert 0 < result["mpjpe_root_relative_mm"] < result["mpjpe_mm"]
 
 
+def test_a_state_offered_again_is_scored_once(tmp_path):
+    """A lockstep sim_node publishes a state nobody answered again (same stamp): one state, not two."""
+    from mimic_sim.tools.report import report
+
+    env = ImitationEnv()
+    rewards, _, _ = record_episode(tmp_path / "bag", env, 0.2, steps=20, offered_again=(0, 7))
+    env.close()
+    result = report(tmp_path / "bag", load_character("humanoid"))
+    assert result["states"] == len(rewards) == 20 and result["states_offered_again"] == 2
+    assert result["normalized_return"] == pytest.approx(rewards.sum() / len(rewards), abs=1e-6)
+
+
 def test_with_the_clip_the_report_needs_no_reference_frame_per_state(tmp_path):
     """A player that published every third frame only: scored against the nearest frame the bag is
     off; scored against the clip at each state's clip time (``--policy`` gives it) it is exact."""

@@ -2,7 +2,8 @@
 
 Needs no ROS: the bag is read with ``rosbags`` (:mod:`mimic_sim.tools.bag`).  Each
 ``joint_states`` message, with the ``base_pose`` and ``base_twist`` of the same stamp,
-is one state of the character; its reference is the ``reference`` frame nearest in
+is one state of the character (a state offered again with the same stamp, as a lockstep
+sim_node does when nobody answered it, is scored once); its reference is the ``reference`` frame nearest in
 time (its own root pose, twist, joint positions and velocities, so any reference
 source works).  Every state is scored with the training reward (:mod:`mimic_sim.reward`)
 and MPJPE (:mod:`mimic_sim.tracking`); a fall is a body other than the feet touching
@@ -88,10 +89,14 @@ def report(bag: Path, character: Character, reward: RewardConfig | None = None, 
     references = messages["reference"]
     ref_stamps = np.array([_stamp(m) for m in references])
     exact = None if motion is None else ReferenceMotion(motion, c)
-    rewards, terms, curve, fallen, states, skipped = [], [], [], [], [], 0
+    rewards, terms, curve, fallen, states, skipped, repeated = [], [], [], [], [], 0, 0
     start = None
+    scored: set[int] = set()
     for joints in messages["joint_states"]:
         stamp = _stamp(joints)
+        if stamp in scored:
+            repeated += 1  # a lockstep sim_node offers a state nobody answered again: one state, scored once
+            continue
         if stamp not in poses or stamp not in twists:
             skipped += 1  # a state without its base state of the same stamp
             continue
@@ -118,6 +123,7 @@ def report(bag: Path, character: Character, reward: RewardConfig | None = None, 
                                          tracking_features(ref, c.tracked_parents, effectors), c.pose_weights, root,
                                          reward or RewardConfig())
         start = stamp if start is None else start
+        scored.add(stamp)
         rewards.append(float(total))
         terms.append([float(parts[k]) for k in TERMS])
         fallen.append(bool((sim_backend.ground_contacts() & forbidden).any()))
@@ -134,6 +140,7 @@ def report(bag: Path, character: Character, reward: RewardConfig | None = None, 
         "bag": str(bag),
         "states": len(rewards),
         "states_without_base_state": skipped,
+        "states_offered_again": repeated,
         "seconds": duration,
         "state_rate_hz": (len(rewards) - 1) / duration if duration > 0 else 0.0,
         "normalized_return": float(np.sum(rewards[:first_fall]) / len(rewards)),
