@@ -19,11 +19,13 @@ from mimic_retarget.reconstruction import (
     Camera,
     HumanoidKinematics,
     ReconstructionConfig,
+    com_dynamics_error,
     reconstruct,
     repair_swaps,
     root_angular_speed,
 )
 from mimic_sim import rotations as rot
+from mimic_sim.backends import make_backend
 from mimic_sim.character import load_character
 from mimic_sim.motion_file import load_clip, load_motion
 from mimic_sim.reference import ReferenceMotion
@@ -35,9 +37,14 @@ KNOWN = {"focal": CAMERA.focal, "camera_height": CAMERA.height, "camera_pitch": 
 @pytest.fixture(scope="module")
 def truth() -> tuple[np.ndarray, np.ndarray]:
     """Times and world keypoints (T, K, 3) of the walk turned to cross the view 5 m in front of the camera."""
+    return clip_truth("walk")
+
+
+def clip_truth(clip: str) -> tuple[np.ndarray, np.ndarray]:
+    """Times and world keypoints (T, K, 3) of a shipped clip turned to cross the view 5 m in front of the camera."""
     character = load_character("humanoid")
     kin = HumanoidKinematics(character)
-    motion = load_clip("walk")
+    motion = load_clip(clip)
     times = np.arange(0.0, motion.duration, 1 / 30)
     qpos, _ = ReferenceMotion(motion, character).states(times)
     yaw = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
@@ -96,6 +103,55 @@ def test_reconstruction_repairs_a_swap_and_a_dropped_frame(truth, tmp_path):
     save_motion(result.motion, clip, character="humanoid")
     played = keypoints_from_clip(clip)
     np.testing.assert_allclose(played.positions[:, [played.index(n) for n in names]], result.points, atol=1e-6)
+
+
+def test_the_reconstructions_centre_of_mass_is_mujocos():
+    """The dynamics term's centre of mass (the model's inertias through the torch kinematics) is the
+    one MuJoCo simulates, over a backflip's poses."""
+    character = load_character("humanoid")
+    motion = load_clip("backflip")
+    qpos, qvel = ReferenceMotion(motion, character).states(np.arange(0.0, motion.duration, 0.1))
+    com = HumanoidKinematics(character).points(torch.tensor(qpos[:, :3]), torch.tensor(rot.quat_to_mat(qpos[:, 3:7])),
+                                                torch.tensor(qpos[:, 7:]), [], with_com=True)[:, -1]
+    backend = make_backend("mujoco", character)
+    np.testing.assert_allclose(com.numpy(), [backend.kinematics(p, v).com for p, v in zip(qpos, qvel, strict=True)],
+                               atol=1e-6)
+    backend.close()
+
+
+def test_centre_of_mass_dynamics_error_of_known_trajectories():
+    """Free fall costs nothing in the air, hovering there costs g; on the floor standing, being pushed up
+    and accelerating within friction cost nothing, falling faster than gravity or sliding beyond
+    friction costs the excess."""
+    dt = 1 / 30
+    t = torch.arange(10, dtype=torch.float64) * dt
+
+    def error(horizontal: float, vertical: float, supported: torch.Tensor, friction: float = 1.0) -> np.ndarray:
+        com = torch.stack([0.5 * horizontal * t**2, 0 * t, 1 + 0.5 * vertical * t**2], dim=1)
+        return com_dynamics_error(com, supported, dt, friction).numpy()
+
+    air, floor = torch.zeros(10), torch.ones(10)
+    np.testing.assert_allclose(error(0, -9.81, air), 0, atol=1e-5)
+    np.testing.assert_allclose(error(0, 0, air), 9.81, atol=1e-5)
+    np.testing.assert_allclose(error(0, 0, floor), 0, atol=1e-5)
+    np.testing.assert_allclose(error(0, 5, floor), 0, atol=1e-5)
+    np.testing.assert_allclose(error(0, -15, floor), 15 - 9.81, atol=1e-5)
+    np.testing.assert_allclose(error(3, 0, floor, friction=0.2), 3 - 0.2 * 9.81, atol=1e-5)
+    touch = air.clone()
+    touch[5] = 1.0  # a frame on the floor: the accelerations that use it are not flight
+    np.testing.assert_allclose(error(0, 0, touch), [9.81] * 3 + [0] * 3 + [9.81] * 2, atol=1e-5)
+
+
+def test_the_dynamics_term_makes_a_jumps_flight_ballistic():
+    """A jump reconstructed from noisy estimates: with the dynamics term its centre of mass moves as
+    gravity and the floor allow (a fraction of the error without it), the pose as close to the truth."""
+    times, points = clip_truth("jump")
+    track = synthetic_track(times, points)
+    results = [reconstruct(track, ReconstructionConfig(**KNOWN, dynamics=weight)) for weight in (0.0, 1.0)]
+    without, with_term = (r.report["com_dynamics_error_m_s2"] for r in results)
+    relative = [errors_mm(r.points, points, list(TRACK_KEYPOINTS))[1].mean() for r in results]
+    assert with_term < 0.5 * without, (without, with_term)
+    assert relative[1] < relative[0] + 10, relative
 
 
 def test_reconstruction_estimates_the_camera(truth):
@@ -205,12 +261,19 @@ def test_cli_from_keypoints_and_bad_video(truth, tmp_path):
     keypoints = synthetic_track(times, points).save(tmp_path / "walk.pose.json")
     out = tmp_path / "out" / "walk.motion.json"
     run = subprocess.run([sys.executable, "-m", "mimic_sim.tools.cli", "video", str(keypoints), "-o", str(out),
-                          "--focal", "1000"], capture_output=True, text=True, timeout=300)
+                          "--focal", "1000", "--dynamics", "1"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     report = json.loads((tmp_path / "out" / "walk.report.json").read_text())
     assert report["detection_rate"] == 1.0 and report["camera"]["focal_px"] == pytest.approx(1000.0)
+    assert report["objective"]["dynamics"] > 0 and report["com_dynamics_error_m_s2"] >= 0  # the term was on
     assert load_motion(out).num_frames == len(times)
     assert (tmp_path / "out" / "walk.side_by_side.mp4").stat().st_size > 0
+
+    run = subprocess.run([sys.executable, "-m", "mimic_sim.tools.cli", "video", str(keypoints), "-o",
+                          str(tmp_path / "neg" / "walk.motion.json"), "--dynamics", "-1"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode != 0 and "--dynamics -1.0: a weight must be 0 or more" in run.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "neg").exists()
 
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video")

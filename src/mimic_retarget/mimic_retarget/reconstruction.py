@@ -18,6 +18,9 @@ moving smoothly and standing on the ground.  The terms (their weights in
 * **ground**: sole points (toe tips and heels) not below the floor, the lowest sole point
   on the floor in frames where a foot is down, and no horizontal sliding of a sole point
   while it is on the floor;
+* **dynamics**: the centre of mass (the model's own masses) accelerates as gravity and the
+  floor allow: in the air exactly at g, on the floor never pulled down faster than g nor
+  sideways beyond friction (a foot or a hand within ``contact_height`` supports);
 * **joint limits** and a weak pull of the joint angles toward the rest pose (it only
   decides what nothing else observes, such as a forearm's twist).
 
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pinocchio
 import torch
+from urdf_parser_py import urdf as urdf_model
 
 from mimic_retarget.human import DERIVED, _shape, derived_offsets
 from mimic_retarget.pose_track import PoseTrack
@@ -47,6 +51,8 @@ from mimic_sim.motion import Motion
 from mimic_sim.urdf_io import read_urdf
 
 SOLE_POINTS = ("left_toe", "left_heel", "right_toe", "right_heel")
+HAND_POINTS = ("left_wrist", "right_wrist")  # a hand (a sphere about the wrist) on the floor also bears weight
+GRAVITY = 9.81
 # Limb groups whose left and right labels an estimator swaps together.
 SWAP_GROUPS = {"arms": ("shoulder", "elbow", "wrist"), "legs": ("hip", "knee", "ankle", "toe")}
 # Bones whose directions the 3D prior compares (pairs of track keypoints).
@@ -75,6 +81,8 @@ class ReconstructionConfig:
     root_smoothness: float = 0.02  # full stage only (see reconstruct)
     ground: float = 10.0
     sliding: float = 5.0
+    dynamics: float = 0.0  # the centre of mass against gravity and the floor (full stage; docs/video.md: why off)
+    friction: float = 1.0  # the floor's friction coefficient in the dynamics term
     limits: float = 10.0
     rest: float = 0.002
     focal_prior: float = 0.1  # pull of log(focal) toward its initial guess
@@ -182,24 +190,39 @@ class HumanoidKinematics:
             local = frame.placement.translation + frame.placement.rotation @ offsets.get(name, np.zeros(3))
             self.point_joint.append(frame.parentJoint - 2)
             self.point_offset.append(torch.tensor(np.array(local)))
+        self.hand_radius = float(_shape(urdf, character.model_path, "left_wrist", urdf_model.Sphere)[1].radius)
         self.lower = torch.tensor(character.joint_lower)
         self.upper = torch.tensor(character.joint_upper)
+        # Each joint's body: its mass and centre of mass in the joint's frame (the root's first).
+        self.masses = torch.tensor([model.inertias[i].mass for i in range(1, model.njoints)])
+        self.levers = torch.tensor(np.array([model.inertias[i].lever for i in range(1, model.njoints)]))
 
-    def points(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor,
-               names: list[str]) -> torch.Tensor:
-        """World positions (T, len(names), 3) of named points."""
+    def _frames(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """World rotations and positions of the joints' frames below the root."""
         rots, poss = [], []
         for parent, col, axis, offset, turn in zip(self.parents, self.columns, self.axes, self.offsets, self.turns,
                                                    strict=True):
             prot, ppos = (root_rot, root_pos) if parent < 0 else (rots[parent], poss[parent])
             poss.append(ppos + prot @ offset)
             rots.append(prot @ turn @ _axis_rotation(axis, q[:, col]))
+        return rots, poss
+
+    def points(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor,
+               names: list[str], with_com: bool = False) -> torch.Tensor:
+        """World positions (T, len(names), 3) of named points; with ``with_com``, the whole body's
+        centre of mass as one more point at the end."""
+        rots, poss = self._frames(root_pos, root_rot, q)
         out = []
         for name in names:
             k = self.point_names.index(name)
             j = self.point_joint[k]
             prot, ppos = (root_rot, root_pos) if j < 0 else (rots[j], poss[j])
             out.append(ppos + prot @ self.point_offset[k])
+        if with_com:
+            centres = torch.stack([p + r @ lever for r, p, lever in
+                                   zip([root_rot, *rots], [root_pos, *poss], self.levers, strict=True)], dim=1)
+            out.append((self.masses[:, None] * centres).sum(1) / self.masses.sum())
         return torch.stack(out, dim=1)
 
 
@@ -340,6 +363,21 @@ def _cauchy(r2: torch.Tensor) -> torch.Tensor:
     return torch.log1p(r2)
 
 
+def com_dynamics_error(com: torch.Tensor, supported: torch.Tensor, dt: float, friction: float) -> torch.Tensor:
+    """Per middle frame of a centre-of-mass trajectory (T, 3), how far its acceleration is from what
+    gravity and the floor allow (m/s^2), given per frame whether the body touches the floor
+    (``supported``, 0-1): in the air (no support in the three frames) the acceleration must be
+    gravity's; on the floor, the floor pushes and never pulls (vertical acceleration at least -g)
+    and friction bounds the horizontal part (``friction`` times the push)."""
+    acc = (com[2:] - 2 * com[1:-1] + com[:-2]) / dt**2
+    push = acc[:, 2] + GRAVITY
+    flight = (1 - supported[2:]) * (1 - supported[1:-1]) * (1 - supported[:-2])
+    in_air = torch.sqrt(acc[:, 0] ** 2 + acc[:, 1] ** 2 + push**2 + 1e-12)
+    horizontal = torch.sqrt(acc[:, 0] ** 2 + acc[:, 1] ** 2 + 1e-12)
+    on_floor = torch.sqrt(torch.relu(-push) ** 2 + torch.relu(horizontal - friction * torch.relu(push)) ** 2 + 1e-12)
+    return flight * in_air + (1 - flight) * on_floor
+
+
 class _Problem:
     """The objective over (root positions, root rotations (6D), joint angles, camera)."""
 
@@ -348,6 +386,7 @@ class _Problem:
         self.names = list(track.names)
         self.all_names = self.names + [n for n in SOLE_POINTS if n not in self.names]
         self.sole = [self.all_names.index(n) for n in SOLE_POINTS]
+        self.hands = [self.all_names.index(n) for n in HAND_POINTS if n in self.all_names]
         self.uv = torch.tensor(track.points)
         self.conf = torch.tensor(track.confidence)
         self.scale = config.reprojection_scale * max(track.image_size)
@@ -370,15 +409,21 @@ class _Problem:
         floor), so the ground term held a planted foot that high and bent the legs to match."""
         return z.min(dim=1).values
 
-    def contacts(self, root_pos, root_r6, q) -> tuple[torch.Tensor, torch.Tensor]:
-        """Where the feet touch the floor in a solution: per frame, how near the lowest sole point is
-        (1 on the floor, fading over 5 cm), and per step and sole point, whether both ends of the step
-        are within ``contact_height`` (a sharp sigmoid).  The ground terms weight by them."""
+    def contacts(self, root_pos, root_r6, q) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Where the body touches the floor in a solution: per frame, how near the lowest sole point is
+        (1 on the floor, fading over 5 cm); per step and sole point, whether both ends of the step
+        are within ``contact_height``; per frame, whether a foot or a hand is within it (the floor can
+        push).  Sharp sigmoids.  The ground and dynamics terms weight by them."""
         with torch.no_grad():
-            z = self.kin.points(root_pos, _rotation_6d(root_r6), q, self.all_names)[:, self.sole, 2]
+            pts = self.kin.points(root_pos, _rotation_6d(root_r6), q, self.all_names)
+            z = pts[:, self.sole, 2]
             down = torch.exp(-torch.relu(self._lowest(z)) / 0.05)
             planted = torch.sigmoid((self.config.contact_height - torch.maximum(z[1:], z[:-1])) / 0.005)
-        return down, planted
+            clearance = z.min(dim=1).values
+            if self.hands:
+                clearance = torch.minimum(clearance, pts[:, self.hands, 2].min(dim=1).values - self.kin.hand_radius)
+            supported = torch.sigmoid((self.config.contact_height - clearance) / 0.005)
+        return down, planted, supported
 
     def terms(self, root_pos, root_r6, q, log_focal, height, pitch,
               contacts: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
@@ -386,7 +431,8 @@ class _Problem:
         stay fixed while an optimizer runs so that the objective it sees is smooth."""
         c = self.config
         root_rot = _rotation_6d(root_r6)
-        pts = self.kin.points(root_pos, root_rot, q, self.all_names)
+        pts = self.kin.points(root_pos, root_rot, q, self.all_names, with_com=contacts is not None)
+        com, pts = (pts[:, -1], pts[:, :-1]) if contacts is not None else (None, pts)
         cam_r = _camera_rotation(pitch)
         cam = (pts - torch.stack([torch.zeros_like(height), torch.zeros_like(height), height])) @ cam_r.T
         n = len(self.names)
@@ -412,7 +458,9 @@ class _Problem:
         out["rest"] = c.rest * (q**2).sum(-1).mean()
         out["focal"] = c.focal_prior * (log_focal - self.log_focal0) ** 2
         if contacts is not None:
-            down, planted = contacts
+            down, planted, supported = contacts
+            out["dynamics"] = c.dynamics * (com_dynamics_error(com, supported, self.dt, c.friction) / 10.0
+                                            ).pow(2).mean()
             z = pts[:, self.sole, 2]
             out["penetration"] = c.ground * (torch.relu(-z) ** 2).sum(-1).mean() * 100.0
             out["ground"] = c.ground * (down * self._lowest(z) ** 2).mean() * 100.0
@@ -509,13 +557,18 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
     with torch.no_grad():
         camera = Camera(float(torch.exp(log_focal)), float(height), float(pitch), track.image_size)
         rot_m = _rotation_6d(root_r6)
-        points = kin.points(root_pos, rot_m, q, problem.all_names).numpy()
+        points = kin.points(root_pos, rot_m, q, problem.all_names, with_com=True).numpy()
+        points, com = points[:, :-1], points[:, -1]
+        contacts = problem.contacts(root_pos, root_r6, q)
         terms = {k: float(v) for k, v in problem.terms(root_pos, root_r6, q, log_focal, height, pitch,
-                                                         problem.contacts(root_pos, root_r6, q)).items()}
+                                                         contacts).items()}
+        dynamics = com_dynamics_error(torch.tensor(com), contacts[2], problem.dt, config.friction).numpy()
     motion = _motion(name, track, root_pos.detach().numpy(), rot_m.numpy(), q.detach().numpy(), character)
     n = len(track.names)
     report = quality_report(repaired, camera, points[:, :n], points[:, problem.sole], track.times)
     report.update(root_angular_speed(rot_m.numpy(), track.times))
+    report["com_dynamics_error_m_s2"] = float(dynamics.mean()) if len(dynamics) else 0.0
+    report["frames_supported"] = int((contacts[2].numpy() > 0.5).sum())
     report.update({"left_right_swaps_repaired": swaps, "outlier_points_dropped": outliers,
                    "frames_filled": int((~track.detected).sum()),
                    "camera": {"focal_px": camera.focal, "height_m": camera.height,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--camera-height", type=float, default=None, help="camera height in metres (default: estimated)")
     p.add_argument("--camera-pitch", type=float, default=None,
                    help="camera pitch in degrees, positive looking down (default: estimated)")
+    p.add_argument("--dynamics", type=float, default=None, metavar="W",
+                   help="weight of the centre-of-mass dynamics term: in the air it falls at g, on the floor within "
+                        "what pushing and friction allow (default: ReconstructionConfig's, off; 1 for a flip a "
+                        "character is to learn; see docs/video.md)")
     p.add_argument("--start", type=float, default=0.0, metavar="SEC", help="first second of the source to use")
     p.add_argument("--end", type=float, default=None, metavar="SEC",
                    help="second of the source to stop at (default: its end)")
@@ -140,7 +145,11 @@ def run(args: argparse.Namespace) -> int:
         video_format(video)  # an unknown suffix fails before any work
         check_not_source(args.source, video, "side-by-side video")
     pitch = None if args.camera_pitch is None else float(np.radians(args.camera_pitch))
+    if args.dynamics is not None and not args.dynamics >= 0:
+        raise SystemExit(f"mimic video: --dynamics {args.dynamics}: a weight must be 0 or more")
     config = ReconstructionConfig(focal=args.focal, camera_height=args.camera_height, camera_pitch=pitch)
+    if args.dynamics is not None:
+        config = replace(config, dynamics=args.dynamics)
     region = tuple(args.region) if args.region else None
     result = video_to_clip(args.source, paths, config, tuple(args.image_size) if args.image_size else None,
                            args.fps, args.start, args.end, region)
