@@ -489,7 +489,9 @@ def test_resume_checkpoint_refuses_a_corrupt_latest_and_names_the_newest_intact(
     for iteration in (1, 2, 3, 4):
         save_run_checkpoint(run, iteration, _tensors(iteration), _meta())
     folder = run / "checkpoints"
-    assert resume_checkpoint(run) == (folder / "iter_000004", None)
+    restored = resume_checkpoint(run)
+    assert (restored.path, restored.corrupt) == (folder / "iter_000004", None)
+    assert torch.equal(restored.tensors["model.net.0.weight"], _tensors(4)["model.net.0.weight"])  # its contents
 
     _corrupt(folder / "iter_000004")
     (folder / "iter_000003" / "meta.json").unlink()  # not even a checkpoint any more: never passed over silently
@@ -499,10 +501,12 @@ def test_resume_checkpoint_refuses_a_corrupt_latest_and_names_the_newest_intact(
     message = str(exc.value)
     assert message.startswith(f"the latest checkpoint is corrupt: {folder / 'iter_000004' / 'weights.safetensors'}")
     assert message.endswith(f"the newest intact one is {folder / 'iter_000002'}: resume from it with --from-intact")
-    assert resume_checkpoint(run, from_intact=True) == (folder / "iter_000002", folder / "iter_000004")
+    restored = resume_checkpoint(run, from_intact=True)
+    assert (restored.path, restored.corrupt) == (folder / "iter_000002", folder / "iter_000004")
 
     (folder / "latest").unlink()  # without the pointer, the highest number is the latest: the same answers
-    assert resume_checkpoint(run, from_intact=True) == (folder / "iter_000002", folder / "iter_000004")
+    restored = resume_checkpoint(run, from_intact=True)
+    assert (restored.path, restored.corrupt) == (folder / "iter_000002", folder / "iter_000004")
     for iteration in (1, 2):
         _corrupt(folder / f"iter_{iteration:06d}")
     with pytest.raises(CheckpointError, match=r"no other checkpoint of .* is intact"):

@@ -129,9 +129,15 @@ def test_init_from_with_resume_is_refused(source: Path, tmp_path: Path, capsys: 
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == before
 
 
-def test_a_resumed_run_continues_from_its_own_checkpoint(source: Path, tmp_path: Path) -> None:
+def test_a_resumed_run_continues_from_its_own_checkpoint(source: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Resumed after two iterations, with its source gone, the run ends where the same run trained in
-    one go does: its own network was restored, the source's was not needed."""
+    one go does: its own network was restored (its checkpoint read once), the source's was not needed."""
+    import safetensors.torch
+
+    reads = []
+    load = safetensors.torch.load
+    monkeypatch.setattr(safetensors.torch, "load", lambda data: reads.append(len(data)) or load(data))
     copy, resumed, whole = tmp_path / "source", tmp_path / "resumed", tmp_path / "whole"
     shutil.copytree(source, copy)
     assert main(["train", *FINE_TUNE, "--samples", str(4 * BATCH), "--init-from", str(copy),
@@ -139,7 +145,9 @@ def test_a_resumed_run_continues_from_its_own_checkpoint(source: Path, tmp_path:
     assert main(["train", *FINE_TUNE, "--samples", str(2 * BATCH), "--init-from", str(copy),
                  "--run-dir", str(resumed)]) == 0
     shutil.rmtree(copy)
+    reads.clear()
     assert main(["train", "--resume", str(resumed), "--samples", str(4 * BATCH)]) == 0
+    assert len(reads) == 1, reads  # verified, the task taken from it and restored from one read
     assert json.loads((resumed / "config.json").read_text())["init_from"] == str(copy)
     (tensors_a, meta_a), (tensors_b, meta_b) = (load_checkpoint(latest_checkpoint(r)) for r in (resumed, whole))
     assert meta_a["iteration"] == meta_b["iteration"] == 4

@@ -39,6 +39,7 @@ checkpoint's path.  One writer per checkpoint path (and per run folder) at a tim
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import functools
 import glob
@@ -535,7 +536,7 @@ def load_checkpoint(path: Path, expect: Mapping[str, Any] | None = None) -> tupl
         if not isinstance(value, torch.Tensor):  # cannot happen with safetensors; kept as a guard
             raise CheckpointError(f"{weights_path}: entry '{key}' is not a tensor")
     if expect:
-        _check_expect(meta, expect, meta_path)
+        check_expect(meta, expect, meta_path)
     return tensors, meta
 
 
@@ -555,7 +556,8 @@ def _resolve_folder(path: Path) -> Path:
     raise CheckpointError(f"{path}: no checkpoint there")
 
 
-def _check_expect(meta: dict, expect: Mapping[str, Any], source: Path) -> None:
+def check_expect(meta: dict, expect: Mapping[str, Any], source: Path) -> None:
+    """Raise a :class:`CheckpointError` naming the first field of ``meta`` that differs from ``expect``."""
     for field, wanted in expect.items():
         expected = _normalize(wanted)
         if field not in meta:
@@ -675,8 +677,19 @@ def newest_intact_checkpoint(run_dir: Path, exclude: Path | None = None) -> Path
     return None
 
 
-def resume_checkpoint(run_dir: Path, from_intact: bool = False) -> tuple[Path, Path | None]:
-    """The checkpoint to continue ``run_dir`` from: ``(checkpoint, corrupt latest passed over or None)``.
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """A checkpoint read and verified to continue a run from (:func:`resume_checkpoint`)."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    meta: dict
+    corrupt: Path | None = None  # the corrupt latest checkpoint passed over (``from_intact``)
+
+
+def resume_checkpoint(run_dir: Path, from_intact: bool = False) -> Restored:
+    """The checkpoint to continue ``run_dir`` from, read once (its contents serve the task and the
+    trainer's state).
 
     That is the latest (:func:`latest_checkpoint`), verified.  If it is corrupt, this
     raises a :class:`CheckpointError` saying so and naming the newest intact checkpoint,
@@ -686,7 +699,7 @@ def resume_checkpoint(run_dir: Path, from_intact: bool = False) -> tuple[Path, P
     if latest is None:
         raise FileNotFoundError(f"no checkpoint in {Path(run_dir) / CHECKPOINTS_DIR} to resume from")
     try:
-        load_checkpoint(latest)
+        return Restored(latest, *load_checkpoint(latest))
     except CheckpointError as exc:
         intact = newest_intact_checkpoint(run_dir, exclude=latest)
         if intact is None:
@@ -695,8 +708,7 @@ def resume_checkpoint(run_dir: Path, from_intact: bool = False) -> tuple[Path, P
         if not from_intact:
             raise CheckpointError(f"the latest checkpoint is corrupt: {exc}; the newest intact one is {intact}: "
                                   "resume from it with --from-intact") from exc
-        return intact, latest
-    return latest, None
+        return Restored(intact, *load_checkpoint(intact), corrupt=latest)
 
 
 def prune(run_dir: Path, keep: int) -> list[Path]:

@@ -26,6 +26,9 @@ import torch
 
 from mimic_policy.checkpoint import (
     INIT_FROM,
+    META_FILE,
+    Restored,
+    check_expect,
     iteration_path,
     load_checkpoint,
     prune,
@@ -94,8 +97,14 @@ class TrainingSession:
             return iteration_path(self.run_dir, self.trainer.iteration)
         return self.checkpoint()
 
-    def restore(self, path: Path) -> None:
-        tensors, meta = load_checkpoint(path, expect=self.expect or None)
+    def restore(self, checkpoint: Path | Restored) -> None:
+        """Continue from ``checkpoint``: a folder, or one :func:`resume_checkpoint` has read already."""
+        if isinstance(checkpoint, Restored):
+            tensors, meta = dict(checkpoint.tensors), checkpoint.meta
+            if self.expect:
+                check_expect(meta, self.expect, checkpoint.path / META_FILE)
+        else:
+            tensors, meta = load_checkpoint(checkpoint, expect=self.expect or None)
         actions = tensors.pop("replay.actions")
         self._env_seed = int(meta["env_seed"])
         self.trainer.reset_envs(self._env_seed)

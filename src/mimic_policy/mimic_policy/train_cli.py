@@ -241,15 +241,15 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, task: Task |
     """
     from tqdm import tqdm
 
-    from mimic_policy.checkpoint import load_checkpoint, resume_checkpoint, stored_task
+    from mimic_policy.checkpoint import resume_checkpoint, stored_task
     from mimic_policy.logs import TrainingLog
     from mimic_policy.stopping import StopSignals
 
     if resume:  # a corrupt checkpoint is refused before any worker starts
-        restored, corrupt = resume_checkpoint(run_dir, from_intact)
+        restored = resume_checkpoint(run_dir, from_intact)
         # the reference the run trained on, not what the clip name resolves to today (a shipped clip
         # retargeted again by a newer mimic would make the run's own checkpoint refuse it)
-        task = task or stored_task(load_checkpoint(restored)[1], restored)
+        task = task or stored_task(restored.meta, restored.path)
     with StopSignals() as stop:
         task = task or Task.resolve(config.task)
         envs = make_envs(config, task)
@@ -257,7 +257,8 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, task: Task |
             session = new_session(config, task, envs, run_dir, init)
             if resume:
                 session.restore(restored)
-                print(f"resuming from {restored}" + (f" (the latest, {corrupt.name}, is corrupt)" if corrupt else ""))
+                print(f"resuming from {restored.path}"
+                      + (f" (the latest, {restored.corrupt.name}, is corrupt)" if restored.corrupt else ""))
             trainer = session.trainer
             log = TrainingLog(run_dir, iteration=trainer.iteration, samples=trainer.samples)
             bar = tqdm(total=config.total_samples, initial=trainer.samples, unit="samples", unit_scale=True,
