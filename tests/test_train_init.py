@@ -129,6 +129,29 @@ def test_init_from_with_resume_is_refused(source: Path, tmp_path: Path, capsys: 
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == before
 
 
+def test_with_no_task_setting_a_run_initialized_from_a_source_trains_on_its_stored_reference(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`--init-from` alone: the task is the source's own, its reference read from the checkpoint, so the
+    clip file it was trained on is not needed (a shipped skill fine-tuned anywhere)."""
+    from mimic_sim.motion_file import load_clip, save_motion
+
+    clip = save_motion(load_clip("walk"), tmp_path / "my_walk.motion.json", character="humanoid")
+    source = tmp_path / "source"
+    assert main(["train", *SOURCE, "--clip", str(clip), "--run-dir", str(source)]) == 0
+    clip.unlink()
+    settings = ["--workers", "1", "--steps-per-env", "16", "--checkpoint-every", "1", "--envs", "2", "--hidden", "16"]
+    assert main(["train", *settings, "--samples", str(BATCH), "--init-from", str(source),
+                 "--run-dir", str(tmp_path / "tuned")]) == 0
+    meta = load_checkpoint(latest_checkpoint(tmp_path / "tuned"))[1]
+    assert meta["task"] == load_checkpoint(latest_checkpoint(source))[1]["task"]
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["task"]["clip"] == str(clip)
+    capsys.readouterr()
+    # a task setting given: the task is resolved as given (here a clip file no longer there)
+    assert main(["train", *settings, "--clip", str(clip), "--init-from", str(source),
+                 "--run-dir", str(tmp_path / "x")]) != 0
+    assert "my_walk.motion.json" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_a_resumed_run_continues_from_its_own_checkpoint(source: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Resumed after two iterations, with its source gone, the run ends where the same run trained in

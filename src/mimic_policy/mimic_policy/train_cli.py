@@ -58,7 +58,8 @@ class TrainConfig:
     """Start the network from another run's: a checkpoint, a run folder (its latest checkpoint), a policy
     folder or a shipped skill (humanoid/run). Actor, action noise, observation normalizer and critic (fresh
     from a policy folder, which has none) are loaded; optimizer, counters and environments start fresh.
-    The task and --hidden must be the source's. Empty: a fresh network."""
+    The task and --hidden must be the source's; with no task setting given, the task is the source's own
+    (its stored reference: no clip file needed). Empty: a fresh network."""
 
 
 EXPECTED = ("task", "character", "joint_names", "observation_size")
@@ -202,13 +203,16 @@ def run(args: argparse.Namespace) -> int:
         config = from_arguments(TrainConfig, args, config)
     else:
         config = from_arguments(TrainConfig, args)
+        source_task = init_source_task(config, args)
+        if source_task is not None:
+            config = dataclasses.replace(config, task=source_task.config)
         run_dir = args.run_dir or default_run_dir(config)
         if run_dir.exists() and any(run_dir.iterdir()):
             raise FileExistsError(f"run folder {run_dir} is not empty; use --resume {run_dir} to continue it")
     # a bad character, clip or setting is reported before anything is written; a robot's shipped
     # clip is retargeted onto it first if the clip store has no copy (mimic_sim.task.CLIP_PROVIDERS).
     # A resumed run's task, reference included, is its checkpoint's (train).
-    task = None if args.resume else Task.resolve(config.task)
+    task = None if args.resume else (source_task or Task.resolve(config.task))
     init = None if args.resume else load_init(config, task)  # resumed: the run's checkpoint holds its network
     if config.ray:  # an unreachable cluster is reported before the run folder is made
         from mimic_policy.ray_workers import connect
@@ -219,6 +223,18 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(run_dir / "config.json", json.dumps(to_dict(config), indent=2))
     return train(config, run_dir, resume=args.resume is not None, task=task, from_intact=args.from_intact,
                  init=init)
+
+
+def init_source_task(config: TrainConfig, args: argparse.Namespace) -> Task | None:
+    """With ``--init-from`` and no task setting on the command line, the source's own task (the
+    reference it stores, so a shipped skill is fine-tuned with no clip file); otherwise None."""
+    from mimic_policy.checkpoint import load_checkpoint, policy_checkpoint, stored_task
+
+    task_settings = {leaf.name for leaf in leaves(TrainConfig) if leaf.path[0] == "task"}
+    if not config.init_from or task_settings & set(given(args)):
+        return None
+    path = policy_checkpoint(config.init_from)
+    return stored_task(load_checkpoint(path)[1], path)
 
 
 def default_run_dir(config: TrainConfig) -> Path:
