@@ -426,7 +426,7 @@ class _Problem:
         return down, planted, supported
 
     def terms(self, root_pos, root_r6, q, log_focal, height, pitch,
-              contacts: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+              contacts: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """The objective's terms; the ground terms only with ``contacts`` (:meth:`contacts`), which
         stay fixed while an optimizer runs so that the objective it sees is smooth."""
         c = self.config
