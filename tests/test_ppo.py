@@ -161,7 +161,7 @@ def _assert_same_state(a: Trainer, b: Trainer) -> None:
 def test_a_run_resumed_from_any_iteration_continues_exactly(tmp_path, stop_at):
     """Stopped at a periodic checkpoint (3) or between two (4: the environments are brought back by
     replaying the actions since they restarted), the resumed run equals the uninterrupted one."""
-    from mimic_policy.checkpoint import CheckpointError, latest_checkpoint
+    from mimic_policy.checkpoint import CheckpointError, latest_checkpoint, resume_checkpoint
     from mimic_policy.session import TrainingSession
 
     ppo = PPOConfig(num_steps=32, hidden=(16,), epochs=2, minibatches=2)
@@ -176,7 +176,7 @@ def test_a_run_resumed_from_any_iteration_continues_exactly(tmp_path, stop_at):
 
     resumed = TrainingSession(Trainer(_envs(2), ppo, seed=99), _RunConfig(), tmp_path / "b", expect=expect)
     assert latest_checkpoint(tmp_path / "b").name == f"iter_{stop_at:06d}"
-    resumed.restore(latest_checkpoint(tmp_path / "b"))
+    resumed.restore(resume_checkpoint(tmp_path / "b"))
     stats = [resumed.iterate() for _ in range(6 - stop_at)]
     _assert_same_state(uninterrupted.trainer, resumed.trainer)
     timing = ("samples_per_second", "collect_seconds", "update_seconds")
@@ -186,7 +186,7 @@ def test_a_run_resumed_from_any_iteration_continues_exactly(tmp_path, stop_at):
     other = TrainingSession(Trainer(_envs(2), ppo, seed=5), _RunConfig(), tmp_path / "b",
                             expect={"task": "two_joint_tracking", "observation_size": 5})
     with pytest.raises(CheckpointError, match="task"):
-        other.restore(latest_checkpoint(tmp_path / "b"))
+        other.restore(resume_checkpoint(tmp_path / "b"))
 
 
 def test_an_interrupted_iteration_saves_no_final_checkpoint(tmp_path):

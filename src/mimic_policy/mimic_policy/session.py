@@ -30,7 +30,6 @@ from mimic_policy.checkpoint import (
     Restored,
     check_expect,
     iteration_path,
-    load_checkpoint,
     prune,
     save_run_checkpoint,
 )
@@ -97,14 +96,11 @@ class TrainingSession:
             return iteration_path(self.run_dir, self.trainer.iteration)
         return self.checkpoint()
 
-    def restore(self, checkpoint: Path | Restored) -> None:
-        """Continue from ``checkpoint``: a folder, or one :func:`resume_checkpoint` has read already."""
-        if isinstance(checkpoint, Restored):
-            tensors, meta = dict(checkpoint.tensors), checkpoint.meta
-            if self.expect:
-                check_expect(meta, self.expect, checkpoint.path / META_FILE)
-        else:
-            tensors, meta = load_checkpoint(checkpoint, expect=self.expect or None)
+    def restore(self, checkpoint: Restored) -> None:
+        """Continue from ``checkpoint`` (:func:`mimic_policy.checkpoint.resume_checkpoint`'s, read once)."""
+        tensors, meta = dict(checkpoint.tensors), checkpoint.meta
+        if self.expect:
+            check_expect(meta, self.expect, checkpoint.path / META_FILE)
         actions = tensors.pop("replay.actions")
         self._env_seed = int(meta["env_seed"])
         self.trainer.reset_envs(self._env_seed)

@@ -45,6 +45,7 @@ from urdf_parser_py import urdf as urdf_model
 from mimic_retarget.human import DERIVED, _shape, derived_offsets
 from mimic_retarget.pose_track import PoseTrack
 from mimic_sim import rotations as rot
+from mimic_sim.backends.base import SimConfig
 from mimic_sim.character import Character, load_character
 from mimic_sim.kinematics import PinocchioModel
 from mimic_sim.motion import Motion
@@ -52,7 +53,7 @@ from mimic_sim.urdf_io import read_urdf
 
 SOLE_POINTS = ("left_toe", "left_heel", "right_toe", "right_heel")
 HAND_POINTS = ("left_wrist", "right_wrist")  # a hand (a sphere about the wrist) on the floor also bears weight
-GRAVITY = 9.81
+GRAVITY = SimConfig.gravity  # the gravity a clip is learned under (m/s^2)
 # Limb groups whose left and right labels an estimator swaps together.
 SWAP_GROUPS = {"arms": ("shoulder", "elbow", "wrist"), "legs": ("hip", "knee", "ankle", "toe")}
 # Bones whose directions the 3D prior compares (pairs of track keypoints).
