@@ -84,6 +84,7 @@ class ReconstructionConfig:
     sliding: float = 5.0
     dynamics: float = 0.0  # the centre of mass against gravity and the floor (full stage; docs/video.md: why off)
     friction: float = 1.0  # the floor's friction coefficient in the dynamics term
+    angular_momentum: float = 0.0  # the body's angular momentum held in the air (full stage; off: docs/video.md)
     limits: float = 10.0
     rest: float = 0.002
     focal_prior: float = 0.1  # pull of log(focal) toward its initial guess
@@ -197,6 +198,15 @@ class HumanoidKinematics:
         # Each joint's body: its mass and centre of mass in the joint's frame (the root's first).
         self.masses = torch.tensor([model.inertias[i].mass for i in range(1, model.njoints)])
         self.levers = torch.tensor(np.array([model.inertias[i].lever for i in range(1, model.njoints)]))
+        self.inertias = torch.tensor(np.array([model.inertias[i].inertia for i in range(1, model.njoints)]))
+        # The root-mean-square distance of the mass from the centre of mass, standing at rest: turns a rate
+        # of angular momentum per kg (m^2/s^2) into an acceleration at that distance (m/s^2).
+        f64 = torch.float64
+        _, centres = self.bodies(torch.zeros(1, 3, dtype=f64), torch.eye(3, dtype=f64)[None],
+                                 torch.zeros(1, character.num_joints, dtype=f64))
+        spread = (self.masses * ((centres[0] - self.com(centres)[0]) ** 2).sum(-1)).sum()
+        spin = self.inertias.diagonal(dim1=-2, dim2=-1).sum() / 2
+        self.gyration_radius = float(torch.sqrt((spread + spin) / self.masses.sum()))
 
     def _frames(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor
                 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -221,10 +231,41 @@ class HumanoidKinematics:
             prot, ppos = (root_rot, root_pos) if j < 0 else (rots[j], poss[j])
             out.append(ppos + prot @ self.point_offset[k])
         if with_com:
-            centres = torch.stack([p + r @ lever for r, p, lever in
-                                   zip([root_rot, *rots], [root_pos, *poss], self.levers, strict=True)], dim=1)
-            out.append((self.masses[:, None] * centres).sum(1) / self.masses.sum())
+            out.append(self.com(self._centres([root_rot, *rots], [root_pos, *poss])))
         return torch.stack(out, dim=1)
+
+    def _centres(self, rots: list[torch.Tensor], poss: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([p + r @ lever for r, p, lever in zip(rots, poss, self.levers, strict=True)], dim=1)
+
+    def bodies(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every body's world rotation (T, B, 3, 3) and centre of mass (T, B, 3), the root's first, in
+        the order of ``masses`` and ``inertias`` (each about the body's centre of mass, in its frame)."""
+        rots, poss = self._frames(root_pos, root_rot, q)
+        rots = [root_rot, *rots]
+        return torch.stack(rots, dim=1), self._centres(rots, [root_pos, *poss])
+
+    def com(self, centres: torch.Tensor) -> torch.Tensor:
+        """The whole body's centre of mass (T, 3) from its bodies' (T, B, 3)."""
+        return (self.masses[:, None] * centres).sum(1) / self.masses.sum()
+
+    def angular_momentum(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor, dt: float
+                         ) -> torch.Tensor:
+        """Per step between frames (T - 1, 3), the whole body's angular momentum about its centre of mass
+        per kg of its mass (m^2/s), by finite differences: the bodies' centres moving about the whole
+        one's, plus each body's spin (its inertia times the angular velocity of its frame's turn over
+        the step)."""
+        rots, centres = self.bodies(root_pos, root_rot, q)
+        rel = centres - self.com(centres)[:, None]
+        mid = (rel[1:] + rel[:-1]) / 2
+        orbit = (self.masses[:, None] * torch.linalg.cross(mid, (rel[1:] - rel[:-1]) / dt)).sum(1)
+        turn = rots[:-1].transpose(-1, -2) @ rots[1:]  # each body's turn over the step, in its frame
+        skew = (turn - turn.transpose(-1, -2)) / (2 * dt)
+        omega = torch.stack([skew[..., 2, 1], skew[..., 0, 2], skew[..., 1, 0]], dim=-1)
+        local = (self.inertias @ omega[..., None]).squeeze(-1)
+        # In world axes at the step's middle (to first order): the mean of its two ends' rotations.
+        spin = ((rots[:-1] + rots[1:]) / 2 @ local[..., None]).squeeze(-1).sum(1)
+        return (orbit + spin) / self.masses.sum()
 
 
 # ---------------------------------------------------------------------------- repairing the track
@@ -379,6 +420,15 @@ def com_dynamics_error(com: torch.Tensor, supported: torch.Tensor, dt: float, fr
     return flight * in_air + (1 - flight) * on_floor
 
 
+def angular_momentum_drift(momentum: torch.Tensor, supported: torch.Tensor, dt: float) -> torch.Tensor:
+    """Per middle frame, how fast the whole body's angular momentum per kg (``momentum``, per step
+    between frames, (T - 1, 3)) changes while the body is in the air (no support in the frame and its
+    two neighbours; m^2/s^2), where nothing can change it; 0 on the floor, whose push can."""
+    flight = (1 - supported[2:]) * (1 - supported[1:-1]) * (1 - supported[:-2])
+    rate = torch.sqrt((((momentum[1:] - momentum[:-1]) / dt) ** 2).sum(-1) + 1e-12)
+    return flight * rate
+
+
 class _Problem:
     """The objective over (root positions, root rotations (6D), joint angles, camera)."""
 
@@ -462,6 +512,10 @@ class _Problem:
             down, planted, supported = contacts
             out["dynamics"] = c.dynamics * (com_dynamics_error(com, supported, self.dt, c.friction) / 10.0
                                             ).pow(2).mean()
+            if c.angular_momentum > 0:  # a second kinematics pass: only when asked for
+                momentum = self.kin.angular_momentum(root_pos, root_rot, q, self.dt)
+                drift = angular_momentum_drift(momentum, supported, self.dt) / self.kin.gyration_radius
+                out["angular_momentum"] = c.angular_momentum * (drift / 10.0).pow(2).mean()
             z = pts[:, self.sole, 2]
             out["penetration"] = c.ground * (torch.relu(-z) ** 2).sum(-1).mean() * 100.0
             out["ground"] = c.ground * (down * self._lowest(z) ** 2).mean() * 100.0
@@ -564,12 +618,16 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
         terms = {k: float(v) for k, v in problem.terms(root_pos, root_r6, q, log_focal, height, pitch,
                                                          contacts).items()}
         dynamics = com_dynamics_error(torch.tensor(com), contacts[2], problem.dt, config.friction).numpy()
+        supported = contacts[2]
+        drift = angular_momentum_drift(kin.angular_momentum(root_pos, rot_m, q, problem.dt), supported, problem.dt)
+        flight = ((1 - supported[2:]) * (1 - supported[1:-1]) * (1 - supported[:-2])).sum()
     motion = _motion(name, track, root_pos.detach().numpy(), rot_m.numpy(), q.detach().numpy(), character)
     n = len(track.names)
     report = quality_report(repaired, camera, points[:, :n], points[:, problem.sole], track.times)
     report.update(root_angular_speed(rot_m.numpy(), track.times))
     report["com_dynamics_error_m_s2"] = float(dynamics.mean()) if len(dynamics) else 0.0
     report["frames_supported"] = int((contacts[2].numpy() > 0.5).sum())
+    report["flight_angular_momentum_drift_m2_s2"] = float(drift.sum() / flight) if flight > 0.5 else 0.0
     report.update({"left_right_swaps_repaired": swaps, "outlier_points_dropped": outliers,
                    "frames_filled": int((~track.detected).sum()),
                    "camera": {"focal_px": camera.focal, "height_m": camera.height,

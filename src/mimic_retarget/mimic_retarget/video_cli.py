@@ -51,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="weight of the centre-of-mass dynamics term: in the air it falls at g, on the floor within "
                         "what pushing and friction allow (default: ReconstructionConfig's, off; 1 for a flip a "
                         "character is to learn; see docs/video.md)")
+    p.add_argument("--angular-momentum", type=float, default=None, metavar="W",
+                   help="weight of the angular momentum term: in the air the whole body's angular momentum "
+                        "about its centre of mass stays what it was at take-off (default: ReconstructionConfig's, "
+                        "off; see docs/video.md)")
     p.add_argument("--start", type=float, default=0.0, metavar="SEC", help="first second of the source to use")
     p.add_argument("--end", type=float, default=None, metavar="SEC",
                    help="second of the source to stop at (default: its end)")
@@ -145,11 +149,12 @@ def run(args: argparse.Namespace) -> int:
         video_format(video)  # an unknown suffix fails before any work
         check_not_source(args.source, video, "side-by-side video")
     pitch = None if args.camera_pitch is None else float(np.radians(args.camera_pitch))
-    if args.dynamics is not None and not args.dynamics >= 0:
-        raise SystemExit(f"mimic video: --dynamics {args.dynamics}: a weight must be 0 or more")
+    weights = {"dynamics": args.dynamics, "angular_momentum": args.angular_momentum}
+    for field, weight in weights.items():
+        if weight is not None and not weight >= 0:
+            raise SystemExit(f"mimic video: --{field.replace('_', '-')} {weight}: a weight must be 0 or more")
     config = ReconstructionConfig(focal=args.focal, camera_height=args.camera_height, camera_pitch=pitch)
-    if args.dynamics is not None:
-        config = replace(config, dynamics=args.dynamics)
+    config = replace(config, **{field: weight for field, weight in weights.items() if weight is not None})
     region = tuple(args.region) if args.region else None
     result = video_to_clip(args.source, paths, config, tuple(args.image_size) if args.image_size else None,
                            args.fps, args.start, args.end, region)
