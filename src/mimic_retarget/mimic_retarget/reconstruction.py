@@ -94,6 +94,7 @@ class ReconstructionConfig:
     contact_rounds: int = 10  # the full stage's iterations are split into rounds, contacts re-found before each
     swap_margin: float = 0.5  # a group is swapped when that brings it this much closer to its prediction
     outlier_fraction: float = 0.25  # of the person's image height: farther from the temporal median is dropped
+    collapse_ratio: float = 0.6  # most of a point's bones (estimator's 3D) shorter than this of their median: dropped
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,29 @@ def drop_outliers(track: PoseTrack, fraction: float = 0.25) -> tuple[PoseTrack, 
     return track.replace(confidence=conf), dropped
 
 
+def drop_collapsed(track: PoseTrack, ratio: float = 0.6) -> tuple[PoseTrack, int]:
+    """Zero the confidence of points most of whose bones, two at least, in the estimator's own 3D
+    landmarks are shorter than ``ratio`` of their median length over the clip (or longer than its
+    inverse): the estimator lost the body there even if it says it is sure; returns the track and
+    the count.  (A point at the end of one bone, a toe or a wrist, is left to the outlier test: one
+    short bone's length varies too much with the landmarks' noise.)"""
+    if track.world is None or track.detected.sum() < 3:
+        return track, 0
+    bones = [(track.index(a), track.index(b)) for a, b in PRIOR_BONES if a in track.names and b in track.names]
+    if not bones:
+        return track, 0
+    ends = np.array(bones)
+    lengths = np.linalg.norm(track.world[:, ends[:, 0]] - track.world[:, ends[:, 1]], axis=-1)
+    usual = np.median(lengths[track.detected], axis=0)
+    wrong = (lengths < ratio * usual) | (lengths * ratio > usual)  # (T, bones)
+    votes, counts = np.zeros(track.confidence.shape), np.zeros(len(track.names))
+    for j, (a, b) in enumerate(bones):
+        votes[:, [a, b]] += wrong[:, j, None]
+        counts[[a, b]] += 1
+    drop = (track.confidence > 0) & (votes >= 2) & (votes > counts / 2)
+    return track.replace(confidence=np.where(drop, 0.0, track.confidence)), int(drop.sum())
+
+
 # ---------------------------------------------------------------------------- initial guess
 def _interpolate(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Fill rows of ``values`` (T, ...) where ``valid`` is false by linear interpolation over time."""
@@ -382,13 +406,17 @@ def initial_guess(track: PoseTrack, kin: HumanoidKinematics, camera: Camera
     in_camera = np.column_stack([(centre - principal) * depth[:, None] / camera.focal, depth])
     to_world = camera.rotation()  # row vectors: v_world = v_camera @ R for the world-to-camera R
     root_pos = in_camera @ to_world + np.array([0.0, 0.0, camera.height])
-    # Facing: the hips' left direction and the trunk's up direction, from the 3D landmarks where present.
-    if track.world is not None and track.detected.any():
+    # Facing: the hips' left direction and the trunk's up direction, from the 3D landmarks where present
+    # (interpolated over frames whose hips and shoulders were dropped as unreliable, or lie on each other).
+    shoulders = [names.index("left_shoulder"), names.index("right_shoulder")]
+    if track.world is not None:
         w = track.world
         left = w[:, names.index("left_hip")] - w[:, names.index("right_hip")]
-        up = (w[:, [names.index("left_shoulder"), names.index("right_shoulder")]].mean(axis=1)
-              - w[:, hips].mean(axis=1))
-        left, up = _interpolate(left, track.detected) @ to_world, _interpolate(up, track.detected) @ to_world
+        up = w[:, shoulders].mean(axis=1) - w[:, hips].mean(axis=1)
+        trusted = ((track.confidence[:, hips + shoulders].min(axis=1) > 0) & (np.linalg.norm(left, axis=1) > 0.02)
+                   & (np.linalg.norm(up, axis=1) > 0.05))
+    if track.world is not None and trusted.any():
+        left, up = _interpolate(left, trusted) @ to_world, _interpolate(up, trusted) @ to_world
     else:  # 2D only: facing the camera when the left hip is on the image's right
         facing = np.sign(np.median(track.points[:, hips[0], 0] - track.points[:, hips[1], 0])) or 1.0
         left = np.tile(facing * np.array([0.0, -1.0, 0.0]), (track.num_frames, 1))
@@ -554,6 +582,7 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
         raise ValueError(f"{track.source}: the person is detected in no frame")
     repaired, swaps = repair_swaps(track, config.swap_margin)
     repaired, outliers = drop_outliers(repaired, config.outlier_fraction)
+    repaired, collapsed = drop_collapsed(repaired, config.collapse_ratio)
     focal0 = config.focal or float(max(track.image_size))
     camera = Camera(focal0, config.camera_height if config.camera_height is not None else 1.0,
                     config.camera_pitch if config.camera_pitch is not None else _initial_pitch(repaired),
@@ -629,6 +658,7 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
     report["frames_supported"] = int((contacts[2].numpy() > 0.5).sum())
     report["flight_angular_momentum_drift_m2_s2"] = float(drift.sum() / flight) if flight > 0.5 else 0.0
     report.update({"left_right_swaps_repaired": swaps, "outlier_points_dropped": outliers,
+                   "collapsed_points_dropped": collapsed,
                    "frames_filled": int((~track.detected).sum()),
                    "camera": {"focal_px": camera.focal, "height_m": camera.height,
                               "pitch_deg": float(np.degrees(camera.pitch))},
