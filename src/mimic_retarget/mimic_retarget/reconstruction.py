@@ -409,13 +409,14 @@ def initial_guess(track: PoseTrack, kin: HumanoidKinematics, camera: Camera
     # Facing: the hips' left direction and the trunk's up direction, from the 3D landmarks where present
     # (interpolated over frames whose hips and shoulders were dropped as unreliable, or lie on each other).
     shoulders = [names.index("left_shoulder"), names.index("right_shoulder")]
+    trusted = np.zeros(track.num_frames, dtype=bool)
     if track.world is not None:
         w = track.world
         left = w[:, names.index("left_hip")] - w[:, names.index("right_hip")]
         up = w[:, shoulders].mean(axis=1) - w[:, hips].mean(axis=1)
         trusted = ((track.confidence[:, hips + shoulders].min(axis=1) > 0) & (np.linalg.norm(left, axis=1) > 0.02)
                    & (np.linalg.norm(up, axis=1) > 0.05))
-    if track.world is not None and trusted.any():
+    if trusted.any():
         left, up = _interpolate(left, trusted) @ to_world, _interpolate(up, trusted) @ to_world
     else:  # 2D only: facing the camera when the left hip is on the image's right
         facing = np.sign(np.median(track.points[:, hips[0], 0] - track.points[:, hips[1], 0])) or 1.0
@@ -433,6 +434,12 @@ def _cauchy(r2: torch.Tensor) -> torch.Tensor:
     return torch.log1p(r2)
 
 
+def in_flight(supported: torch.Tensor) -> torch.Tensor:
+    """Per middle frame, whether the body is in the air: no support (0-1) in the frame and its two
+    neighbours, the frames a second difference uses."""
+    return (1 - supported[2:]) * (1 - supported[1:-1]) * (1 - supported[:-2])
+
+
 def com_dynamics_error(com: torch.Tensor, supported: torch.Tensor, dt: float, friction: float) -> torch.Tensor:
     """Per middle frame of a centre-of-mass trajectory (T, 3), how far its acceleration is from what
     gravity and the floor allow (m/s^2), given per frame whether the body touches the floor
@@ -441,7 +448,7 @@ def com_dynamics_error(com: torch.Tensor, supported: torch.Tensor, dt: float, fr
     and friction bounds the horizontal part (``friction`` times the push)."""
     acc = (com[2:] - 2 * com[1:-1] + com[:-2]) / dt**2
     push = acc[:, 2] + GRAVITY
-    flight = (1 - supported[2:]) * (1 - supported[1:-1]) * (1 - supported[:-2])
+    flight = in_flight(supported)
     in_air = torch.sqrt(acc[:, 0] ** 2 + acc[:, 1] ** 2 + push**2 + 1e-12)
     horizontal = torch.sqrt(acc[:, 0] ** 2 + acc[:, 1] ** 2 + 1e-12)
     on_floor = torch.sqrt(torch.relu(-push) ** 2 + torch.relu(horizontal - friction * torch.relu(push)) ** 2 + 1e-12)
@@ -452,7 +459,7 @@ def angular_momentum_drift(momentum: torch.Tensor, supported: torch.Tensor, dt: 
     """Per middle frame, how fast the whole body's angular momentum per kg (``momentum``, per step
     between frames, (T - 1, 3)) changes while the body is in the air (no support in the frame and its
     two neighbours; m^2/s^2), where nothing can change it; 0 on the floor, whose push can."""
-    flight = (1 - supported[2:]) * (1 - supported[1:-1]) * (1 - supported[:-2])
+    flight = in_flight(supported)
     rate = torch.sqrt((((momentum[1:] - momentum[:-1]) / dt) ** 2).sum(-1) + 1e-12)
     return flight * rate
 
@@ -646,16 +653,16 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
         contacts = problem.contacts(root_pos, root_r6, q)
         terms = {k: float(v) for k, v in problem.terms(root_pos, root_r6, q, log_focal, height, pitch,
                                                          contacts).items()}
-        dynamics = com_dynamics_error(torch.tensor(com), contacts[2], problem.dt, config.friction).numpy()
         supported = contacts[2]
+        dynamics = com_dynamics_error(torch.tensor(com), supported, problem.dt, config.friction).numpy()
         drift = angular_momentum_drift(kin.angular_momentum(root_pos, rot_m, q, problem.dt), supported, problem.dt)
-        flight = ((1 - supported[2:]) * (1 - supported[1:-1]) * (1 - supported[:-2])).sum()
+        flight = in_flight(supported).sum()
     motion = _motion(name, track, root_pos.detach().numpy(), rot_m.numpy(), q.detach().numpy(), character)
     n = len(track.names)
     report = quality_report(repaired, camera, points[:, :n], points[:, problem.sole], track.times)
     report.update(root_angular_speed(rot_m.numpy(), track.times))
     report["com_dynamics_error_m_s2"] = float(dynamics.mean()) if len(dynamics) else 0.0
-    report["frames_supported"] = int((contacts[2].numpy() > 0.5).sum())
+    report["frames_supported"] = int((supported.numpy() > 0.5).sum())
     report["flight_angular_momentum_drift_m2_s2"] = float(drift.sum() / flight) if flight > 0.5 else 0.0
     report.update({"left_right_swaps_repaired": swaps, "outlier_points_dropped": outliers,
                    "collapsed_points_dropped": collapsed,
