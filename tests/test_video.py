@@ -350,6 +350,66 @@ def test_mediapipe_on_a_rendered_clip(rendered_walk):
     assert track.detected.mean() > 0.6, track.detected.mean()
 
 
+def test_per_frame_detection_finds_the_body_tracking_lost_in_a_backflip(tmp_path):
+    """MediaPipe following the person from frame to frame holds on to a collapsed skeleton from the
+    backflip's landing to the clip's end (docs/video.md); with the second pass that detects the
+    person on every frame (``per_frame``, the default) the body is found again there.  A keypoint
+    file has no estimator to run either way."""
+    from mimic_retarget.ground_truth import render_clip
+    from mimic_retarget.pose_errors import pa_mpjpe
+    from mimic_retarget.pose_estimation import estimate_mediapipe, load_track
+    from mimic_sim.render import write_video
+
+    truth = render_clip("backflip", load_character("humanoid"), 90.0)
+    video = write_video(truth.frames, tmp_path / "backflip.mp4", truth.fps)
+    landing = slice(30, None)  # from the landing to the end, where tracking collapsed (frames 30-52)
+    errors = {}
+    for per_frame in (False, True):
+        track = estimate_mediapipe(video, per_frame=per_frame)
+        assert track.detected[landing].all()
+        order = [track.index(n) for n in truth.names]
+        errors[per_frame] = float(np.mean(pa_mpjpe(track.world[landing][:, order], truth.world[landing])))
+    assert errors[True] < 0.6 * errors[False], errors
+    keypoints = track.save(tmp_path / "backflip.pose.json")
+    with pytest.raises(PoseTrackError, match="following the person only is a way to run the estimator: it "
+                                             "applies to a video only"):
+        load_track(keypoints, per_frame=False)
+
+
+def test_the_second_pass_fills_only_the_frames_following_lost(truth):
+    """Offline, the per-frame detections replace the person followed where following lost it (no
+    person, a collapsed skeleton, and the short gaps between), whole frames, and only where they
+    found the same person with a body that did not collapse."""
+    from mimic_retarget.pose_estimation import merge_passes
+
+    times, points = truth
+    followed = collapse_trunk(synthetic_track(times, points, seed=1), slice(10, 14))
+    followed = followed.replace(confidence=np.where(np.arange(len(times))[:, None] == 30, 0.0, followed.confidence))
+    collapsed = followed.collapsed().any(axis=1)
+    assert collapsed[10:14].all() and collapsed.sum() == 4
+    fresh = synthetic_track(times, points, seed=2)
+    merged = merge_passes(followed, fresh)
+    taken = np.all(merged.points == fresh.points, axis=(1, 2))
+    assert list(np.flatnonzero(taken)) == [10, 11, 12, 13, 30]
+    assert np.array_equal(merged.world[taken], fresh.world[taken])
+    assert np.array_equal(merged.points[~taken], followed.points[~taken])
+
+    # Two lost stretches with 3 frames followed well between are one: those are taken too; with 4, not.
+    clean = synthetic_track(times, points, seed=1)
+    for gap, between in ((3, True), (4, False)):
+        broken = collapse_trunk(collapse_trunk(clean, slice(10, 12)), slice(12 + gap, 14 + gap))
+        taken = np.all(merge_passes(broken, fresh).points == fresh.points, axis=(1, 2))
+        assert list(np.flatnonzero(taken)) == ([*range(10, 14 + gap)] if between else [10, 11, 12 + gap, 13 + gap])
+
+    # Someone else, 0.16 of the image diagonal away, is not taken; nor a fresh body that collapsed too.
+    elsewhere = fresh.replace(points=fresh.points + np.array([0.16 * np.hypot(*fresh.image_size), 0.0]))
+    assert np.array_equal(merge_passes(followed, elsewhere).points[10:14], followed.points[10:14])
+    near = fresh.replace(points=fresh.points + np.array([0.14 * np.hypot(*fresh.image_size), 0.0]))
+    assert np.array_equal(merge_passes(followed, near).points[10:14], near.points[10:14])
+    assert np.array_equal(merge_passes(followed, collapse_trunk(fresh, slice(10, 14))).points[10:14],
+                          followed.points[10:14])
+
+
 def test_cli_from_keypoints_and_bad_video(truth, tmp_path):
     times, points = truth
     keypoints = synthetic_track(times, points).save(tmp_path / "walk.pose.json")
@@ -375,6 +435,14 @@ def test_cli_from_keypoints_and_bad_video(truth, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
     assert "--angular-momentum nan: a weight must be 0 or more" in run.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "neg").exists()
+
+    run = subprocess.run([sys.executable, "-m", "mimic_sim.tools.cli", "video", str(keypoints), "-o",
+                          str(tmp_path / "neg" / "walk.motion.json"), "--tracking-only"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert ("following the person only is a way to run the estimator: it applies to a video only"
+            in run.stderr.strip().splitlines()[-1])
     assert not (tmp_path / "neg").exists()
 
     bad = tmp_path / "broken.mp4"

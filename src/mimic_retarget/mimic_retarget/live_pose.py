@@ -1,12 +1,14 @@
 """Live pose estimation: camera images in, the person's human keypoints out, causally.
 
 What ``pose_node`` runs on each image, without ROS.  :class:`LivePoseEstimator` runs
-MediaPipe Pose as the offline pipeline does (:func:`mimic_retarget.pose_estimation.open_mediapipe`,
-the same landmark-to-keypoint table), turns the hip-relative metric landmarks from camera
-axes into mimic's world (x along the camera's view, Z up; the camera's pitch given),
-adds the trunk keypoints MediaPipe has no landmark for (pelvis, chest, neck; see
-:func:`human_keypoints`) and filters them with a one-euro filter (Casiez et al., CHI 2012)
-on the images' own time stamps: one image in, its keypoints out, no look-ahead.
+MediaPipe Pose as the offline pipeline's first pass does, following the person
+(:func:`mimic_retarget.pose_estimation.open_mediapipe`, the same landmark-to-keypoint
+table; no second pass detecting the person on every frame: it would double the latency),
+turns the hip-relative metric landmarks from camera axes into mimic's world (x along the
+camera's view, Z up; the camera's pitch given), adds the trunk keypoints MediaPipe has no
+landmark for (pelvis, chest, neck; see :func:`human_keypoints`) and filters them with a
+one-euro filter (Casiez et al., CHI 2012) on the images' own time stamps: one image in, its
+keypoints out, no look-ahead.
 
 Latency of the filter: it is an exponential smoother whose cutoff rises with a keypoint's
 speed, ``f = min_cutoff + beta * speed`` (Hz, speed in m/s); a keypoint moving steadily

@@ -44,6 +44,16 @@ TRACK_KEYPOINTS: tuple[str, ...] = (
 """Keypoints an image shows well enough to track: the head (the skull's centre, between the
 ears), the limb joints and the toe tips.  Pelvis, chest and neck are inside the body."""
 
+TRACK_BONES: tuple[tuple[str, str], ...] = (
+    *((f"{s}_{a}", f"{s}_{b}") for s in ("left", "right")
+      for a, b in (("hip", "knee"), ("knee", "ankle"), ("ankle", "toe"), ("shoulder", "elbow"), ("elbow", "wrist"),
+                   ("hip", "shoulder"))),
+    ("right_hip", "left_hip"), ("right_shoulder", "left_shoulder"), ("left_shoulder", "head"),
+    ("right_shoulder", "head"),
+)
+"""Pairs of track keypoints a body holds at a fixed distance (limb bones, the trunk's sides and
+widths, the head over the shoulders)."""
+
 
 class PoseTrackError(ValueError):
     """A pose track or file is malformed; the message names the file, frame and field."""
@@ -125,6 +135,26 @@ class PoseTrack:
         fields = {f: getattr(self, f) for f in ("names", "times", "points", "confidence", "image_size", "world",
                                                  "estimator", "source")}
         return PoseTrack(**{**fields, **changes})
+
+    def collapsed(self, ratio: float = 0.6) -> np.ndarray:
+        """(T, K) points most of whose bones (:data:`TRACK_BONES`), two at least, in the estimator's
+        own 3D landmarks are shorter than ``ratio`` of their median length over the clip (or longer
+        than its inverse): the estimator lost the body there even if it says it is sure.  (A point
+        at the end of one bone, a toe or a wrist, is left out: one short bone's length varies too
+        much with the landmarks' noise.)  None are without 3D landmarks or with under 3 frames."""
+        out = np.zeros(self.confidence.shape, dtype=bool)
+        bones = [(self.index(a), self.index(b)) for a, b in TRACK_BONES if a in self.names and b in self.names]
+        if self.world is None or self.detected.sum() < 3 or not bones:
+            return out
+        ends = np.array(bones)
+        lengths = np.linalg.norm(self.world[:, ends[:, 0]] - self.world[:, ends[:, 1]], axis=-1)
+        usual = np.median(lengths[self.detected], axis=0)
+        wrong = (lengths < ratio * usual) | (lengths * ratio > usual)  # (T, bones)
+        votes, counts = np.zeros(self.confidence.shape), np.zeros(len(self.names))
+        for j, (a, b) in enumerate(bones):
+            votes[:, [a, b]] += wrong[:, j, None]
+            counts[[a, b]] += 1
+        return (self.confidence > 0) & (votes >= 2) & (votes > counts / 2)
 
     def segment(self, start: float = 0.0, end: float | None = None) -> PoseTrack:
         """The frames from ``start`` to ``end`` seconds (end excluded; half a frame of tolerance),

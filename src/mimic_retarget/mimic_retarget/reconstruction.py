@@ -43,7 +43,7 @@ import torch
 from urdf_parser_py import urdf as urdf_model
 
 from mimic_retarget.human import DERIVED, _shape, derived_offsets
-from mimic_retarget.pose_track import PoseTrack
+from mimic_retarget.pose_track import TRACK_BONES, PoseTrack
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import SimConfig
 from mimic_sim.character import Character, load_character
@@ -56,14 +56,6 @@ HAND_POINTS = ("left_wrist", "right_wrist")  # a hand (a sphere about the wrist)
 GRAVITY = SimConfig.gravity  # the gravity a clip is learned under (m/s^2)
 # Limb groups whose left and right labels an estimator swaps together.
 SWAP_GROUPS = {"arms": ("shoulder", "elbow", "wrist"), "legs": ("hip", "knee", "ankle", "toe")}
-# Bones whose directions the 3D prior compares (pairs of track keypoints).
-PRIOR_BONES = (
-    *((f"{s}_{a}", f"{s}_{b}") for s in ("left", "right")
-      for a, b in (("hip", "knee"), ("knee", "ankle"), ("ankle", "toe"), ("shoulder", "elbow"), ("elbow", "wrist"),
-                   ("hip", "shoulder"))),
-    ("right_hip", "left_hip"), ("right_shoulder", "left_shoulder"), ("left_shoulder", "head"),
-    ("right_shoulder", "head"),
-)
 
 
 @dataclass(frozen=True)
@@ -332,25 +324,9 @@ def drop_outliers(track: PoseTrack, fraction: float = 0.25) -> tuple[PoseTrack, 
 
 
 def drop_collapsed(track: PoseTrack, ratio: float = 0.6) -> tuple[PoseTrack, int]:
-    """Zero the confidence of points most of whose bones, two at least, in the estimator's own 3D
-    landmarks are shorter than ``ratio`` of their median length over the clip (or longer than its
-    inverse): the estimator lost the body there even if it says it is sure; returns the track and
-    the count.  (A point at the end of one bone, a toe or a wrist, is left to the outlier test: one
-    short bone's length varies too much with the landmarks' noise.)"""
-    if track.world is None or track.detected.sum() < 3:
-        return track, 0
-    bones = [(track.index(a), track.index(b)) for a, b in PRIOR_BONES if a in track.names and b in track.names]
-    if not bones:
-        return track, 0
-    ends = np.array(bones)
-    lengths = np.linalg.norm(track.world[:, ends[:, 0]] - track.world[:, ends[:, 1]], axis=-1)
-    usual = np.median(lengths[track.detected], axis=0)
-    wrong = (lengths < ratio * usual) | (lengths * ratio > usual)  # (T, bones)
-    votes, counts = np.zeros(track.confidence.shape), np.zeros(len(track.names))
-    for j, (a, b) in enumerate(bones):
-        votes[:, [a, b]] += wrong[:, j, None]
-        counts[[a, b]] += 1
-    drop = (track.confidence > 0) & (votes >= 2) & (votes > counts / 2)
+    """Zero the confidence of the points :meth:`PoseTrack.collapsed` finds (the estimator lost the
+    body there even if it says it is sure); returns the track and the count."""
+    drop = track.collapsed(ratio)
     return track.replace(confidence=np.where(drop, 0.0, track.confidence)), int(drop.sum())
 
 
@@ -479,7 +455,8 @@ class _Problem:
         self.centre = torch.tensor(track.image_size, dtype=torch.float64) / 2
         self.dt = float(np.median(np.diff(track.times)))
         self.log_focal0 = float(np.log(focal0))
-        bones = [(a, b) for a, b in PRIOR_BONES if a in self.names and b in self.names]
+        # the 3D prior compares the directions of the track's bones
+        bones = [(a, b) for a, b in TRACK_BONES if a in self.names and b in self.names]
         self.bones = torch.tensor([[self.names.index(a), self.names.index(b)] for a, b in bones], dtype=torch.long)
         if track.world is not None and len(bones):
             w = torch.tensor(track.world)

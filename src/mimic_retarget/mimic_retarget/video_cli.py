@@ -61,6 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--region", type=int, nargs=4, default=None, metavar=("X0", "Y0", "X1", "Y1"),
                    help="box of the video frame (pixels) the person stays in: MediaPipe follows one person, "
                         "so this keeps it off anyone outside the box")
+    p.add_argument("--tracking-only", action="store_true",
+                   help="MediaPipe only follows the person from frame to frame, as pose_node does live, without "
+                        "the second pass that detects the person afresh on every frame: half the estimator's "
+                        "time, less accurate (it can lose the body in a flip for good; docs/video.md)")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), help="image size of OpenPose input")
     p.add_argument("--fps", type=float, default=None, help="frame rate of OpenPose input")
     p.add_argument("--video", type=Path, default=None, help="side-by-side video, .mp4 or .gif (default: next to OUT, "
@@ -102,7 +106,8 @@ def check_not_source(source: str, path: Path, what: str) -> None:
 
 def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionConfig,
                   image_size: tuple[int, int] | None = None, fps: float | None = None, start: float = 0.0,
-                  end: float | None = None, region: tuple[int, int, int, int] | None = None):
+                  end: float | None = None, region: tuple[int, int, int, int] | None = None,
+                  per_frame: bool = True):
     """Pose estimation (or the keypoints given) and reconstruction of ``source`` from ``start`` to
     ``end`` seconds (the estimator looking inside ``region``): the keypoint file (for a video), the
     humanoid clip and the report written to ``paths``; the reconstruction."""
@@ -117,7 +122,7 @@ def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionCon
 
     try:
         with tqdm(unit="frame", desc=f"pose {_stem(source)}", disable=None, file=sys.stderr) as bar:
-            track = load_track(source, bar.update, image_size, fps, start, end, region)
+            track = load_track(source, bar.update, image_size, fps, start, end, region, per_frame)
         if not source.endswith(POSE_SUFFIX):
             track.save(paths["keypoints"], video=source)
         with tqdm(total=config.pose_iterations + config.full_iterations, unit="it", desc="reconstruct",
@@ -128,6 +133,7 @@ def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionCon
     save_motion(result.motion, paths["clip"], character="humanoid")
     report = {"source": source, "clip": str(paths["clip"]), "estimator": track.estimator,
               "start": float(track.times[0]), "end": float(track.times[-1] + 1 / track.fps), "region": region,
+              "per_frame": per_frame,
               **result.report}
     atomic_write_text(paths["report"], json.dumps(report, indent=2))
     for key, value in result.report.items():
@@ -157,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     config = replace(config, **{field: weight for field, weight in weights.items() if weight is not None})
     region = tuple(args.region) if args.region else None
     result = video_to_clip(args.source, paths, config, tuple(args.image_size) if args.image_size else None,
-                           args.fps, args.start, args.end, region)
+                           args.fps, args.start, args.end, region, not args.tracking_only)
     if video is not None:
         write_side_by_side(args.source, result, video, region=region)
         print(video)
