@@ -376,6 +376,24 @@ def test_per_frame_detection_finds_the_body_tracking_lost_in_a_backflip(tmp_path
         load_track(keypoints, per_frame=False)
 
 
+def test_points_found_in_a_turned_image_come_back_in_the_images_axes():
+    """A point found in ``np.rot90(image, k)`` (pixel centres) is put back where it is in the image
+    itself, and a 3D direction in camera axes (x right, y down) turns as the image points do."""
+    from mimic_retarget.pose_estimation import unturn
+
+    width, height = 7, 5
+    for u, v in ((0, 0), (6, 1), (2, 4)):
+        image = np.zeros((height, width))
+        image[v, u] = 1.0
+        for quarters in (1, 2, 3):
+            row, col = np.argwhere(np.rot90(image, quarters) == 1.0)[0]
+            found = np.array([[col + 0.5, row + 0.5], [col + 1.5, row + 0.5]])  # and one pixel to its right
+            points, world = unturn(found, np.array([[1.0, 0.0, 0.3], [0.0, 0.0, 0.0]]), quarters, (width, height))
+            np.testing.assert_allclose(points[0], [u + 0.5, v + 0.5])
+            np.testing.assert_allclose(world[0, :2], points[1] - points[0])  # "right" in the turned image
+            assert world[0, 2] == 0.3
+
+
 def test_the_second_pass_fills_only_the_frames_following_lost(truth):
     """Offline, the per-frame detections replace the person followed where following lost it (no
     person, a collapsed skeleton, and the short gaps between), whole frames, and only where they

@@ -153,13 +153,41 @@ def merge_passes(followed: PoseTrack, fresh: PoseTrack, collapse_ratio: float = 
         world=np.where(take[:, None, None], fresh.world, followed.world))
 
 
+def unturn(points: np.ndarray, world: np.ndarray, quarters: int, size: tuple[int, int]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Image points (K, 2) and camera-axes 3D points (K, 3) found in ``np.rot90(image, quarters)``,
+    in the axes of ``image`` itself, whose (width, height) is ``size``."""
+    width, height = size
+    for turned in range(quarters - 1, -1, -1):  # one quarter back at a time
+        w = width if turned % 2 == 0 else height  # width of the image turned back to ``turned`` quarters
+        points = np.stack([w - points[:, 1], points[:, 0]], axis=1)
+        world = np.stack([-world[:, 1], world[:, 0], world[:, 2]], axis=1)
+    return points, world
+
+
+def detect_turned(detect, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The person MediaPipe's per-frame detector (``detect``) finds in ``image`` turned by a quarter, a
+    half or three quarters (the first that finds one), in ``image``'s own axes; None where none does.
+    The detector misses some bodies upright that it finds turned (the cartwheel's side render: its
+    first five frames, the figure standing side-on)."""
+    height, width = image.shape[:2]
+    for quarters in (1, 2, 3):
+        turned = np.ascontiguousarray(np.rot90(image, quarters))
+        found = mediapipe_keypoints(detect.process(turned), turned.shape[1], turned.shape[0])
+        if found is not None:
+            points, world = unturn(found[0], found[2], quarters, (width, height))
+            return points, found[1], world
+    return None
+
+
 def estimate_mediapipe(path: str | Path, progress: Callable[[int], object] | None = None,
                        max_frames: int | None = None, start: float = 0.0, end: float | None = None,
                        region: Region | None = None, per_frame: bool = True) -> PoseTrack:
     """Run MediaPipe Pose on the frames of a video from ``start`` to ``end`` (seconds; the whole
     video by default), ``progress(1)`` after each.  MediaPipe follows one person and, with
-    ``per_frame``, a second pass detects the person on every frame, which fills the frames where
-    following lost the person (:func:`merge_passes`); without it, only the person followed, as
+    ``per_frame``, a second pass detects the person on every frame (in the image turned where not
+    found upright: :func:`detect_turned`), which fills the frames where following lost the person
+    (:func:`merge_passes`); without it, only the person followed, as
     ``pose_node`` does live.  With ``region`` it looks only inside that box, so another person
     elsewhere in the frame is not picked; the points come back in full-frame pixels (the camera
     model's principal point stays the frame's centre).  The track's times are the frames' times
@@ -187,6 +215,8 @@ def estimate_mediapipe(path: str | Path, progress: Callable[[int], object] | Non
             for estimates, pose in zip(passes, (follow, detect), strict=True):
                 if pose is not None:
                     found = mediapipe_keypoints(pose.process(crop), x1 - x0, y1 - y0)
+                    if found is None and pose is detect:
+                        found = detect_turned(detect, crop)
                     p, c, w = found if found is not None else nobody
                     estimates.append((p + np.array([x0, y0]) if found is not None else p, c, w))
             if progress is not None:
