@@ -397,7 +397,8 @@ def test_points_found_in_a_turned_image_come_back_in_the_images_axes():
 def test_the_second_pass_fills_only_the_frames_following_lost(truth):
     """Offline, the per-frame detections replace the person followed where following lost it (no
     person, a collapsed skeleton, and the short gaps between), whole frames, and only where they
-    found the same person with a body that did not collapse."""
+    found the same person (where following found nobody: where its nearest frame showed the person)
+    with a body that did not collapse."""
     from mimic_retarget.pose_estimation import merge_passes
 
     times, points = truth
@@ -419,9 +420,11 @@ def test_the_second_pass_fills_only_the_frames_following_lost(truth):
         taken = np.all(merge_passes(broken, fresh).points == fresh.points, axis=(1, 2))
         assert list(np.flatnonzero(taken)) == ([*range(10, 14 + gap)] if between else [10, 11, 12 + gap, 13 + gap])
 
-    # Someone else, 0.16 of the image diagonal away, is not taken; nor a fresh body that collapsed too.
+    # Someone else, 0.16 of the image diagonal away, is not taken (in frame 30, where following found nobody,
+    # away from where the neighbouring frames show the person); nor a fresh body that collapsed too.
     elsewhere = fresh.replace(points=fresh.points + np.array([0.16 * np.hypot(*fresh.image_size), 0.0]))
     assert np.array_equal(merge_passes(followed, elsewhere).points[10:14], followed.points[10:14])
+    assert not merge_passes(followed, elsewhere).detected[30]
     near = fresh.replace(points=fresh.points + np.array([0.14 * np.hypot(*fresh.image_size), 0.0]))
     assert np.array_equal(merge_passes(followed, near).points[10:14], near.points[10:14])
     assert np.array_equal(merge_passes(followed, collapse_trunk(fresh, slice(10, 14))).points[10:14],

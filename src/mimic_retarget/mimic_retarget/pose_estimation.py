@@ -135,7 +135,8 @@ def merge_passes(followed: PoseTrack, fresh: PoseTrack, collapse_ratio: float = 
     """The person followed, with the frames where it was lost (no person, or points
     :meth:`PoseTrack.collapsed`, and the gaps of :data:`LOST_GAP` between) taken whole from the
     fresh detections where those found the same person (hip centres within :data:`SAME_PERSON` of
-    the image diagonal) with no collapsed point.  Elsewhere
+    the image diagonal of the followed ones, or of the nearest frame's where following found
+    nobody) with no collapsed point.  Elsewhere
     following is kept: per-frame detection swaps left and right more often (real footage: 15
     swaps to repair against 2)."""
     lost = ~followed.detected | followed.collapsed(collapse_ratio).any(axis=1)
@@ -144,8 +145,13 @@ def merge_passes(followed: PoseTrack, fresh: PoseTrack, collapse_ratio: float = 
         if j - i <= LOST_GAP + 1:
             lost[i:j] = True
     hips = [followed.index("left_hip"), followed.index("right_hip")]
-    apart = np.linalg.norm(followed.points[:, hips].mean(axis=1) - fresh.points[:, hips].mean(axis=1), axis=1)
-    same = ~followed.detected | (apart <= SAME_PERSON * float(np.hypot(*followed.image_size)))
+    centre = followed.points[:, hips].mean(axis=1)
+    seen = np.flatnonzero(followed.detected)
+    if len(seen):  # where following found nobody, the person is where the nearest frame it found showed it
+        nearest = seen[np.abs(np.arange(followed.num_frames)[:, None] - seen[None]).argmin(axis=1)]
+        centre = centre[nearest]
+    apart = np.linalg.norm(centre - fresh.points[:, hips].mean(axis=1), axis=1)
+    same = apart <= SAME_PERSON * float(np.hypot(*followed.image_size)) if len(seen) else np.ones(len(apart), bool)
     take = lost & fresh.detected & ~fresh.collapsed(collapse_ratio).any(axis=1) & same
     return followed.replace(
         points=np.where(take[:, None, None], fresh.points, followed.points),
