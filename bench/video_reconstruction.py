@@ -42,7 +42,7 @@ DETECTION_TARGET = 0.95
 
 
 def evaluate(clip: str, azimuth: float, layers: list[str], size: tuple[int, int], fps: float, folder: Path,
-             dynamics: float | None = None, per_frame: bool = True) -> dict:
+             dynamics: float | None = None, second_pass: bool = True) -> dict:
     """Render, estimate and reconstruct one clip from one camera; every figure of that run."""
     from mimic_retarget import pose_errors as pe
     from mimic_retarget.ground_truth import render_clip
@@ -56,7 +56,7 @@ def evaluate(clip: str, azimuth: float, layers: list[str], size: tuple[int, int]
     truth = render_clip(clip, load_character("humanoid"), azimuth, size, fps, layers)
     video = write_video(truth.frames, folder / f"{clip}_{azimuth:.0f}.mp4", fps)
     rendered = time.perf_counter()
-    track = load_track(video, per_frame=per_frame)
+    track = load_track(video, second_pass=second_pass)
     estimated = time.perf_counter()
     camera = truth.camera.reconstruction_camera()
     config = ReconstructionConfig(focal=camera.focal, camera_height=camera.height, camera_pitch=camera.pitch)
@@ -154,7 +154,7 @@ def main() -> None:
     dynamics = ReconstructionConfig.dynamics if args.dynamics is None else args.dynamics
     figures: dict[str, float | int | str] = {"appearance": args.appearance, "size": args.size, "fps": args.fps,
                                              "dynamics": dynamics,
-                                             "per_frame": not args.tracking_only}
+                                             "second_pass": not args.tracking_only}
     for key, r in runs.items():
         clip = key.split("_")[0]
         figures.update({f"{key}_{k}": round(v, 4) if isinstance(v, float) else v for k, v in r.items()})

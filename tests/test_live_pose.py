@@ -90,7 +90,7 @@ def test_live_estimates_are_the_offline_per_frame_estimates_filtered(tmp_path):
     from mimic_retarget.pose_estimation import estimate_mediapipe, read_video
 
     video = render_walk(tmp_path / "walk.mp4", seconds=1.0)
-    track = estimate_mediapipe(video, per_frame=False)  # live, MediaPipe follows the person only
+    track = estimate_mediapipe(video, second_pass=False)  # live, MediaPipe follows the person only
     offline = [human_keypoints(track.world[i], camera_to_world(0.0)) if track.detected[i] else None
                for i in range(track.num_frames)]
     frames, _, fps, _ = read_video(video)

@@ -705,7 +705,7 @@ def test_pose_node_gives_the_offline_estimates_filtered_and_survives_bad_images(
 
     node, executor = domain
     video = render_walk(tmp_path / "walk.mp4", seconds=1.0)
-    track = estimate_mediapipe(video, per_frame=False)  # pose_node follows the person only
+    track = estimate_mediapipe(video, second_pass=False)  # pose_node follows the person only
     frames, _, fps, _ = read_video(video)
     humans: list[HumanFrame] = []
     node.create_subscription(HumanFrame, "human", humans.append, 50)

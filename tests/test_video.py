@@ -350,10 +350,10 @@ def test_mediapipe_on_a_rendered_clip(rendered_walk):
     assert track.detected.mean() > 0.6, track.detected.mean()
 
 
-def test_per_frame_detection_finds_the_body_tracking_lost_in_a_backflip(tmp_path):
+def test_the_second_pass_finds_the_body_following_lost_in_a_backflip(tmp_path):
     """MediaPipe following the person from frame to frame holds on to a collapsed skeleton from the
     backflip's landing to the clip's end (docs/video.md); with the second pass that detects the
-    person on every frame (``per_frame``, the default) the body is found again there.  A keypoint
+    person on every frame (``second_pass``, the default) the body is found again there.  A keypoint
     file has no estimator to run either way."""
     from mimic_retarget.ground_truth import render_clip
     from mimic_retarget.pose_errors import pa_mpjpe
@@ -364,16 +364,16 @@ def test_per_frame_detection_finds_the_body_tracking_lost_in_a_backflip(tmp_path
     video = write_video(truth.frames, tmp_path / "backflip.mp4", truth.fps)
     landing = slice(30, None)  # from the landing to the end, where tracking collapsed (frames 30-52)
     errors = {}
-    for per_frame in (False, True):
-        track = estimate_mediapipe(video, per_frame=per_frame)
+    for second_pass in (False, True):
+        track = estimate_mediapipe(video, second_pass=second_pass)
         assert track.detected[landing].all()
         order = [track.index(n) for n in truth.names]
-        errors[per_frame] = float(np.mean(pa_mpjpe(track.world[landing][:, order], truth.world[landing])))
+        errors[second_pass] = float(np.mean(pa_mpjpe(track.world[landing][:, order], truth.world[landing])))
     assert errors[True] < 0.6 * errors[False], errors
     keypoints = track.save(tmp_path / "backflip.pose.json")
     with pytest.raises(PoseTrackError, match="following the person only is a way to run the estimator: it "
                                              "applies to a video only"):
-        load_track(keypoints, per_frame=False)
+        load_track(keypoints, second_pass=False)
 
 
 def test_points_found_in_a_turned_image_come_back_in_the_images_axes():

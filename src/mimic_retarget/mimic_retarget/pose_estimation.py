@@ -6,11 +6,11 @@ person and gives 33 landmarks per frame, each with an image position, a visibili
 metric 3D position relative to the hips; the ones mimic reconstructs from become the
 track's canonical keypoints.  Offline it runs twice over the frames: following the
 person from frame to frame, and detecting the person afresh on every frame; a frame
-takes the fresh detection where it found the person followed (:func:`same_person`),
-since following can hold on to a skeleton it lost for the rest of a clip (flips:
-docs/video.md).  :func:`load_track` is the small interface the rest of
-``mimic video`` sees: a video runs the estimator, a keypoint file (``*.pose.json``) or a
-folder of OpenPose JSON is read, so any estimator's 2D keypoints can stand in.
+takes the fresh detection where following lost the person (:func:`merge_passes`), since
+following can hold on to a skeleton it lost for the rest of a clip (flips: docs/video.md).
+:func:`load_track` is the small interface the rest of ``mimic video`` sees: a video runs the
+estimator, a keypoint file (``*.pose.json``) or a folder of OpenPose JSON is read, so any
+estimator's 2D keypoints can stand in.
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ real footage 0.23-0.54 away."""
 LOST_GAP = 3
 """Frames between two frames where following lost the person, at most this many, count as lost
 too: following loses the body for a stretch of frames, and the collapse test passes some of them
-(measured on the flips' renders: the backflip's PA-MPJPE 88 -> 78 mm with them taken afresh)."""
+(measured on the flips' renders: the backflip's own 3D landmarks' PA-MPJPE 88 -> 78 mm with them
+taken afresh)."""
 
 
 def merge_passes(followed: PoseTrack, fresh: PoseTrack, collapse_ratio: float = 0.6) -> PoseTrack:
@@ -136,9 +137,8 @@ def merge_passes(followed: PoseTrack, fresh: PoseTrack, collapse_ratio: float = 
     :meth:`PoseTrack.collapsed`, and the gaps of :data:`LOST_GAP` between) taken whole from the
     fresh detections where those found the same person (hip centres within :data:`SAME_PERSON` of
     the image diagonal of the followed ones, or of the nearest frame's where following found
-    nobody) with no collapsed point.  Elsewhere
-    following is kept: per-frame detection swaps left and right more often (real footage: 15
-    swaps to repair against 2)."""
+    nobody) with no collapsed point.  Elsewhere following is kept: per-frame detection swaps left
+    and right more often (real footage: 15 swaps to repair against 2)."""
     lost = ~followed.detected | followed.collapsed(collapse_ratio).any(axis=1)
     at = np.flatnonzero(lost)
     for i, j in pairwise(at):
@@ -188,10 +188,10 @@ def detect_turned(detect, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
 def estimate_mediapipe(path: str | Path, progress: Callable[[int], object] | None = None,
                        max_frames: int | None = None, start: float = 0.0, end: float | None = None,
-                       region: Region | None = None, per_frame: bool = True) -> PoseTrack:
+                       region: Region | None = None, second_pass: bool = True) -> PoseTrack:
     """Run MediaPipe Pose on the frames of a video from ``start`` to ``end`` (seconds; the whole
     video by default), ``progress(1)`` after each.  MediaPipe follows one person and, with
-    ``per_frame``, a second pass detects the person on every frame (in the image turned where not
+    ``second_pass``, a second pass detects the person on every frame (in the image turned where not
     found upright: :func:`detect_turned`), which fills the frames where following lost the person
     (:func:`merge_passes`); without it, only the person followed, as
     ``pose_node`` does live.  With ``region`` it looks only inside that box, so another person
@@ -210,7 +210,8 @@ def estimate_mediapipe(path: str | Path, progress: Callable[[int], object] | Non
     nobody = (np.zeros((k, 2)), np.zeros(k), np.zeros((k, 3)))
     indices: list[int] = []
     passes: list[list[tuple[np.ndarray, ...]]] = [[], []]  # followed, detected afresh
-    with open_mediapipe() as follow, (open_mediapipe(per_frame=True) if per_frame else nullcontext()) as detect:
+    second = open_mediapipe(per_frame=True) if second_pass else nullcontext()
+    with open_mediapipe() as follow, second as detect:
         for i, rgb in enumerate(frames):
             if (last is not None and i >= last) or (max_frames is not None and len(indices) >= max_frames):
                 break
@@ -242,16 +243,16 @@ def _track(estimates: list[tuple[np.ndarray, ...]], times: np.ndarray, size: tup
 
 def load_track(source: str | Path, progress: Callable[[int], object] | None = None,
                image_size: tuple[int, int] | None = None, fps: float | None = None, start: float = 0.0,
-               end: float | None = None, region: Region | None = None, per_frame: bool = True) -> PoseTrack:
+               end: float | None = None, region: Region | None = None, second_pass: bool = True) -> PoseTrack:
     """The pose track of a source from ``start`` to ``end`` (seconds): a keypoint file
     (``*.pose.json``), a folder of OpenPose JSON (needs ``image_size`` and ``fps``, which OpenPose
     does not write), or a video (MediaPipe, looking inside ``region`` if given, its second pass
-    detecting the person on every frame unless ``per_frame`` is off: :func:`estimate_mediapipe`)."""
+    detecting the person on every frame unless ``second_pass`` is off: :func:`estimate_mediapipe`)."""
     path = Path(source)
     if path.name.endswith(SUFFIX) or path.is_dir():
         if region is not None:
             raise PoseTrackError(f"{path}: a region picks the person for the estimator: it applies to a video only")
-        if not per_frame:
+        if not second_pass:
             raise PoseTrackError(f"{path}: following the person only is a way to run the estimator: it applies "
                                  "to a video only")
         _check_segment(path, start, end)
@@ -262,4 +263,4 @@ def load_track(source: str | Path, progress: Callable[[int], object] | None = No
         else:
             track = PoseTrack.load(path)
         return track.segment(start, end)
-    return estimate_mediapipe(path, progress, start=start, end=end, region=region, per_frame=per_frame)
+    return estimate_mediapipe(path, progress, start=start, end=end, region=region, second_pass=second_pass)

@@ -107,7 +107,7 @@ def check_not_source(source: str, path: Path, what: str) -> None:
 def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionConfig,
                   image_size: tuple[int, int] | None = None, fps: float | None = None, start: float = 0.0,
                   end: float | None = None, region: tuple[int, int, int, int] | None = None,
-                  per_frame: bool = True):
+                  second_pass: bool = True):
     """Pose estimation (or the keypoints given) and reconstruction of ``source`` from ``start`` to
     ``end`` seconds (the estimator looking inside ``region``): the keypoint file (for a video), the
     humanoid clip and the report written to ``paths``; the reconstruction."""
@@ -122,7 +122,7 @@ def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionCon
 
     try:
         with tqdm(unit="frame", desc=f"pose {_stem(source)}", disable=None, file=sys.stderr) as bar:
-            track = load_track(source, bar.update, image_size, fps, start, end, region, per_frame)
+            track = load_track(source, bar.update, image_size, fps, start, end, region, second_pass)
         if not source.endswith(POSE_SUFFIX):
             track.save(paths["keypoints"], video=source)
         with tqdm(total=config.pose_iterations + config.full_iterations, unit="it", desc="reconstruct",
@@ -133,7 +133,7 @@ def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionCon
     save_motion(result.motion, paths["clip"], character="humanoid")
     report = {"source": source, "clip": str(paths["clip"]), "estimator": track.estimator,
               "start": float(track.times[0]), "end": float(track.times[-1] + 1 / track.fps), "region": region,
-              "per_frame": per_frame,
+              "second_pass": second_pass,
               **result.report}
     atomic_write_text(paths["report"], json.dumps(report, indent=2))
     for key, value in result.report.items():
