@@ -73,6 +73,20 @@ def test_a_clip_that_does_not_loop_is_evaluated_to_its_end(tmp_path):
         assert 0.0 <= episode["normalized_return"] <= 1.0
 
 
+def test_eval_groups_the_episodes_by_the_part_of_the_clip_they_started_in():
+    """Episodes fall in the part of the clip holding their start (the last part keeps a start at
+    the clip's end); a part with none has no return."""
+    from mimic_policy.evaluate import by_start_time
+
+    episodes = [{"start_time": t, "normalized_return": r, "fell": f}
+                for t, r, f in ((0.1, 0.9, False), (0.2, 0.7, False), (1.1, 0.2, True), (2.0, 0.5, False))]
+    parts = by_start_time(episodes, 2.0, bins=4)
+    assert [(p["from_s"], p["to_s"]) for p in parts] == [(0.0, 0.5), (0.5, 1.0), (1.0, 1.5), (1.5, 2.0)]
+    assert [p["episodes"] for p in parts] == [2, 0, 1, 1] and [p["falls"] for p in parts] == [0, 0, 1, 0]
+    assert parts[0]["normalized_return"] == pytest.approx(0.8) and parts[1]["normalized_return"] is None
+    assert parts[2]["normalized_return"] == pytest.approx(0.2) and parts[3]["normalized_return"] == pytest.approx(0.5)
+
+
 def test_every_shipped_skill_loads_and_has_its_results_and_install_entry():
     skills = sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in (ROOT / "policies").glob("*/*/policy"))
     assert "humanoid/walk" in skills

@@ -78,6 +78,25 @@ def evaluation_env(meta: dict, seconds: float, backend: str | None = None, physi
     return env
 
 
+START_BINS = 4
+"""Equal parts of the clip that ``mimic eval`` reports the episodes started in (:func:`by_start_time`)."""
+
+
+def by_start_time(per_episode: list[dict], duration: float, bins: int = START_BINS) -> list[dict]:
+    """The episodes grouped by the part of the clip they started in (``bins`` equal parts of its
+    ``duration``): each part's span, episode count, mean normalized return (None without episodes)
+    and falls.  Where a policy loses a clip shows here: a flip's landing, a cycle's push-off."""
+    parts = []
+    for k in range(bins):
+        lo, hi = k * duration / bins, (k + 1) * duration / bins
+        mine = [e for e in per_episode
+                if lo <= e["start_time"] < hi or (k == bins - 1 and e["start_time"] >= hi)]
+        parts.append({"from_s": lo, "to_s": hi, "episodes": len(mine),
+                      "normalized_return": float(np.mean([e["normalized_return"] for e in mine])) if mine else None,
+                      "falls": sum(e["fell"] for e in mine)})
+    return parts
+
+
 def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float = 20.0, seed: int = 0,
              video: Path | Sequence[Path] | None = None, start_time: float | None = None,
              backend: str | None = None, physics_hz: float | None = None) -> dict:
@@ -113,6 +132,7 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
                         "terms": np.mean(terms, axis=0).tolist(), "mpjpe_mm": float(errors_arr[:, 1].mean()),
                         "mpjpe_root_relative_mm": float(errors_arr[:, 2].mean())})
         curves.append(errors_arr)
+    duration = env.motion.duration
     env.close()
     summary = {
         "episodes": episodes,
@@ -123,6 +143,7 @@ def evaluate(model: ActorCritic, meta: dict, episodes: int = 5, seconds: float =
         "mpjpe_mm": float(np.mean([r["mpjpe_mm"] for r in results])),
         "mpjpe_root_relative_mm": float(np.mean([r["mpjpe_root_relative_mm"] for r in results])),
         "fall_rate": float(np.mean([r["fell"] for r in results])),
+        "by_start_time": by_start_time(results, duration),
         "per_episode": results,
     }
     if frames:
@@ -178,6 +199,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"normalized return {result['normalized_return']:.3f}, MPJPE {result['mpjpe_mm']:.0f} mm "
           f"(root-relative {result['mpjpe_root_relative_mm']:.0f} mm), fall rate {result['fall_rate']:.2f}; "
           f"written to {out}")
+    print("by start time: " + " | ".join(
+        f"{part['from_s']:.2f}-{part['to_s']:.2f} s "
+        + (f"{part['normalized_return']:.3f} ({part['episodes']}, {part['falls']} fell)" if part["episodes"] else "-")
+        for part in result["by_start_time"]))
     if push is not None:
         print(f"largest push survived in {push_config.survival:.0%} of {push_config.trials} trials: "
               f"{'at least ' if push['at_least'] else ''}{push['impulse_ns']:.1f} N s "
