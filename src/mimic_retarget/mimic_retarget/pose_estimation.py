@@ -22,7 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mimic_retarget.pose_track import SUFFIX, TRACK_KEYPOINTS, PoseTrack, PoseTrackError, read_openpose
+from mimic_retarget.pose_track import (
+    COLLAPSE_RATIO,
+    SUFFIX,
+    TRACK_KEYPOINTS,
+    PoseTrack,
+    PoseTrackError,
+    read_openpose,
+)
 
 # MediaPipe Pose landmark indices of each canonical keypoint (averaged where several).
 MEDIAPIPE_LANDMARKS = {
@@ -132,7 +139,7 @@ too: following loses the body for a stretch of frames, and the collapse test pas
 taken afresh)."""
 
 
-def merge_passes(followed: PoseTrack, fresh: PoseTrack, collapse_ratio: float = 0.6) -> PoseTrack:
+def merge_passes(followed: PoseTrack, fresh: PoseTrack, collapse_ratio: float = COLLAPSE_RATIO) -> PoseTrack:
     """The person followed, with the frames where it was lost (no person, or points
     :meth:`PoseTrack.collapsed`, and the gaps of :data:`LOST_GAP` between) taken whole from the
     fresh detections where those found the same person (hip centres within :data:`SAME_PERSON` of

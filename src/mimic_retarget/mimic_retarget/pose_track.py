@@ -54,6 +54,10 @@ TRACK_BONES: tuple[tuple[str, str], ...] = (
 """Pairs of track keypoints a body holds at a fixed distance (limb bones, the trunk's sides and
 widths, the head over the shoulders)."""
 
+COLLAPSE_RATIO = 0.6
+"""A bone shorter than this of its median length over the clip (or longer than its inverse) in the
+estimator's own 3D landmarks is wrong (:meth:`PoseTrack.collapsed`)."""
+
 
 class PoseTrackError(ValueError):
     """A pose track or file is malformed; the message names the file, frame and field."""
@@ -136,7 +140,7 @@ class PoseTrack:
                                                  "estimator", "source")}
         return PoseTrack(**{**fields, **changes})
 
-    def collapsed(self, ratio: float = 0.6) -> np.ndarray:
+    def collapsed(self, ratio: float = COLLAPSE_RATIO) -> np.ndarray:
         """(T, K) points most of whose bones (:data:`TRACK_BONES`), two at least, in the estimator's
         own 3D landmarks are shorter than ``ratio`` of their median length over the clip (or longer
         than its inverse): the estimator lost the body there even if it says it is sure.  (A point

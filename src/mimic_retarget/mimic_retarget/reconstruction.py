@@ -43,7 +43,7 @@ import torch
 from urdf_parser_py import urdf as urdf_model
 
 from mimic_retarget.human import DERIVED, _shape, derived_offsets
-from mimic_retarget.pose_track import TRACK_BONES, PoseTrack
+from mimic_retarget.pose_track import COLLAPSE_RATIO, TRACK_BONES, PoseTrack
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import SimConfig
 from mimic_sim.character import Character, load_character
@@ -86,7 +86,7 @@ class ReconstructionConfig:
     contact_rounds: int = 10  # the full stage's iterations are split into rounds, contacts re-found before each
     swap_margin: float = 0.5  # a group is swapped when that brings it this much closer to its prediction
     outlier_fraction: float = 0.25  # of the person's image height: farther from the temporal median is dropped
-    collapse_ratio: float = 0.6  # most of a point's bones (estimator's 3D) shorter than this of their median: dropped
+    collapse_ratio: float = COLLAPSE_RATIO  # points of bones (estimator's 3D) off their median by this: dropped
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,7 @@ def drop_outliers(track: PoseTrack, fraction: float = 0.25) -> tuple[PoseTrack, 
     return track.replace(confidence=conf), dropped
 
 
-def drop_collapsed(track: PoseTrack, ratio: float = 0.6) -> tuple[PoseTrack, int]:
+def drop_collapsed(track: PoseTrack, ratio: float = COLLAPSE_RATIO) -> tuple[PoseTrack, int]:
     """Zero the confidence of the points :meth:`PoseTrack.collapsed` finds (the estimator lost the
     body there even if it says it is sure); returns the track and the count."""
     drop = track.collapsed(ratio)
