@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 
 import numpy as np
 import torch
@@ -42,9 +41,7 @@ def compare(skill: str, steps: int) -> dict:
     names = lead.character.joint_names
     results: dict = {"skill": skill, "physics_hz": physics_hz}
     for label, backend, hz in contenders(physics_hz):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PyBullet's no-armature warning
-            other = evaluation_env(meta, 20.0, backend=backend, physics_hz=hz)
+        other = evaluation_env(meta, 20.0, backend=backend, physics_hz=hz)
         obs, _ = lead.reset(seed=0)
         other.reset(seed=0)
         ground, air = [], []

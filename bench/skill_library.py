@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 
 from benchlib import record_section
 
@@ -61,9 +60,7 @@ def measure(skill: str, push_trials: int) -> dict:
     start = time.monotonic()
     figures = {"clip": clip, "physics_hz": meta["task"]["config"]["sim"]["physics_hz"]}
     for backend in ("mujoco", "pybullet"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PyBullet's no-armature warning: the report says it once
-            result = evaluate(model, meta, episodes=5, seconds=20.0, backend=backend)
+        result = evaluate(model, meta, episodes=5, seconds=20.0, backend=backend)
         figures[backend] = {k: result[k] for k in ("normalized_return", "fall_rate", "mpjpe_mm")}
         print(f"{skill} {backend}: normalized return {result['normalized_return']:.3f}, fall rate "
               f"{result['fall_rate']:.2f}, MPJPE {result['mpjpe_mm']:.0f} mm", flush=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -19,9 +18,7 @@ from mimic_sim.tools.cli import main
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_root_force_gives_impulse_over_total_mass_and_reset_clears_it(backend):
     character = load_character("humanoid")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PyBullet's warning that it has no armature
-        sim = make_backend(backend, character, SimConfig(gravity=0.0))
+    sim = make_backend(backend, character, SimConfig(gravity=0.0))
     # floating without gravity, held in its pose: only the push changes the whole body's momentum
     qpos = np.zeros(7 + character.num_joints)
     qpos[2], qpos[3] = 3.0, 1.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -45,9 +44,7 @@ def robot(request):
 
 
 def _backend(name, character):
-    with warnings.catch_warnings():  # PyBullet warns that it simulates without armature
-        warnings.simplefilter("ignore", UserWarning)
-        return make_backend(name, character)
+    return make_backend(name, character)
 
 
 def _random_state(character, rng):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import xml.etree.ElementTree as ET
 
@@ -284,18 +285,59 @@ def test_mujoco_realizes_the_pd_law(backends, humanoid):
     assert saturated >= 5  # the clamped branch of the law is covered
 
 
-def test_armature_is_in_mujoco_and_pinocchio_but_not_in_pybullet(humanoid, backends):
-    """MuJoCo and the kinematics library carry the rotor inertia; PyBullet, which has none, leaves it out."""
+def test_armature_is_in_mujoco_and_pinocchio_and_pybullet_carries_it_as_rotors(humanoid, backends):
+    """MuJoCo and the kinematics library carry the rotor inertia as armature; PyBullet, which has
+    none, as rotors on the links, and its PD law's dynamics are the same bodies."""
     assert humanoid.armature.min() > 0
     model = backends["mujoco"].model
     dofs = [model.jnt_dofadr[model.joint(n).id] for n in humanoid.joint_names]
     assert np.allclose(model.dof_armature[dofs], humanoid.armature)
     pin = PinocchioModel(humanoid)
     assert np.allclose(pin.model.armature[pin.joint_v], humanoid.armature)
-    with pytest.warns(UserWarning, match="PyBullet has no joint armature"):
-        backend = make_backend("pybullet", humanoid)
+    backend = backends["pybullet"]
     assert not backend.pin.model.armature.any()
-    backend.close()
+    # PyBullet's joint-space mass matrix is its PD law's (Pinocchio with the same rotors)
+    rng = np.random.default_rng(3)
+    qpos = np.concatenate([[0.0, 0.0, 1.0], rot.quat_normalize(rng.normal(size=4)),
+                           rng.uniform(humanoid.joint_lower, humanoid.joint_upper) * 0.5])
+    backend.reset(qpos, np.zeros(6 + humanoid.num_joints))
+    body = backend.body
+    movable = [j for j in range(pybullet.getNumJoints(body.id, physicsClientId=body.client_id))
+               if pybullet.getJointInfo(body.id, j, physicsClientId=body.client_id)[2] != pybullet.JOINT_FIXED]
+    angles = [pybullet.getJointState(body.id, j, physicsClientId=body.client_id)[0] for j in movable]
+    engine = np.array(pybullet.calculateMassMatrix(body.id, angles, physicsClientId=body.client_id))
+    rows = [6 + movable.index(j) for j in body.joints]
+    rotor_mass = backend.pin.dynamics(*backend.get_state())[0][np.ix_(backend.pin.joint_v, backend.pin.joint_v)]
+    assert np.allclose(engine[np.ix_(rows, rows)], rotor_mass, rtol=1e-9, atol=1e-12)
+    # a rotor adds its joint's armature to that joint's own diagonal entry: exactly so on the
+    # joints with no rotor below them (elbows), at least so on the others
+    plain = PinocchioModel(dataclasses.replace(humanoid, armature=np.zeros_like(humanoid.armature)))
+    plain_mass = plain.dynamics(*backend.get_state())[0][np.ix_(plain.joint_v, plain.joint_v)]
+    added = np.diag(rotor_mass - plain_mass)
+    assert np.all(added >= humanoid.armature - 1e-12)
+    elbows = [humanoid.joint_names.index(n) for n in ("right_elbow", "left_elbow")]
+    assert np.allclose(added[elbows], humanoid.armature[elbows], rtol=1e-9)
+    assert added.max() > 2 * humanoid.armature.max()  # rotors below a joint turn with it too
+
+
+def test_rotors_are_rigid_bodies_on_their_joint_axes(humanoid):
+    """Each rotor has the armature about the joint's axis and, added to its link, leaves a tensor a
+    rigid body can have (a disk on the humanoid's 10 g hinge links)."""
+    from mimic_sim.kinematics import link_inertia, rotor_inertias
+    from mimic_sim.urdf_io import read_urdf
+
+    rotors = rotor_inertias(humanoid)
+    robot = read_urdf(humanoid.model_path)
+    joints = {j.name: j for j in robot.joints}
+    links = {link.name: link for link in robot.links}
+    disks = 0
+    for name, armature in zip(humanoid.joint_names, humanoid.armature, strict=True):
+        axis = np.asarray(joints[name].axis, dtype=float)
+        assert axis @ rotors[name] @ axis == pytest.approx(armature)
+        moments = np.linalg.eigvalsh(link_inertia(links[joints[name].child]) + rotors[name])
+        assert moments[0] + moments[1] >= moments[2] - 1e-12
+        disks += not np.allclose(rotors[name], armature * np.outer(axis, axis))
+    assert 0 < disks < len(rotors)
 
 
 def test_pd_torque_limit_bounds_the_motor_output():

@@ -10,7 +10,7 @@ import pytest
 from urdf_parser_py.xml_reflection import core
 
 from mimic_retarget.mjcf_urdf import mjcf_to_urdf
-from mimic_sim.backends.pybullet_backend import _capsule_urdf
+from mimic_sim.backends.pybullet_backend import _pybullet_urdf
 from mimic_sim.character import load_character
 from mimic_sim.humanoid_urdf import source_urdf
 from mimic_sim.paths import robots_dir
@@ -86,7 +86,7 @@ def test_what_urdfdom_cannot_express_is_left_to_elementtree(humanoid, tmp_path):
         read_urdf(source)
     # the PyBullet copy pybullet_backend.py writes: <capsule>
     with pytest.raises(Exception, match="capsule"):  # urdfdom-py raises a bare Exception
-        read_urdf(_capsule_urdf(humanoid.model_path))
+        read_urdf(_pybullet_urdf(humanoid.model_path, {}))
     # the Gazebo description gazebo.py writes: <ros2_control> does not survive a urdfdom-py round trip
     path = tmp_path / "gazebo.urdf"
     path.write_text(gazebo.gazebo_urdf(humanoid))

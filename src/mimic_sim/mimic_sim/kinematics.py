@@ -18,16 +18,65 @@ from mimic_sim.character import Character
 from mimic_sim.pd import PDGains, pd_terms
 
 
+def rotor_inertias(character: Character) -> dict[str, np.ndarray]:
+    """Each joint's armature as a rotor turning with the joint's child link: per joint with armature,
+    the inertia tensor (kg m^2, in the child link's frame, which is the joint's) to add to that link's.
+
+    For an engine with no armature (PyBullet).  Armature ``J`` on a joint adds ``J`` to the mass
+    matrix's diagonal entry of that joint alone; a rotor of inertia ``J a a^T`` about the joint's
+    axis ``a`` adds the same entry and also turns with the link's ancestors (the rotor of a direct
+    drive, which a geared motor's reflected inertia is not).  Where the link's own inertia is too
+    small for the sum to be a rigid body's (a tensor's principal moments must satisfy A + B >= C;
+    the humanoid's 10 g hinge links), the rotor is a disk: ``J / 2`` across the axis as well.
+    """
+    from mimic_sim.urdf_io import read_urdf
+
+    robot = read_urdf(character.model_path)
+    joints = {j.name: j for j in robot.joints}
+    links = {link.name: link for link in robot.links}
+    rotors = {}
+    for name, armature in zip(character.joint_names, character.armature, strict=True):
+        if armature <= 0:
+            continue
+        joint = joints[name]
+        axis = np.asarray(joint.axis if joint.axis is not None else (1.0, 0.0, 0.0), dtype=float)
+        axis = axis / np.linalg.norm(axis)
+        rotor = armature * np.outer(axis, axis)
+        moments = np.linalg.eigvalsh(link_inertia(links[joint.child]) + rotor)
+        if moments[0] + moments[1] < moments[2]:
+            rotor = rotor + armature / 2 * (np.eye(3) - np.outer(axis, axis))
+        rotors[name] = rotor
+    return rotors
+
+
+def link_inertia(link) -> np.ndarray:
+    """A URDF link's inertia tensor about its centre of mass, in the link's frame (zeros without one)."""
+    inertial = link.inertial
+    if inertial is None or inertial.inertia is None:
+        return np.zeros((3, 3))
+    i = inertial.inertia
+    tensor = np.array([[i.ixx, i.ixy, i.ixz], [i.ixy, i.iyy, i.iyz], [i.ixz, i.iyz, i.izz]], dtype=float)
+    rpy = inertial.origin.rpy if inertial.origin is not None and inertial.origin.rpy is not None else (0, 0, 0)
+    turn = pinocchio.rpy.rpyToMatrix(*(float(a) for a in rpy))
+    return turn @ tensor @ turn.T
+
+
 class PinocchioModel:
     """A character in Pinocchio, addressed with mimic's ``qpos``/``qvel`` layout."""
 
-    def __init__(self, character: Character):
+    def __init__(self, character: Character, rotors: dict[str, np.ndarray] | None = None):
+        """``rotors``: inertia tensors (:func:`rotor_inertias`) added to joints' child links, as an
+        engine without armature simulates the character."""
         self.model = pinocchio.buildModelFromUrdf(str(character.model_path), pinocchio.JointModelFreeFlyer())
-        self.data = self.model.createData()
         names = list(self.model.names)
         missing = [n for n in character.joint_names if n not in names]
         if missing:
             raise ValueError(f"{character.model_path}: Pinocchio finds no joints {missing}")
+        for name, rotor in (rotors or {}).items():
+            # a joint's body inertia is expressed in its frame, the child link's
+            joint = self.model.getJointId(name)
+            self.model.inertias[joint] = self.model.inertias[joint] + pinocchio.Inertia(0.0, np.zeros(3), rotor)
+        self.data = self.model.createData()
         self.joint_q = np.array([self.model.joints[names.index(n)].idx_q for n in character.joint_names])
         self.joint_v = np.array([self.model.joints[names.index(n)].idx_v for n in character.joint_names])
         self.frames = [self.model.getFrameId(b, pinocchio.BODY) for b in character.tracked_bodies]

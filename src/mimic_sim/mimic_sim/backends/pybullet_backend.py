@@ -5,9 +5,10 @@ Pinocchio's dynamics of the same URDF (:meth:`PinocchioModel.pd_qdot_next`); bod
 states are Pinocchio's forward kinematics of PyBullet's joint state, not PyBullet's
 own ``STABLE_PD_CONTROL`` (docs/simulation.md says why).
 
-PyBullet has no rotor inertia (armature), so this backend simulates characters
-without it and says so (docs/simulation.md: why its reaction torque is not applied
-instead).
+PyBullet has no rotor inertia (armature): this backend gives each joint's child link a
+rotor of that inertia about the joint's axis (:func:`mimic_sim.kinematics.rotor_inertias`;
+docs/simulation.md: how that differs from armature, and why its reaction torque is not
+applied instead).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import dataclasses
 import hashlib
 import os
 import sys
-import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -28,28 +28,46 @@ from pybullet_utils import bullet_client
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates, PhysicsBackend, SimConfig
 from mimic_sim.character import Character, CharacterError
-from mimic_sim.kinematics import PinocchioModel
+from mimic_sim.kinematics import PinocchioModel, rotor_inertias
 from mimic_sim.paths import atomic_write_text, cache_dir
 from mimic_sim.pd import pd_torque
 from mimic_sim.urdf_io import read_urdf
 
 
-def _capsule_urdf(path: Path) -> Path:
-    """The URDF with each cylinder-plus-two-end-spheres turned into one PyBullet capsule.
+def _pybullet_urdf(path: Path, rotors: dict[str, np.ndarray]) -> Path:
+    """The URDF as PyBullet loads it: capsules merged and rotors added (a cached copy), or the file
+    itself where neither changes anything.
 
     A standard URDF has no capsule, so mimic's models spell one as a cylinder capped
     by two spheres.  The union is exactly a capsule; PyBullet's native capsule makes
     one contact where the three shapes make up to six, and contact solving is most of
-    a PyBullet step here (docs/simulation.md).
+    a PyBullet step here (docs/simulation.md).  PyBullet has no armature: each joint's
+    rotor inertia (``rotors``, :func:`mimic_sim.kinematics.rotor_inertias`) is added to
+    its child link's inertia instead.
 
     Edited with ElementTree, not urdfdom-py: ``<capsule>`` is PyBullet's, not URDF, and a
     urdfdom-py round trip would drop the elements it does not model.
     """
     text = path.read_text()
-    out = cache_dir() / "models" / f"{path.stem}-pybullet-{hashlib.sha256(text.encode()).hexdigest()[:16]}.urdf"
+    key = text + repr(sorted((name, rotor.round(12).tolist()) for name, rotor in rotors.items()))
+    out = cache_dir() / "models" / f"{path.stem}-pybullet-{hashlib.sha256(key.encode()).hexdigest()[:16]}.urdf"
     if out.exists():
         return out
     root = ET.fromstring(text)
+    changed = _merge_capsules(root)
+    changed |= _add_rotors(root, rotors, path)
+    if not changed:  # load the file itself, meshes beside it
+        return path
+    for mesh in root.iter("mesh"):  # the copy lives elsewhere: mesh files by absolute path
+        filename = mesh.get("filename", "")
+        if filename and "://" not in filename and not Path(filename).is_absolute():
+            mesh.set("filename", str((path.parent / filename).resolve()))
+    atomic_write_text(out, ET.tostring(root, encoding="unicode"))
+    return out
+
+
+def _merge_capsules(root: ET.Element) -> bool:
+    """Each cylinder-plus-two-end-spheres as one ``<capsule>``; whether there was any."""
     merged = False
     for link in root.iter("link"):
         for tag in ("collision", "visual"):
@@ -77,14 +95,32 @@ def _capsule_urdf(path: Path) -> Path:
                     spheres.remove(e)
                     link.remove(e)
                 merged = True
-    if not merged:  # nothing to merge: load the file itself, meshes beside it
-        return path
-    for mesh in root.iter("mesh"):  # the copy lives elsewhere: mesh files by absolute path
-        filename = mesh.get("filename", "")
-        if filename and "://" not in filename and not Path(filename).is_absolute():
-            mesh.set("filename", str((path.parent / filename).resolve()))
-    atomic_write_text(out, ET.tostring(root, encoding="unicode"))
-    return out
+    return merged
+
+
+_INERTIA = {"ixx": (0, 0), "ixy": (0, 1), "ixz": (0, 2), "iyy": (1, 1), "iyz": (1, 2), "izz": (2, 2)}
+
+
+def _add_rotors(root: ET.Element, rotors: dict[str, np.ndarray], path: Path) -> bool:
+    """Each joint's rotor tensor (link frame) added to its child link's ``<inertia>`` (written in
+    the ``<inertial>`` frame); whether there was any."""
+    links = {link.get("name"): link for link in root.iter("link")}
+    for joint in root.iter("joint"):
+        rotor = rotors.get(joint.get("name"))
+        if rotor is None:
+            continue
+        child = joint.find("child").get("link")
+        inertia = links[child].find("inertial/inertia")
+        if inertia is None:
+            raise CharacterError(f"{path}: link '{child}' has no <inertial>: PyBullet cannot carry the armature "
+                                 f"of joint '{joint.get('name')}'")
+        origin = links[child].find("inertial/origin")
+        turn = _rpy_matrix([float(v) for v in origin.get("rpy", "0 0 0").split()] if origin is not None
+                           else [0.0, 0.0, 0.0])
+        added = turn.T @ rotor @ turn
+        for key, (i, j) in _INERTIA.items():
+            inertia.set(key, f"{float(inertia.get(key, '0')) + added[i, j]:.12g}")
+    return bool(rotors)
 
 
 @contextlib.contextmanager
@@ -124,12 +160,13 @@ def _wxyz(q: tuple[float, ...] | np.ndarray) -> np.ndarray:
 class _Body:
     """One loaded copy of the character, with name-to-index maps."""
 
-    def __init__(self, client: bullet_client.BulletClient, character: Character, flags: int):
+    def __init__(self, client: bullet_client.BulletClient, character: Character, rotors: dict[str, np.ndarray],
+                 flags: int):
         self.client = client
         self.client_id = client._client
         with _quiet_stdout():  # PyBullet prints a warning per link without <inertial>, handled below
-            self.id = client.loadURDF(str(_capsule_urdf(character.model_path)), [0, 0, 1], useFixedBase=False,
-                                      flags=flags)
+            self.id = client.loadURDF(str(_pybullet_urdf(character.model_path, rotors)), [0, 0, 1],
+                                      useFixedBase=False, flags=flags)
         joint_index: dict[str, int] = {}
         link_index: dict[str, int] = {}
         for j in range(client.getNumJoints(self.id)):
@@ -229,17 +266,15 @@ class PyBulletBackend(PhysicsBackend):
         flags = pybullet.URDF_USE_INERTIA_FROM_FILE
         if config.self_collision:
             flags |= pybullet.URDF_USE_SELF_COLLISION | pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS
-        self.body = _Body(c, character, flags)
+        # PyBullet has no armature: it turns with rotors on the links (rotor_inertias), in the engine
+        # and in the PD law's dynamics alike.
+        rotors = rotor_inertias(character)
+        self.body = _Body(c, character, rotors, flags)
         for j in [-1, *self.body.all_links]:
             c.changeDynamics(self.body.id, j, lateralFriction=character.ground_friction, linearDamping=0,
                              angularDamping=0, jointDamping=0)
-        # Kinematics and the PD law's dynamics come from Pinocchio on the same URDF, with
-        # the rotor inertia PyBullet cannot simulate left out of the PD solve as well.
-        if character.armature.any():
-            warnings.warn(f"character '{character.name}': PyBullet has no joint armature; simulating without "
-                          f"its {character.armature.max():g} kg m^2 rotor inertia (MuJoCo models it)", stacklevel=2)
-            character = dataclasses.replace(character, armature=np.zeros_like(character.armature))
-        self.pin = PinocchioModel(character)
+        # Kinematics and the PD law's dynamics come from Pinocchio on the same URDF and rotors.
+        self.pin = PinocchioModel(dataclasses.replace(character, armature=np.zeros_like(character.armature)), rotors)
         self._feet = np.array([b in character.ground_contact_allowed for b in character.tracked_bodies])
         self._root_force: list[float] | None = None
 
