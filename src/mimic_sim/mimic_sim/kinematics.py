@@ -9,6 +9,8 @@ library for retargeting.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pinocchio
 
@@ -16,6 +18,9 @@ from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates
 from mimic_sim.character import Character
 from mimic_sim.pd import PDGains, pd_terms
+
+if TYPE_CHECKING:
+    from urdf_parser_py import urdf
 
 
 def rotor_inertias(character: Character) -> dict[str, np.ndarray]:
@@ -49,7 +54,7 @@ def rotor_inertias(character: Character) -> dict[str, np.ndarray]:
     return rotors
 
 
-def link_inertia(link) -> np.ndarray:
+def link_inertia(link: urdf.Link) -> np.ndarray:
     """A URDF link's inertia tensor about its centre of mass, in the link's frame (zeros without one)."""
     inertial = link.inertial
     if inertial is None or inertial.inertia is None:
