@@ -147,3 +147,50 @@ def test_a_rollout_of_a_batch_records_every_reward_term_of_every_step():
     assert not np.isnan(total).any()
     assert np.allclose(np.where(rollout.terminated, 0.0, total), rollout.rewards, rtol=0, atol=1e-6)
     envs.close()
+
+
+def test_training_pushes_shove_the_root_for_their_steps_and_split_like_the_environments():
+    """A push moves the whole body by about its velocity change and ends after its steps; draws come
+    from each environment's own generator, so a block of two equals two blocks of one."""
+    from mimic_sim.envs.imitation_vector import TrainingPushes
+
+    pushes = TrainingPushes(velocity=1.5, every=1e-9, steps=3)  # a push starts at once, and again after
+    pushed = ImitationVectorEnv(2, clip="walk", pushes=pushes)
+    calm = ImitationVectorEnv(2, clip="walk")
+    pushed.reset(seed=5)
+    calm.reset(seed=5)
+    actions = np.zeros((2, pushed.single_action_space.shape[0]))
+    root = [env.backend._root_id for env in pushed.envs]
+    pushed.step(actions)
+    assert all(np.linalg.norm(env.backend.data.xfrc_applied[r, :2]) > 0 and env.backend.data.xfrc_applied[r, 2] == 0
+               for env, r in zip(pushed.envs, root, strict=True))
+    for _ in range(2):
+        pushed.step(actions)
+        calm.step(actions)
+    calm.step(actions)
+    change = [np.linalg.norm(p.backend.body_states().com_vel[:2] - c.backend.body_states().com_vel[:2])
+              for p, c in zip(pushed.envs, calm.envs, strict=True)]
+    assert all(0.05 < dv < 1.5 + 0.3 for dv in change)  # up to the largest size, the floor's friction aside
+    pushed.step(actions)  # the fourth step ends the push
+    assert all(not env.backend.data.xfrc_applied[r].any() for env, r in zip(pushed.envs, root, strict=True))
+
+    whole = ImitationVectorEnv(2, clip="walk", pushes=TrainingPushes(velocity=1.5, every=0.2, steps=3))
+    single = [ImitationVectorEnv(1, clip="walk", pushes=TrainingPushes(velocity=1.5, every=0.2, steps=3))
+              for _ in range(2)]
+    obs = [whole.reset(seed=11)[0]] + [block.reset(seed=11 + i)[0] for i, block in enumerate(single)]
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        action = rng.normal(scale=0.1, size=(2, whole.single_action_space.shape[0]))
+        obs = [whole.step(action)[0], single[0].step(action[:1])[0], single[1].step(action[1:])[0]]
+        assert np.array_equal(obs[0], np.concatenate(obs[1:]))
+    for env in (pushed, calm, whole, *single):
+        env.close()
+
+
+def test_training_pushes_refuse_sizes_that_are_not_positive():
+    from mimic_sim.envs.imitation_vector import TrainingPushes
+
+    for bad in ({"velocity": -1.0, "every": 2.0, "steps": 3}, {"velocity": 1.0, "every": 0.0, "steps": 3},
+                {"velocity": 1.0, "every": 2.0, "steps": 0}):
+        with pytest.raises(ValueError, match="training pushes"):
+            TrainingPushes(**bad)

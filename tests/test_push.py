@@ -93,3 +93,17 @@ def test_push_refuses_a_clip_that_does_not_loop(tmp_path, capsys):
     run = tiny_checkpoint(tmp_path, clip="kick")
     assert main(["eval", str(run), "--push", "--no-video", "--out", str(tmp_path / "eval")]) == 2
     assert "--push needs a looping clip: clip 'kick' does not loop" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--push-velocity", "-1"], "--push-velocity must be >= 0 and --push-every > 0, got -1.0 and 2.0"),
+    (["--push-velocity", "1", "--push-every", "0"],
+     "--push-velocity must be >= 0 and --push-every > 0, got 1.0 and 0.0"),
+    (["--push-velocity", "nan"], "'push_velocity': expected a float, got nan"),
+])
+def test_bad_training_push_options_are_one_line_errors_and_write_nothing(tmp_path, capsys, arguments, message):
+    run = tmp_path / "run"
+    assert main(["train", "--total-samples", "64", "--run-dir", str(run), *arguments]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("mimic train: error: ") and message in error
+    assert error.count("\n") == 1 and not run.exists()

@@ -54,12 +54,23 @@ class TrainConfig:
     """Iterations between checkpoints (a killed run loses at most this many)."""
     keep_checkpoints: int = 3
     """Newest checkpoints kept in the run folder."""
+    push_velocity: float = 0.0
+    """Train with pushes: the largest whole-body velocity change (m/s) of random horizontal pushes on the
+    root body while the environments run, each held as long as ``mimic eval --push`` holds one (0.1 s);
+    0: none. Training only: the task, and so evaluation, stay unpushed."""
+    push_every: float = 2.0
+    """With --push-velocity: mean seconds between an environment's pushes."""
     init_from: str = ""
     """Start the network from another run's: a checkpoint, a run folder (its latest checkpoint), a policy
     folder or a shipped skill (humanoid/run). Actor, action noise, observation normalizer and critic (fresh
     from a policy folder, which has none) are loaded; optimizer, counters and environments start fresh.
     The task and --hidden must be the source's; with no task setting given, the task is the source's own
     (its stored reference: no clip file needed). Empty: a fresh network."""
+
+    def __post_init__(self) -> None:
+        if not (self.push_velocity >= 0 and self.push_every > 0):  # also refuses NaN
+            raise ValueError(f"--push-velocity must be >= 0 and --push-every > 0, got {self.push_velocity} and "
+                             f"{self.push_every}")
 
 
 EXPECTED = ("task", "character", "joint_names", "observation_size")
@@ -80,9 +91,15 @@ def make_envs(config: TrainConfig, task: Task):
     """The training environments of ``task`` over worker processes, or Ray actors with ``config.ray``."""
     import functools
 
-    from mimic_sim.envs.imitation_vector import ImitationVectorEnv
+    from mimic_sim.envs.imitation_vector import ImitationVectorEnv, TrainingPushes
 
-    make_block = functools.partial(ImitationVectorEnv, task=task)
+    pushes = None
+    if config.push_velocity:
+        from mimic_policy.push import PushConfig
+
+        pushes = TrainingPushes(config.push_velocity, config.push_every,
+                                PushConfig().steps(task.config.sim.control_hz))
+    make_block = functools.partial(ImitationVectorEnv, task=task, pushes=pushes)
     if config.ray:
         from mimic_policy.ray_workers import RayVectorEnv
 
