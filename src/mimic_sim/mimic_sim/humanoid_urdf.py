@@ -35,7 +35,7 @@ from urdf_parser_py import urdf
 
 from mimic_sim import rotations as rot
 from mimic_sim.paths import atomic_write_text, cache_dir
-from mimic_sim.urdf_io import number, numbers, urdf_text
+from mimic_sim.urdf_io import number, numbers, rpy_matrix, urdf_text
 
 GENERATOR_VERSION = "5"
 SCALE = 0.25
@@ -85,12 +85,6 @@ def _rpy_of(m: np.ndarray) -> np.ndarray:
     return Rotation.from_matrix(m).as_euler("xyz")
 
 
-def _rot_of(rpy: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_euler("xyz", rpy).as_matrix()
-
-
 def _z_to(axis: np.ndarray) -> np.ndarray:
     """A rotation taking +z onto ``axis`` (unit)."""
     z = np.array([0.0, 0.0, 1.0])
@@ -112,7 +106,7 @@ class _Shape:
 def _convert_shape(collision: ET.Element) -> _Shape:
     origin = collision.find("origin")
     pos = C @ (_floats(origin.get("xyz") if origin is not None else None) * SCALE)
-    r_src = _rot_of(_floats(origin.get("rpy") if origin is not None else None))
+    r_src = rpy_matrix(_floats(origin.get("rpy") if origin is not None else None))
     geom = collision.find("geometry")
     child = next(iter(geom))
     if child.tag == "sphere":

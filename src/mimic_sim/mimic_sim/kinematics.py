@@ -18,6 +18,7 @@ from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates
 from mimic_sim.character import Character
 from mimic_sim.pd import PDGains, pd_terms
+from mimic_sim.urdf_io import read_urdf, rpy_matrix
 
 if TYPE_CHECKING:
     from urdf_parser_py import urdf
@@ -34,8 +35,6 @@ def rotor_inertias(character: Character) -> dict[str, np.ndarray]:
     small for the sum to be a rigid body's (a tensor's principal moments must satisfy A + B >= C;
     the humanoid's 10 g hinge links), the rotor is a disk: ``J / 2`` across the axis as well.
     """
-    from mimic_sim.urdf_io import read_urdf
-
     robot = read_urdf(character.model_path)
     joints = {j.name: j for j in robot.joints}
     links = {link.name: link for link in robot.links}
@@ -62,7 +61,7 @@ def link_inertia(link: urdf.Link) -> np.ndarray:
     i = inertial.inertia
     tensor = np.array([[i.ixx, i.ixy, i.ixz], [i.ixy, i.iyy, i.iyz], [i.ixz, i.iyz, i.izz]], dtype=float)
     rpy = inertial.origin.rpy if inertial.origin is not None and inertial.origin.rpy is not None else (0, 0, 0)
-    turn = pinocchio.rpy.rpyToMatrix(*(float(a) for a in rpy))
+    turn = rpy_matrix(rpy)
     return turn @ tensor @ turn.T
 
 

@@ -19,12 +19,20 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 from lxml import etree
 from urdf_parser_py import urdf
 from urdf_parser_py.xml_reflection import core
 
 # urdfdom-py reports through a module-wide hook: one parse at a time swaps it.
 _HOOK = threading.Lock()
+
+
+def rpy_matrix(rpy: Iterable[float]) -> np.ndarray:
+    """The rotation matrix of a URDF ``rpy`` (fixed-axis roll, pitch, yaw: Rz(yaw) Ry(pitch) Rx(roll))."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_euler("xyz", [float(a) for a in rpy]).as_matrix()
 
 
 def read_urdf(path: Path) -> urdf.Robot:

@@ -31,7 +31,7 @@ from mimic_sim.character import Character, CharacterError
 from mimic_sim.kinematics import PinocchioModel, rotor_inertias
 from mimic_sim.paths import atomic_write_text, cache_dir
 from mimic_sim.pd import pd_torque
-from mimic_sim.urdf_io import read_urdf
+from mimic_sim.urdf_io import read_urdf, rpy_matrix
 
 
 def _pybullet_urdf(path: Path, rotors: dict[str, np.ndarray]) -> Path:
@@ -81,7 +81,7 @@ def _merge_capsules(root: ET.Element) -> bool:
                 origin = element.find("origin")
                 xyz = np.array([float(v) for v in origin.get("xyz", "0 0 0").split()])
                 rpy = [float(v) for v in origin.get("rpy", "0 0 0").split()]
-                axis = rot.quat_rotate(rot.mat_to_quat(_rpy_matrix(rpy)), np.array([0.0, 0.0, 1.0]))
+                axis = rot.quat_rotate(rot.mat_to_quat(rpy_matrix(rpy)), np.array([0.0, 0.0, 1.0]))
                 ends = [xyz + axis * length / 2, xyz - axis * length / 2]
                 caps = [e for e in spheres
                         if abs(float(e.find("geometry/sphere").get("radius")) - r) < 1e-9
@@ -115,7 +115,7 @@ def _add_rotors(root: ET.Element, rotors: dict[str, np.ndarray], path: Path) -> 
             raise CharacterError(f"{path}: link '{child}' has no <inertial>: PyBullet cannot carry the armature "
                                  f"of joint '{joint.get('name')}'")
         origin = links[child].find("inertial/origin")
-        turn = _rpy_matrix([float(v) for v in origin.get("rpy", "0 0 0").split()] if origin is not None
+        turn = rpy_matrix([float(v) for v in origin.get("rpy", "0 0 0").split()] if origin is not None
                            else [0.0, 0.0, 0.0])
         added = turn.T @ rotor @ turn
         for key, (i, j) in _INERTIA.items():
@@ -140,12 +140,6 @@ def _quiet_stdout():
 def _xyz_of(element: ET.Element) -> np.ndarray:
     origin = element.find("origin")
     return np.array([float(v) for v in (origin.get("xyz", "0 0 0") if origin is not None else "0 0 0").split()])
-
-
-def _rpy_matrix(rpy: list[float]) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_euler("xyz", rpy).as_matrix()
 
 
 def _xyzw(q: np.ndarray) -> list[float]:
