@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from mimic_policy.networks import ActorCritic
+from mimic_sim.backends.base import horizontal_push
 from mimic_sim.settings import field_docs
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def push_robustness(model: ActorCritic, meta: dict, config: PushConfig | None = 
         def survives(velocity: float) -> bool:
             survived = failed = 0
             for trial, (angle, push_at) in enumerate(trials):
-                force = velocity * mass / config.duration * np.array([np.cos(angle), np.sin(angle), 0.0])
+                force = horizontal_push(velocity, angle, mass, config.duration)
                 if _trial(model, env, seed + trial, force, push_at, push_steps, round(config.window * hz)):
                     survived += 1
                 else:

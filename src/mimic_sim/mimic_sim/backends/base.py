@@ -74,6 +74,13 @@ def _checked_velocities(velocities: np.ndarray | None) -> np.ndarray | None:
     return None if velocities is None else require_finite(velocities, "PD target velocity")
 
 
+def horizontal_push(velocity_change: float, angle: float, mass: float, seconds: float) -> np.ndarray:
+    """The horizontal force (N) that, held ``seconds`` on a body of ``mass``, changes its velocity by
+    ``velocity_change`` (m/s) in the direction ``angle`` (rad from +x): a push's size as the whole-body
+    velocity change it gives (:meth:`PhysicsBackend.set_root_force`)."""
+    return velocity_change * mass / seconds * np.array([np.cos(angle), np.sin(angle), 0.0])
+
+
 class PhysicsBackend(ABC):
     """A character in a physics engine, driven by stable-PD targets (see :mod:`mimic_sim.pd`)."""
 

@@ -22,6 +22,7 @@ from typing import ClassVar
 import gymnasium as gym
 import numpy as np
 
+from mimic_sim.backends.base import horizontal_push
 from mimic_sim.envs.imitation import ImitationConfig, ImitationEnv
 from mimic_sim.task import Task
 
@@ -93,9 +94,9 @@ class ImitationVectorEnv(gym.vector.VectorEnv):
                     env.backend.set_root_force(np.zeros(3))
             elif env.np_random.random() < env.sim_config.control_dt / pushes.every:
                 angle = env.np_random.uniform(0.0, 2.0 * np.pi)
-                size = env.np_random.uniform(0.0, pushes.velocity) * env.character.total_mass
-                duration = pushes.steps * env.sim_config.control_dt
-                env.backend.set_root_force(size / duration * np.array([np.cos(angle), np.sin(angle), 0.0]))
+                velocity = env.np_random.uniform(0.0, pushes.velocity)
+                env.backend.set_root_force(horizontal_push(velocity, angle, env.character.total_mass,
+                                                           pushes.steps * env.sim_config.control_dt))
                 self._push_left[i] = pushes.steps
 
     def close_extras(self, **kwargs) -> None:
