@@ -326,8 +326,8 @@ def test_rotors_are_rigid_bodies_on_their_joint_axes(humanoid):
     from mimic_sim.kinematics import link_inertia, rotor_inertias
     from mimic_sim.urdf_io import read_urdf
 
-    rotors = rotor_inertias(humanoid)
     robot = read_urdf(humanoid.model_path)
+    rotors = rotor_inertias(humanoid, robot)
     joints = {j.name: j for j in robot.joints}
     links = {link.name: link for link in robot.links}
     disks = 0

@@ -18,15 +18,16 @@ from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates
 from mimic_sim.character import Character
 from mimic_sim.pd import PDGains, pd_terms
-from mimic_sim.urdf_io import read_urdf, rpy_matrix
+from mimic_sim.urdf_io import rpy_matrix
 
 if TYPE_CHECKING:
     from urdf_parser_py import urdf
 
 
-def rotor_inertias(character: Character) -> dict[str, np.ndarray]:
+def rotor_inertias(character: Character, robot: urdf.Robot) -> dict[str, np.ndarray]:
     """Each joint's armature as a rotor turning with the joint's child link: per joint with armature,
     the inertia tensor (kg m^2, in the child link's frame, which is the joint's) to add to that link's.
+    ``robot`` is the character's URDF as parsed (:func:`mimic_sim.urdf_io.read_urdf`).
 
     For an engine with no armature (PyBullet).  Armature ``J`` on a joint adds ``J`` to the mass
     matrix's diagonal entry of that joint alone; a rotor of inertia ``J a a^T`` about the joint's
@@ -35,7 +36,6 @@ def rotor_inertias(character: Character) -> dict[str, np.ndarray]:
     small for the sum to be a rigid body's (a tensor's principal moments must satisfy A + B >= C;
     the humanoid's 10 g hinge links), the rotor is a disk: ``J / 2`` across the axis as well.
     """
-    robot = read_urdf(character.model_path)
     joints = {j.name: j for j in robot.joints}
     links = {link.name: link for link in robot.links}
     rotors = {}

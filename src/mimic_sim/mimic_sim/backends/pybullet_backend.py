@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pybullet
 from pybullet_utils import bullet_client
+from urdf_parser_py import urdf
 
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import BodyStates, PhysicsBackend, SimConfig
@@ -154,8 +155,8 @@ def _wxyz(q: tuple[float, ...] | np.ndarray) -> np.ndarray:
 class _Body:
     """One loaded copy of the character, with name-to-index maps."""
 
-    def __init__(self, client: bullet_client.BulletClient, character: Character, rotors: dict[str, np.ndarray],
-                 flags: int):
+    def __init__(self, client: bullet_client.BulletClient, character: Character, robot: urdf.Robot,
+                 rotors: dict[str, np.ndarray], flags: int):
         self.client = client
         self.client_id = client._client
         with _quiet_stdout():  # PyBullet prints a warning per link without <inertial>, handled below
@@ -171,7 +172,7 @@ class _Body:
         link_index[base_name] = -1
         # PyBullet gives a link without <inertial> 1 kg; URDF (Pinocchio, MuJoCo) means massless.
         # Vendor files have such links (sensor frames on H1 and G1): make them massless here too.
-        for link in read_urdf(character.model_path).links:
+        for link in robot.links:
             if link.inertial is None and link.name in link_index:
                 client.changeDynamics(self.id, link_index[link.name], mass=0.0)
         self.joints = [joint_index[n] for n in character.joint_names]
@@ -262,8 +263,9 @@ class PyBulletBackend(PhysicsBackend):
             flags |= pybullet.URDF_USE_SELF_COLLISION | pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS
         # PyBullet has no armature: it turns with rotors on the links (rotor_inertias), in the engine
         # and in the PD law's dynamics alike.
-        rotors = rotor_inertias(character)
-        self.body = _Body(c, character, rotors, flags)
+        robot = read_urdf(character.model_path)
+        rotors = rotor_inertias(character, robot)
+        self.body = _Body(c, character, robot, rotors, flags)
         for j in [-1, *self.body.all_links]:
             c.changeDynamics(self.body.id, j, lateralFriction=character.ground_friction, linearDamping=0,
                              angularDamping=0, jointDamping=0)
