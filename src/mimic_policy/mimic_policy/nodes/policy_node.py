@@ -10,7 +10,7 @@ A managed (lifecycle) node, as hardware users expect:
 Every period it reads the latest ``joint_states`` and base state, builds the
 observation with the training code, runs the policy and publishes a PD command
 (:mod:`mimic_policy.serving`: targets clamped to the joint limits, joints by name).
-Until a first state arrives it sends nothing.  A watchdog then sends the damping
+Until a first state arrives (all three parts) it sends nothing.  A watchdog then sends the damping
 command instead, and logs it, when the state is older than ``state_timeout`` (default
 1.5 control periods), when the policy's output is not finite, or while no reference is
 known; commanding resumes, logged, when the cause is gone.
@@ -75,6 +75,8 @@ from mimic_sim.nodes.conversions import stamp_ns
 from mimic_sim.nodes.parameters import declare_settings
 
 STATE_TOPICS = ("joint_states", "base_pose", "base_twist")
+# before a first whole state: the robot is in its own start-up mode, nothing is sent
+WAITING = "waiting for"
 
 
 class PolicyNode(LifecycleNode):
@@ -293,10 +295,12 @@ class PolicyNode(LifecycleNode):
     def _tick(self) -> None:
         """Every period: the watchdog, then (``trigger: timer``) the policy's command."""
         now = self._now()
-        if not self._received:  # nothing heard yet: the robot is still in its own start-up mode
-            if self._holding != "waiting":
-                self.get_logger().info("waiting for joint_states, base_pose and base_twist")
-                self._holding = "waiting"
+        unheard = [n for n in STATE_TOPICS if n not in self._received]
+        if unheard:  # no whole state yet: the robot is still in its own start-up mode
+            waiting = f"{WAITING} {', '.join(unheard)}"
+            if self._holding != waiting:
+                self.get_logger().info(waiting)
+                self._holding = waiting
             return
         stale = self._stale(now)
         if stale:
@@ -308,7 +312,7 @@ class PolicyNode(LifecycleNode):
     def _on_deadline(self) -> None:
         """The state's deadline passed: damp now rather than at the next tick (the ticks go on
         damping while the state stays stale)."""
-        stale = self._stale(self._now()) if self._received else None
+        stale = self._stale(self._now()) if self._received.keys() >= set(STATE_TOPICS) else None
         if stale and stale != self._holding:
             self._hold(stale)
 
@@ -321,7 +325,7 @@ class PolicyNode(LifecycleNode):
         except (ValueError, UnsafeActionError) as exc:
             self._hold(str(exc))
             return
-        if self._holding == "waiting":
+        if self._holding is not None and self._holding.startswith(WAITING):
             self.get_logger().info("state received: commanding")
         elif self._holding is not None:
             self.get_logger().info(f"resuming policy commands (was holding: {self._holding})")
