@@ -129,6 +129,47 @@ def test_reference_state_initialization_is_uniform_and_seeded(env):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_an_episode_starts_lifted_clear_of_the_floor_where_the_clip_is_below_it(backend):
+    """The run's mocap has its stance foot ~5 cm into the floor at 0.378 s: the episode starts with the
+    root raised by that depth and nothing else changed; where the clip is clear, exactly its state."""
+    env = ImitationEnv(clip="run", backend=backend)
+    for start, below in ((0.378, True), (0.68, False)):
+        qpos, qvel = env.reference.state(start)
+        env.backend.reset(qpos, qvel)
+        depth = env.backend.floor_penetration()
+        assert (depth > 0.03) if below else (depth == 0.0), (start, depth)
+        env.reset(options={"start_time": start})
+        started, started_vel = env.backend.get_state()
+        assert env.backend.floor_penetration() < 1e-9
+        lifted = qpos.copy()
+        lifted[2] += depth
+        np.testing.assert_allclose(started, lifted, atol=1e-9)
+        np.testing.assert_allclose(started_vel, qvel, atol=1e-9)
+    env.close()
+
+
+def test_both_engines_measure_the_same_depth_below_the_floor():
+    """A pose pushed into the floor by known amounts: MuJoCo's and PyBullet's collision detection
+    (the same capsules, boxes and spheres) give the same depth, and it grows with the push."""
+    engines = [ImitationEnv(clip="cartwheel", backend=b) for b in BACKENDS]
+    for t in (0.3, 1.2):
+        qpos, qvel = engines[0].reference.state(t)
+        by_sink = []
+        for sink in (0.02, 0.05):
+            sunk = qpos.copy()
+            sunk[2] -= sink
+            depths = []
+            for env in engines:
+                env.backend.reset(sunk, qvel)
+                depths.append(env.backend.floor_penetration())
+            assert depths[0] == pytest.approx(depths[1], abs=1e-6) and depths[0] > 0.0, (t, sink, depths)
+            by_sink.append(depths[0])
+        assert by_sink[1] - by_sink[0] == pytest.approx(0.03, abs=1e-9)  # the same lowest point, 3 cm deeper
+    for env in engines:
+        env.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_seeded_runs_are_reproducible(backend):
     def rollout() -> np.ndarray:
         env = ImitationEnv(backend=backend)

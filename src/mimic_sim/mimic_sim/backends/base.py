@@ -104,6 +104,25 @@ class PhysicsBackend(ABC):
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """Put the character in a state (see ``Character`` for the coordinate layout)."""
 
+    def reset_clear_of_floor(self, qpos: np.ndarray, qvel: np.ndarray) -> float:
+        """:meth:`reset`, with the root raised by the depth of the deepest point below the floor: the
+        start of an episode or a scenario from a clip's state.  Mocap and reconstructed clips put a
+        foot or a hand up to ~8 cm into the floor in some frames; a character started there is thrown
+        out by its contacts (hard in PyBullet), as DeepMimic avoids by lifting the character it resets
+        (``ResolveCharGroundIntersect``).  Returns the lift (m, 0 where nothing was below)."""
+        self.reset(qpos, qvel)
+        depth = self.floor_penetration()
+        if depth > 0:
+            lifted = np.array(qpos, dtype=float)
+            lifted[2] += depth
+            self.reset(lifted, qvel)
+        return depth
+
+    @abstractmethod
+    def floor_penetration(self) -> float:
+        """Depth (m) of the character's deepest collision geometry below the floor in the current
+        state; 0 where none is below."""
+
     def set_gains(self, kp: np.ndarray, kd: np.ndarray) -> None:
         """Use these PD gains (one per joint, >= 0, finite) from the next step on; the torque
         limits stay the character's.  ``kp = 0`` with ``kd > 0`` is a damping command."""

@@ -276,6 +276,12 @@ class MujocoBackend(PhysicsBackend):
     def close(self) -> None:
         """Nothing to release: the model and data are freed with the object."""
 
+    def floor_penetration(self) -> float:
+        # the contacts of the last mj_forward or step (reset runs mj_forward): negative dist is depth
+        contacts = self.data.contact
+        on_floor = (contacts.geom == self._floor).any(axis=1)
+        return float(max(0.0, -contacts.dist[on_floor].min())) if on_floor.any() else 0.0
+
     def ground_contacts(self) -> np.ndarray:
         return self.ground_contacts_of([self])[0]
 

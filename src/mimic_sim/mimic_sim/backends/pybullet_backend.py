@@ -319,6 +319,12 @@ class PyBulletBackend(PhysicsBackend):
         """Tracked bodies allowed on the ground that rest on it flat (3+ contact points)."""
         return np.flatnonzero((self._contact_counts() >= 3) & self._feet)
 
+    def floor_penetration(self) -> float:
+        # a query of its own: the contact points of the last step do not see a state just set
+        points = pybullet.getClosestPoints(bodyA=self.body.id, bodyB=self.plane, distance=0.0,
+                                           physicsClientId=self.body.client_id)
+        return float(max(0.0, -min(point[8] for point in points))) if points else 0.0
+
     def ground_contacts(self) -> np.ndarray:
         return self._contact_counts() > 0
 

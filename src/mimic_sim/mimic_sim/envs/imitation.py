@@ -156,7 +156,8 @@ class ImitationEnv(gym.Env):
         return ImitationEnv._observations(envs, sim)[0]
 
     def _start_episode(self, options: dict) -> None:
-        """The start time (given, drawn or 0) and the character in the reference state there."""
+        """The start time (given, drawn or 0) and the character in the reference state there, lifted
+        clear of the floor."""
         if "start_time" in options:
             self._start = float(options["start_time"])
         elif self.config.random_start:
@@ -172,7 +173,7 @@ class ImitationEnv(gym.Env):
         self._time = self._start
         self._steps = 0
         qpos, qvel = self._reference_at(self._time)[:2]
-        self.backend.reset(qpos, qvel)
+        self.backend.reset_clear_of_floor(qpos, qvel)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         """One control period; ``action`` has one value per joint (a shorter one is an error, not

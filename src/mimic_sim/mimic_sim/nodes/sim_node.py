@@ -135,7 +135,9 @@ class SimNode(Node):
             qpos[2] = standing_height(self.character)
             return qpos, np.zeros(6 + n)
         reference = ReferenceMotion(load_clip(initial, self.character.name), self.character)
-        return reference.state(self.params.initial_time)
+        qpos, qvel = reference.state(self.params.initial_time)
+        qpos[2] += self.backend.reset_clear_of_floor(qpos, qvel)  # as an episode starts (ImitationEnv)
+        return qpos, qvel
 
     # ------------------------------------------------------------- inputs
     def _answers_state(self, stamp: int) -> bool:

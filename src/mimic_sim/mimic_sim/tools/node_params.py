@@ -30,7 +30,7 @@ class SimNodeParams:
     """Pace to the wall clock; false runs as fast as possible and publishes /clock."""
     initial_pose: str = "stand"
     """'stand' (all joints 0, feet on the floor) or a clip name or file whose frame at initial_time starts
-    the run."""
+    the run (raised clear of the floor where the clip is below it, as a training episode starts)."""
     initial_time: float = 0.0
     """Clip time of the initial pose (s)."""
     track_reference: bool = False
