@@ -91,3 +91,18 @@ def test_what_urdfdom_cannot_express_is_left_to_elementtree(humanoid, tmp_path):
     path = tmp_path / "gazebo.urdf"
     path.write_text(gazebo.gazebo_urdf(humanoid))
     assert "<ros2_control" in path.read_text() and "<ros2_control" not in read_urdf(path).to_xml_string()
+
+
+def test_the_pybullet_copy_is_rewritten_when_the_code_that_writes_it_changes(humanoid, monkeypatch, tmp_path):
+    """The copy is cached by its source, its rotors and the code that writes it: a cached copy an
+    older mimic wrote (another code key) is not loaded in place of the current transformation."""
+    from mimic_sim.backends import pybullet_backend
+
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
+    current = _pybullet_urdf(humanoid.model_path, {})
+    assert _pybullet_urdf(humanoid.model_path, {}) == current  # cached
+    current.write_text("<robot name='stale'/>")  # what an older version might have left there
+    monkeypatch.setattr(pybullet_backend, "_CODE_KEY", "another version")
+    other = _pybullet_urdf(humanoid.model_path, {})
+    assert other != current and "<capsule" in other.read_text()
+

@@ -34,6 +34,10 @@ from mimic_sim.paths import atomic_write_text, cache_dir
 from mimic_sim.pd import pd_torque
 from mimic_sim.urdf_io import read_urdf, rpy_matrix
 
+# This module's source is part of the cached copy's key: a changed transformation (another
+# mimic version) writes a copy of its own rather than loading one the old code wrote.
+_CODE_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
 
 def _pybullet_urdf(path: Path, rotors: dict[str, np.ndarray]) -> Path:
     """The URDF as PyBullet loads it: capsules merged and rotors added (a cached copy), or the file
@@ -50,7 +54,7 @@ def _pybullet_urdf(path: Path, rotors: dict[str, np.ndarray]) -> Path:
     urdfdom-py round trip would drop the elements it does not model.
     """
     text = path.read_text()
-    key = text + repr(sorted((name, rotor.round(12).tolist()) for name, rotor in rotors.items()))
+    key = (_CODE_KEY + text + repr(sorted((name, rotor.round(12).tolist()) for name, rotor in rotors.items())))
     out = cache_dir() / "models" / f"{path.stem}-pybullet-{hashlib.sha256(key.encode()).hexdigest()[:16]}.urdf"
     if out.exists():
         return out
