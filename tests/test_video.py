@@ -17,6 +17,7 @@ from video_helpers import render_walk
 from mimic_retarget.human import keypoints_from_clip
 from mimic_retarget.pose_track import TRACK_KEYPOINTS, PoseTrack, PoseTrackError, read_openpose
 from mimic_retarget.reconstruction import (
+    SOLE_POINTS,
     Camera,
     HumanoidKinematics,
     ReconstructionConfig,
@@ -151,6 +152,33 @@ def test_the_reconstructions_centre_of_mass_is_mujocos():
     np.testing.assert_allclose(com.numpy(), [backend.kinematics(p, v).com for p, v in zip(qpos, qvel, strict=True)],
                                atol=1e-6)
     backend.close()
+
+
+@pytest.mark.parametrize("clip", ["run", "spinkick"])
+def test_the_reconstructions_sole_points_are_where_mujocos_feet_meet_the_floor(clip):
+    """The ground terms hold the sole points above the floor: over the poses of clips whose feet dip
+    into it (2-7 cm; on an edge, a corner or flat), the lowest sole point is as deep as MuJoCo finds
+    the feet's collision geometry, and no deeper than it where the feet are clear."""
+    character = load_character("humanoid")
+    motion = load_clip(clip)
+    qpos, qvel = ReferenceMotion(motion, character).states(np.arange(0.0, motion.duration, 1 / 60))
+    points = HumanoidKinematics(character).points(torch.tensor(qpos[:, :3]),
+                                                  torch.tensor(rot.quat_to_mat(qpos[:, 3:7])),
+                                                  torch.tensor(qpos[:, 7:]), list(SOLE_POINTS)).numpy()
+    lowest = points[..., 2].min(axis=1)
+    backend = make_backend("mujoco", character)
+    feet = {backend.model.body(f"{side}_ankle").id for side in ("left", "right")}
+    depths = []
+    for q, v in zip(qpos, qvel, strict=True):
+        backend.reset(q, v)
+        contacts = backend.data.contact
+        on_feet = np.isin(backend.model.geom_bodyid[contacts.geom], list(feet)).any(axis=1)
+        depths.append(max(0.0, -contacts.dist[on_feet].min()) if on_feet.any() else 0.0)
+    depths = np.array(depths)
+    below = depths > 0
+    assert below.sum() >= 5 and depths.max() > 0.02, (below.sum(), depths.max())
+    np.testing.assert_allclose(-lowest[below], depths[below], atol=1e-6)
+    assert (lowest[~below] >= -1e-6).all()
 
 
 def test_the_reconstructions_angular_momentum_is_mujocos():

@@ -15,9 +15,9 @@ moving smoothly and standing on the ground.  The terms (their weights in
 * **smoothness**: keypoint accelerations, joint-angle accelerations and the root's angular
   acceleration (its orientation barely moves the hip and trunk points, 10-20 cm from it, so
   their smoothness alone left it jittering);
-* **ground**: sole points (toe tips and heels) not below the floor, the lowest sole point
-  on the floor in frames where a foot is down, and no horizontal sliding of a sole point
-  while it is on the floor;
+* **ground**: sole points (the four bottom corners of each foot box) not below the floor,
+  the lowest sole point on the floor in frames where a foot is down, and no horizontal
+  sliding of a sole point while it is on the floor;
 * **dynamics**: the centre of mass (the model's own masses) accelerates as gravity and the
   floor allow: in the air exactly at g, on the floor never pulled down faster than g nor
   sideways beyond friction (a foot or a hand within ``contact_height`` supports);
@@ -51,7 +51,10 @@ from mimic_sim.kinematics import PinocchioModel
 from mimic_sim.motion import Motion
 from mimic_sim.urdf_io import read_urdf
 
-SOLE_POINTS = ("left_toe", "left_heel", "right_toe", "right_heel")
+SOLE_POINTS = tuple(f"{side}_sole_{end}_{edge}" for side in ("left", "right") for end in ("front", "back")
+                    for edge in ("left", "right"))
+"""The bottom corners of the foot boxes (front/back, left/right in the foot's own frame): what of a foot
+touches the floor first when it rolls or tips (the toe and heel centres lie 4.5 cm inside the edges)."""
 HAND_POINTS = ("left_wrist", "right_wrist")  # a hand (a sphere about the wrist) on the floor also bears weight
 GRAVITY = SimConfig.gravity  # the gravity a clip is learned under (m/s^2)
 # Limb groups whose left and right labels an estimator swaps together.
@@ -154,7 +157,7 @@ class HumanoidKinematics:
     The joint tree, placements and axes come from Pinocchio's model of the character's
     URDF; joint angles are addressed by the character's joint names.  Points are the
     track's keypoints (tracked bodies, the head and the toe tips as in
-    :mod:`mimic_retarget.human`) and the heels (the middle of the foot box's rear bottom edge).
+    :mod:`mimic_retarget.human`) and the sole points (:data:`SOLE_POINTS`).
     """
 
     def __init__(self, character: Character):
@@ -173,11 +176,15 @@ class HumanoidKinematics:
             self.turns.append(torch.tensor(np.array(model.jointPlacements[i].rotation)))
         offsets = derived_offsets(character)
         urdf = read_urdf(character.model_path)
+        bodies = {**{b: b for b in character.tracked_bodies}, "head": "neck", "left_toe": "left_ankle",
+                  "right_toe": "right_ankle"}
         for side in ("left", "right"):
             centre, box = _shape(urdf, character.model_path, f"{side}_ankle", DERIVED[f"{side}_toe"][1])
-            offsets[f"{side}_heel"] = centre + np.array([-box.size[0] / 2, 0.0, -box.size[2] / 2])
-        bodies = {**{b: b for b in character.tracked_bodies}, "head": "neck", "left_toe": "left_ankle",
-                  "right_toe": "right_ankle", "left_heel": "left_ankle", "right_heel": "right_ankle"}
+            for end, x in (("front", 1.0), ("back", -1.0)):
+                for edge, y in (("left", 1.0), ("right", -1.0)):
+                    name = f"{side}_sole_{end}_{edge}"
+                    offsets[name] = centre + np.array([x, y, -1.0]) * np.asarray(box.size) / 2
+                    bodies[name] = f"{side}_ankle"
         self.point_names = [n for n in bodies if n != character.root_body]
         self.point_joint, self.point_offset = [], []
         for name in self.point_names:
