@@ -121,6 +121,18 @@ def test_another_task_or_network_is_refused_and_nothing_is_written(
     assert not run.exists()
 
 
+def test_adaptive_starts_may_fine_tune_a_policy_trained_with_uniform_ones(source: Path, tmp_path: Path) -> None:
+    """How episodes start is the run's own: ``--init adaptive`` (ASI) fine-tunes the source trained with
+    uniform starts (RSI) on the same task, and the new run's checkpoints say adaptive."""
+    run = tmp_path / "run"
+    assert main(["train", *FINE_TUNE, "--samples", str(BATCH), "--init", "adaptive", "--init-from", str(source),
+                 "--run-dir", str(run)]) == 0
+    meta = load_checkpoint(latest_checkpoint(run))[1]
+    source_meta = load_checkpoint(latest_checkpoint(source))[1]
+    assert meta["task"]["config"]["init"] == "adaptive" and source_meta["task"]["config"]["init"] == "random"
+    assert meta[INIT_FROM]["weights_sha256"] == source_meta["weights_sha256"]
+
+
 def test_init_from_with_resume_is_refused(source: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["train", *SOURCE, "--run-dir", str(tmp_path / "run")]) == 0
     before = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())

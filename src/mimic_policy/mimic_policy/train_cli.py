@@ -12,6 +12,7 @@ run's network (``--init-from``) with settings of its own, e.g. a lower learning 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import time
@@ -130,13 +131,28 @@ def task_meta(task: Task, action_lower: np.ndarray | None = None, action_upper: 
 def load_init(config: TrainConfig, task: Task) -> Init | None:
     """The network ``config.init_from`` names, checked against this run's task and network sizes (before
     any environment starts or anything is written); None without one."""
-    from mimic_policy.checkpoint import INIT_FROM, CheckpointError, load_checkpoint, policy_checkpoint
+    from mimic_policy.checkpoint import (
+        INIT_FROM,
+        META_FILE,
+        CheckpointError,
+        check_expect,
+        load_checkpoint,
+        policy_checkpoint,
+    )
 
     if not config.init_from:
         return None
     path = policy_checkpoint(config.init_from)
     description = task_meta(task)
-    tensors, meta = load_checkpoint(path, expect={k: description[k] for k in EXPECTED})
+    tensors, meta = load_checkpoint(path)
+    expect = {k: description[k] for k in EXPECTED}
+    # How episodes start (RSI or ASI) is how this run trains, not what the source learned: either fine-tunes a
+    # policy trained with the other (SFV's ASI on a policy that fails at one moment of its clip).
+    stored_init = meta.get("task", {}).get("config", {}).get("init") if isinstance(meta.get("task"), dict) else None
+    if stored_init is not None:
+        expect["task"] = copy.deepcopy(expect["task"])
+        expect["task"]["config"]["init"] = stored_init
+    check_expect(meta, expect, path / META_FILE)
     weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     mismatch = network_mismatch(weights, network_shapes(config, description["observation_size"],
                                                         len(description["joint_names"])))
