@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import gymnasium as gym
@@ -40,3 +41,18 @@ def test_eval_reports_normalized_return_mpjpe_and_falls(tmp_path):
     shorter = [e["steps"] < 42 for e in episodes]
     assert result["fall_rate"] == {0: 0.0, 1: 0.5, 2: 1.0}[sum(shorter)], episodes
     assert np.isclose(result["normalized_return"], np.mean([e["normalized_return"] for e in result["per_episode"]]))
+
+
+def test_eval_starts_uniform_whatever_the_run_trained_with(tmp_path):
+    """A run trained with adaptive starts (ASI) is evaluated from the same seeded uniform clip times as one
+    trained with uniform starts: the protocol's, comparable between policies."""
+    from policy_helpers import tiny_checkpoint
+
+    from mimic_policy.evaluate import evaluate, load_policy
+
+    model, meta = load_policy(tiny_checkpoint(tmp_path))
+    adaptive = copy.deepcopy(meta)
+    adaptive["task"]["config"]["init"] = "adaptive"
+    starts = [[e["start_time"] for e in evaluate(model, m, episodes=6, seconds=0.2)["per_episode"]]
+              for m in (meta, adaptive)]
+    assert starts[0] == starts[1] and len(set(starts[0])) == 6, starts

@@ -65,7 +65,9 @@ def evaluation_env(meta: dict, seconds: float, backend: str | None = None, physi
     from mimic_sim.envs.imitation import ImitationEnv
 
     task = stored_task(meta, "checkpoint")
-    changes: dict = {"episode_seconds": seconds}
+    # starts uniform over the clip, as the protocol says, whether the run trained with RSI or ASI (adaptive
+    # draws would differ per seed and drift toward the worst phases from one episode to the next)
+    changes: dict = {"episode_seconds": seconds, "init": "random"}
     if backend is not None:
         changes["backend"] = backend
     if physics_hz is not None:
