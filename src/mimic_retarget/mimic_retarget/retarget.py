@@ -172,9 +172,7 @@ class Retargeter:
 
     def penetration(self, qpos: np.ndarray) -> float:
         """How deep (m, >= 0) the robot's collision geometry reaches below the floor at a pose."""
-        data = self._ground.pose(qpos)
-        mujoco.mj_collision(self._ground.model, data)  # this model pairs the robot with the floor only
-        return max(0.0, -float(data.contact.dist[: data.ncon].min())) if data.ncon else 0.0
+        return self._ground.penetration_at(qpos)
 
     # ------------------------------------------------------------- targets
     def scale_for(self, human: KeypointMotion) -> float:

@@ -277,8 +277,18 @@ class MujocoBackend(PhysicsBackend):
         """Nothing to release: the model and data are freed with the object."""
 
     def floor_penetration(self) -> float:
-        # the contacts of the last mj_forward or step (reset runs mj_forward): negative dist is depth
-        contacts = self.data.contact
+        # the contacts of the last mj_forward or step (reset runs mj_forward)
+        return self._depth(self.data.contact)
+
+    def penetration_at(self, qpos: np.ndarray) -> float:
+        """:meth:`floor_penetration` of the character posed at ``qpos`` (a copy, :meth:`pose`; the
+        simulated character is left as it is)."""
+        data = self.pose(qpos)
+        mujoco.mj_collision(self.model, data)
+        return self._depth(data.contact)
+
+    def _depth(self, contacts) -> float:
+        """The deepest of the floor's contacts (negative distance is depth), 0 without any."""
         on_floor = (contacts.geom == self._floor).any(axis=1)
         return float(max(0.0, -contacts.dist[on_floor].min())) if on_floor.any() else 0.0
 
