@@ -104,19 +104,20 @@ class PhysicsBackend(ABC):
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """Put the character in a state (see ``Character`` for the coordinate layout)."""
 
-    def reset_clear_of_floor(self, qpos: np.ndarray, qvel: np.ndarray) -> float:
+    def reset_clear_of_floor(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         """:meth:`reset`, with the root raised by the depth of the deepest point below the floor: the
         start of an episode or a scenario from a clip's state.  Mocap and reconstructed clips put a
         foot or a hand up to ~8 cm into the floor in some frames; a character started there is thrown
         out by its contacts (hard in PyBullet), as DeepMimic avoids by lifting the character it resets
-        (``ResolveCharGroundIntersect``).  Returns the lift (m, 0 where nothing was below)."""
+        (``ResolveCharGroundIntersect``).  Returns the qpos it was reset to (``qpos`` itself where
+        nothing was below; a raised copy otherwise)."""
         self.reset(qpos, qvel)
         depth = self.floor_penetration()
         if depth > 0:
-            lifted = np.array(qpos, dtype=float)
-            lifted[2] += depth
-            self.reset(lifted, qvel)
-        return depth
+            qpos = np.array(qpos, dtype=float)
+            qpos[2] += depth
+            self.reset(qpos, qvel)
+        return qpos
 
     @abstractmethod
     def floor_penetration(self) -> float:

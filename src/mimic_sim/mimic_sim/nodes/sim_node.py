@@ -136,8 +136,7 @@ class SimNode(Node):
             return qpos, np.zeros(6 + n)
         reference = ReferenceMotion(load_clip(initial, self.character.name), self.character)
         qpos, qvel = reference.state(self.params.initial_time)
-        qpos[2] += self.backend.reset_clear_of_floor(qpos, qvel)  # as an episode starts (ImitationEnv)
-        return qpos, qvel
+        return self.backend.reset_clear_of_floor(qpos, qvel), qvel  # as an episode starts (ImitationEnv)
 
     # ------------------------------------------------------------- inputs
     def _answers_state(self, stamp: int) -> bool:
