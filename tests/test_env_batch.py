@@ -26,7 +26,7 @@ CASES = {
     "training defaults": {},
     "DeepMimic's formulation": {"target_observation": False, "residual_actions": False},
     "a clip that ends, adaptive starts, a time limit": {"clip": "backflip", "init": "adaptive",
-                                                        "episode_seconds": 1.5},
+                                                        "episode_seconds": 1.0},
 }
 
 

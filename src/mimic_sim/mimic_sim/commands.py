@@ -29,7 +29,7 @@ DEFAULT_GAIN_FACTOR = 10.0
 """Largest commanded gain as a multiple of the character's configured one (see docs/simulation.md)."""
 DEFAULT_MAX_TARGET_VELOCITY = 50.0
 """Largest commanded target velocity, rad/s: above every shipped clip's reference joint speed
-(backflip's 34 rad/s) but one artefact (see docs/simulation.md)."""
+(backflip's 26 rad/s) but one artefact (see docs/simulation.md)."""
 
 
 class CommandError(ValueError):

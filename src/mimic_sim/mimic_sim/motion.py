@@ -4,12 +4,22 @@ A :class:`Motion` holds keyframes at (possibly uneven) times: root position and
 rotation in a Z-up world, and joint values by joint name, either a local rotation
 quaternion (spherical joints) or an angle (revolute joints).  :meth:`Motion.sample`
 evaluates it at any time: slerp for rotations, linear interpolation for angles
-and root position, finite-difference velocities, and, for wrapped clips, the root
+and root position, velocities as DeepMimic's ``cMotion`` defines them (below), and,
+for wrapped clips, the root
 carried forward by the clip's displacement on every cycle (as DeepMimic does), so
 a looping walk keeps walking instead of snapping back.  Wrapped clips are made
 continuous across the wrap (see :meth:`Motion._close_loop`), which also returns
 the heading to its start each cycle: the displacement then always points along the
 clip's own direction of travel and a 20 s walk goes straight.
+
+Velocities: each keyframe gets the central difference of its neighbours, the
+sequence of keyframe velocities is low-passed (:data:`VELOCITY_CUTOFF_HZ`), and a
+time between two keyframes gets the linear blend of theirs.  Episodes start with
+these velocities and the reward tracks them; raw differences of mocap keyframes are
+noisy and step at every keyframe (the backflip's root rises at 0.96 m/s in the
+frame before its landing and at 0.13 m/s in the next).  DeepMimic's ``cMotion``
+filters and blends the same way but gives keyframe k the difference to frame k + 1,
+which puts the velocity half a frame ahead of the pose (31 ms in a 16 frames/s clip).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import signal
 
 from mimic_sim import rotations as rot
 
@@ -37,12 +48,22 @@ class MotionError(ValueError):
 
 
 QUAT_NORM_TOLERANCE = 0.5
+VELOCITY_CUTOFF_HZ = 6.0
+"""Cutoff of the zero-phase 2nd-order Butterworth low-pass over keyframe velocities
+(DeepMimic's ``VelFilterCutoff`` default).  Clips sampled at 12 frames/s or slower
+are left unfiltered."""
 """How far from 1 a stored quaternion's norm may be before the clip is rejected.
 
 Stored quaternions are normalized on load, as DeepMimic does.  The shipped clips
 need a wide tolerance: the right hip of ``humanoid3d_kick`` reaches norm 1.42 and
 ``roll`` and ``backflip`` deviate by 0.1-0.2; a zero or wildly scaled quaternion is
 still rejected."""
+
+
+def blend_keyframes(keyed: np.ndarray, i: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Rows ``i`` and ``i + 1`` of a per-keyframe table blended linearly at fractions ``alpha``."""
+    w = alpha.reshape(-1, *[1] * (keyed.ndim - 1))
+    return (1.0 - w) * keyed[i] + w * keyed[i + 1]
 
 
 def _unit(quats: np.ndarray) -> np.ndarray:
@@ -55,7 +76,7 @@ def _unit(quats: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MotionSample:
-    """A motion evaluated at one time.  Velocities are the derivative of the interpolation."""
+    """A motion evaluated at one time.  Velocities: see the module docstring."""
 
     time: float
     phase: float
@@ -184,14 +205,14 @@ class Motion:
             self._quats[i, flip] *= -1.0
         dt = np.diff(self.frame_times)
         self._dt = dt
-        self._root_lin_vel = np.diff(self.root_pos, axis=0) / dt[:, None]
         q0, q1 = self._quats[:-1], self._quats[1:]
         # root: world-frame angular velocity, q_{i+1} = exp(w dt) q_i
         root_w = rot.quat_to_rotvec(rot.quat_mul(q1[:, 0], rot.quat_conj(q0[:, 0])))
         # joints: local (child-frame) angular velocity, q_{i+1} = q_i exp(w dt)
         joint_w = rot.quat_to_rotvec(rot.quat_mul(rot.quat_conj(q0[:, 1:]), q1[:, 1:]))
-        self._ang_vel = np.concatenate([root_w[:, None], joint_w], axis=1) / dt[:, None, None]
-        self._angle_vel = np.diff(self._angles, axis=0) / dt[:, None]
+        self._root_lin_vel = self.keyframe_velocities(np.diff(self.root_pos, axis=0) / dt[:, None])
+        self._ang_vel = self.keyframe_velocities(np.concatenate([root_w[:, None], joint_w], axis=1) / dt[:, None, None])
+        self._angle_vel = self.keyframe_velocities(np.diff(self._angles, axis=0) / dt[:, None])
         self._cycle_shift = np.array(
             [self.root_pos[-1, 0] - self.root_pos[0, 0], self.root_pos[-1, 1] - self.root_pos[0, 1], 0.0]
         )
@@ -230,6 +251,31 @@ class Motion:
             self.joints[name] = self._angles[:, k].copy()
 
     # ---------------------------------------------------------------- sampling
+    def keyframe_velocities(self, interval: np.ndarray) -> np.ndarray:
+        """Velocities at the N keyframes from the N - 1 intervals' (``interval``, leading
+        axis), as the module docstring defines them; :func:`blend_keyframes` samples them.
+
+        A keyframe takes the central difference over its two intervals; the ends of a
+        clip that does not wrap take their one interval.  A wrapped clip's last frame
+        is its first (``_close_loop``), and its filter runs over three cycles so that
+        the two ends meet; a clip that does not wrap is extended by its end values.
+        """
+        n = interval.shape[0]
+        w = self._dt.reshape(-1, *[1] * (interval.ndim - 1))
+        if self.loop:
+            before, w_before = np.roll(interval, 1, axis=0), np.roll(w, 1, axis=0)
+            keyed = (w_before * before + w * interval) / (w_before + w)
+        else:
+            inner = (w[:-1] * interval[:-1] + w[1:] * interval[1:]) / (w[:-1] + w[1:])
+            keyed = np.concatenate([interval[:1], inner, interval[-1:]])
+        if self.fps > 2.0 * VELOCITY_CUTOFF_HZ and n >= 2:
+            b, a = signal.butter(2, VELOCITY_CUTOFF_HZ, fs=self.fps)
+            if self.loop:
+                keyed = signal.filtfilt(b, a, np.concatenate([keyed] * 3), axis=0, padtype=None)[n:2 * n]
+            else:
+                keyed = signal.filtfilt(b, a, keyed, axis=0, padtype="constant", padlen=min(n, 3 * len(a)))
+        return np.concatenate([keyed, keyed[:1]]) if self.loop else keyed
+
     def locate(self, time: float) -> tuple[int, int, float]:
         """(cycle, keyframe interval, fraction within it) for a time in seconds."""
         cycle, i, alpha = self.locate_many(np.array([time], dtype=float))
@@ -276,7 +322,8 @@ class Motion:
             + cycle[:, None] * self._cycle_shift
         quats = rot.quat_slerp(self._quats[i], self._quats[i + 1], a[:, None])
         angles = (1.0 - a)[:, None] * self._angles[i] + a[:, None] * self._angles[i + 1]
-        lin_vel, ang_vel, angle_vel = self._root_lin_vel[i], self._ang_vel[i], self._angle_vel[i]
+        lin_vel, ang_vel, angle_vel = (blend_keyframes(v, i, a)
+                                       for v in (self._root_lin_vel, self._ang_vel, self._angle_vel))
         if not self.loop:
             held = (times > self.duration) | (times < 0.0)
             lin_vel, ang_vel, angle_vel = (np.where(held.reshape(-1, *[1] * (v.ndim - 1)), 0.0, v)

@@ -14,7 +14,7 @@ import numpy as np
 
 from mimic_sim import rotations as rot
 from mimic_sim.character import Character
-from mimic_sim.motion import Motion, MotionError
+from mimic_sim.motion import Motion, MotionError, blend_keyframes
 
 
 class ReferenceMotion:
@@ -53,7 +53,9 @@ class ReferenceMotion:
         self._lower = character.joint_lower
         self._upper = character.joint_upper
         self._key_angles = self._keyframe_angles()
-        self._key_rates = np.diff(self._key_angles, axis=0) / np.diff(motion.frame_times)[:, None]
+        # The hinges' rates, keyed and sampled as the motion's own velocities are.
+        self._key_rates = motion.keyframe_velocities(np.diff(self._key_angles, axis=0)
+                                                     / np.diff(motion.frame_times)[:, None])
 
     @property
     def duration(self) -> float:
@@ -103,7 +105,7 @@ class ReferenceMotion:
         near = (1.0 - a)[:, None] * self._key_angles[i] + a[:, None] * self._key_angles[i + 1]
         joints = self._split(quats, near)
         joints[:, self._revolute_cols] = angles
-        rates = self._key_rates[i].copy()
+        rates = blend_keyframes(self._key_rates, i, a)
         if not m.loop:
             rates[(times > m.duration) | (times < 0.0)] = 0.0
         rates[:, self._revolute_cols] = angle_vel
