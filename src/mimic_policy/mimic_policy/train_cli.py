@@ -128,23 +128,25 @@ def task_meta(task: Task, action_lower: np.ndarray | None = None, action_upper: 
                                                      target_observation=task.config.target_observation)}
 
 
-def load_init(config: TrainConfig, task: Task) -> Init | None:
-    """The network ``config.init_from`` names, checked against this run's task and network sizes (before
-    any environment starts or anything is written); None without one."""
-    from mimic_policy.checkpoint import (
-        INIT_FROM,
-        META_FILE,
-        CheckpointError,
-        check_expect,
-        load_checkpoint,
-        policy_checkpoint,
-    )
+def read_init_source(init_from: str) -> tuple[Path, dict[str, torch.Tensor], dict]:
+    """The checkpoint ``--init-from`` names: its folder, tensors and metadata."""
+    from mimic_policy.checkpoint import load_checkpoint, policy_checkpoint
+
+    path = policy_checkpoint(init_from)
+    return (path, *load_checkpoint(path))
+
+
+def load_init(config: TrainConfig, task: Task,
+              source: tuple[Path, dict[str, torch.Tensor], dict] | None = None) -> Init | None:
+    """The network ``config.init_from`` names (``source``: it, read already by :func:`read_init_source`),
+    checked against this run's task and network sizes (before any environment starts or anything is
+    written); None without one."""
+    from mimic_policy.checkpoint import INIT_FROM, META_FILE, CheckpointError, check_expect
 
     if not config.init_from:
         return None
-    path = policy_checkpoint(config.init_from)
+    path, tensors, meta = source or read_init_source(config.init_from)
     description = task_meta(task)
-    tensors, meta = load_checkpoint(path)
     expect = {k: description[k] for k in EXPECTED}
     # How episodes start (RSI or ASI) is how this run trains, not what the source learned: either fine-tunes a
     # policy trained with the other (SFV's ASI on a policy that fails at one moment of its clip).
@@ -236,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
         config = from_arguments(TrainConfig, args, config)
     else:
         config = from_arguments(TrainConfig, args)
-        source_task = init_source_task(config, args)
+        source = read_init_source(config.init_from) if config.init_from else None
+        source_task = init_source_task(config, args, source)
         if source_task is not None:
             config = dataclasses.replace(config, task=source_task.config)
         run_dir = args.run_dir or default_run_dir(config)
@@ -246,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     # clip is retargeted onto it first if the clip store has no copy (mimic_sim.task.CLIP_PROVIDERS).
     # A resumed run's task, reference included, is its checkpoint's (train).
     task = None if args.resume else (source_task or Task.resolve(config.task))
-    init = None if args.resume else load_init(config, task)  # resumed: the run's checkpoint holds its network
+    init = None if args.resume else load_init(config, task, source)  # resumed: the run's checkpoint holds it
     if config.ray:  # an unreachable cluster is reported before the run folder is made
         from mimic_policy.ray_workers import connect
 
@@ -258,16 +261,18 @@ def run(args: argparse.Namespace) -> int:
                  init=init)
 
 
-def init_source_task(config: TrainConfig, args: argparse.Namespace) -> Task | None:
-    """With ``--init-from`` and no task setting on the command line, the source's own task (the
-    reference it stores, so a shipped skill is fine-tuned with no clip file); otherwise None."""
-    from mimic_policy.checkpoint import load_checkpoint, policy_checkpoint, stored_task
+def init_source_task(config: TrainConfig, args: argparse.Namespace,
+                     source: tuple[Path, dict[str, torch.Tensor], dict] | None) -> Task | None:
+    """With ``--init-from`` (``source``, :func:`read_init_source`) and no task setting on the command
+    line, the source's own task (the reference it stores, so a shipped skill is fine-tuned with no clip
+    file); otherwise None."""
+    from mimic_policy.checkpoint import stored_task
 
     task_settings = {leaf.name for leaf in leaves(TrainConfig) if leaf.path[0] == "task"}
-    if not config.init_from or task_settings & set(given(args)):
+    if source is None or task_settings & set(given(args)):
         return None
-    path = policy_checkpoint(config.init_from)
-    return stored_task(load_checkpoint(path)[1], path)
+    path, _, meta = source
+    return stored_task(meta, path)
 
 
 def default_run_dir(config: TrainConfig) -> Path:
