@@ -86,7 +86,9 @@ def test_reconstruction_repairs_a_swap_and_a_dropped_frame(truth, tmp_path):
     world[10:13, legs] = track.world[10:13, legs[4:] + legs[:4]]
     confidence = track.confidence.copy()
     confidence[20] = 0.0  # and misses the person in frame 20
-    broken = track.replace(points=swapped, world=world, confidence=confidence)
+    # frames 5 and 6 came from the second pass: the report counts them
+    broken = track.replace(points=swapped, world=world, confidence=confidence,
+                           redetected=np.isin(np.arange(len(times)), [5, 6]))
     repaired, swaps = repair_swaps(broken)
     assert swaps == 3
     np.testing.assert_allclose(repaired.points[10:13, legs], track.points[10:13, legs])
@@ -97,6 +99,7 @@ def test_reconstruction_repairs_a_swap_and_a_dropped_frame(truth, tmp_path):
     assert world[20] < 60 and world[10:13].max() < 60, (world[20], world[10:13])
     report = result.report
     assert report["left_right_swaps_repaired"] == 3 and report["frames_filled"] == 1
+    assert report["frames_redetected"] == 2
     assert report["detection_rate"] == pytest.approx(37 / 38)
     assert report["reprojection_error_px"] < 4 and report["ground_penetration_mm"] < 20
     # The clip plays on the humanoid as reconstructed: its keypoints (Pinocchio, through the motion file)
@@ -296,6 +299,18 @@ def test_keypoint_file_round_trip_and_bad_input(truth, tmp_path):
     np.testing.assert_allclose(back.points, track.points, atol=1e-3)
     np.testing.assert_allclose(back.world, track.world, atol=1e-5)
 
+    assert back.redetected is None  # no second pass ran
+    marked = track.replace(redetected=np.isin(np.arange(len(times)), [4, 5, 20]))
+    again = PoseTrack.load(marked.save(tmp_path / "marked.pose.json"))
+    assert list(np.flatnonzero(again.redetected)) == [4, 5, 20]
+    assert list(np.flatnonzero(again.segment(0.1, 0.5).redetected)) == [1, 2]  # frames 3-14 of the clip
+    data = json.loads((tmp_path / "marked.pose.json").read_text())
+    for bad, why in (([4, len(times)], f"frame {len(times)} is not among the {len(times)} frames"),
+                     ("4", "must be a list of frame numbers"), ([True], "must be a list of frame numbers")):
+        (tmp_path / "bad.pose.json").write_text(json.dumps({**data, "redetected_frames": bad}))
+        with pytest.raises(PoseTrackError, match=rf"bad.pose.json: field 'redetected_frames'.*{why}"):
+            PoseTrack.load(tmp_path / "bad.pose.json")
+
     data = json.loads(path.read_text())
     del data["frames"][3]["points"]
     (tmp_path / "missing.pose.json").write_text(json.dumps(data))
@@ -438,6 +453,7 @@ def test_the_second_pass_fills_only_the_frames_following_lost(truth):
     merged = merge_passes(followed, fresh)
     taken = np.all(merged.points == fresh.points, axis=(1, 2))
     assert list(np.flatnonzero(taken)) == [10, 11, 12, 13, 30]
+    assert list(np.flatnonzero(merged.redetected)) == [10, 11, 12, 13, 30]  # what the report counts
     assert np.array_equal(merged.world[taken], fresh.world[taken])
     assert np.array_equal(merged.points[~taken], followed.points[~taken])
 

@@ -163,7 +163,7 @@ def merge_passes(followed: PoseTrack, fresh: PoseTrack, collapse_ratio: float = 
     return followed.replace(
         points=np.where(take[:, None, None], fresh.points, followed.points),
         confidence=np.where(take[:, None], fresh.confidence, followed.confidence),
-        world=np.where(take[:, None, None], fresh.world, followed.world))
+        world=np.where(take[:, None, None], fresh.world, followed.world), redetected=take)
 
 
 def unturn(points: np.ndarray, world: np.ndarray, quarters: int, size: tuple[int, int]

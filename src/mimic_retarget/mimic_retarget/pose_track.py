@@ -71,6 +71,9 @@ class PoseTrack:
     ``confidence`` (T, K) in [0, 1], 0 where a keypoint (or the whole person) was not
     found; ``world`` (T, K, 3) metres in camera axes (x right, y down, z away from the
     camera), hips at the origin, or None.  ``image_size`` is (width, height) in pixels.
+    ``redetected`` (T,) bool: the frames whose keypoints are the estimator's second pass, a
+    detection afresh where following lost the person (``pose_estimation.merge_passes``), or None
+    where no second pass ran or the source does not say.
     """
 
     names: list[str]
@@ -81,6 +84,7 @@ class PoseTrack:
     world: np.ndarray | None = None
     estimator: str = "unknown"
     source: str = "<memory>"
+    redetected: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", list(self.names))
@@ -117,6 +121,13 @@ class PoseTrack:
         if not (width > 0 and height > 0):
             raise PoseTrackError(f"{self.source}: field 'image_size': {self.image_size} is not a positive size")
         object.__setattr__(self, "image_size", (int(width), int(height)))
+        if self.redetected is not None:
+            redetected = np.array(self.redetected)
+            if redetected.shape != (t,) or redetected.dtype != bool:
+                raise PoseTrackError(f"{self.source}: field 'redetected': {redetected.dtype} of shape "
+                                     f"{redetected.shape}, expected bool of shape {(t,)}")
+            redetected.setflags(write=False)
+            object.__setattr__(self, "redetected", redetected)
 
     @property
     def num_frames(self) -> int:
@@ -137,7 +148,7 @@ class PoseTrack:
     def replace(self, **changes) -> PoseTrack:
         """A copy with some fields changed (validated again)."""
         fields = {f: getattr(self, f) for f in ("names", "times", "points", "confidence", "image_size", "world",
-                                                 "estimator", "source")}
+                                                 "estimator", "source", "redetected")}
         return PoseTrack(**{**fields, **changes})
 
     def collapsed(self, ratio: float = COLLAPSE_RATIO) -> np.ndarray:
@@ -173,7 +184,8 @@ class PoseTrack:
             raise PoseTrackError(f"{self.source}: {int(keep.sum())} frame(s) from {start} s"
                                  f"{'' if end is None else f' to {end} s'}; reconstruction needs at least 2")
         return self.replace(times=self.times[keep], points=self.points[keep], confidence=self.confidence[keep],
-                            world=None if self.world is None else self.world[keep])
+                            world=None if self.world is None else self.world[keep],
+                            redetected=None if self.redetected is None else self.redetected[keep])
 
     def save(self, path: str | Path, video: str | None = None) -> Path:
         """Write the keypoint file (atomically)."""
@@ -187,6 +199,8 @@ class PoseTrack:
             frames.append(frame)
         data = {"format": FORMAT, "version": VERSION, "estimator": self.estimator, "video": video,
                 "image_size": list(self.image_size), "fps": self.fps, "keypoints": self.names, "frames": frames}
+        if self.redetected is not None:
+            data["redetected_frames"] = np.flatnonzero(self.redetected).tolist()
         atomic_write_text(path, json.dumps(data))
         return path
 
@@ -231,7 +245,22 @@ class PoseTrack:
             raise PoseTrackError(f"{path}: field 'image_size' must be [width, height]")
         table = np.array(points).reshape(len(frames), len(names), 3)
         return cls(names, np.array(times), table[..., :2], table[..., 2], size,
-                   np.array(world) if with_world else None, str(data.get("estimator", "unknown")), str(path))
+                   np.array(world) if with_world else None, str(data.get("estimator", "unknown")), str(path),
+                   _redetected(data.get("redetected_frames"), len(frames), path))
+
+
+def _redetected(indices: object, frames: int, path: Path) -> np.ndarray | None:
+    """The frames a keypoint file's ``redetected_frames`` lists, as a (frames,) mask; None if absent."""
+    if indices is None:
+        return None
+    if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+        raise PoseTrackError(f"{path}: field 'redetected_frames' must be a list of frame numbers")
+    bad = [i for i in indices if not 0 <= i < frames]
+    if bad:
+        raise PoseTrackError(f"{path}: field 'redetected_frames': frame {bad[0]} is not among the {frames} frames")
+    mask = np.zeros(frames, dtype=bool)
+    mask[indices] = True
+    return mask
 
 
 def _array(value: object, shape: tuple[int, int]) -> np.ndarray:

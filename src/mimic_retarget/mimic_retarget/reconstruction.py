@@ -651,6 +651,7 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
     report.update({"left_right_swaps_repaired": swaps, "outlier_points_dropped": outliers,
                    "collapsed_points_dropped": collapsed,
                    "frames_filled": int((~track.detected).sum()),
+                   "frames_redetected": None if track.redetected is None else int(track.redetected.sum()),
                    "camera": {"focal_px": camera.focal, "height_m": camera.height,
                               "pitch_deg": float(np.degrees(camera.pitch))},
                    "objective": terms})
