@@ -4,9 +4,8 @@ A :class:`Motion` holds keyframes at (possibly uneven) times: root position and
 rotation in a Z-up world, and joint values by joint name, either a local rotation
 quaternion (spherical joints) or an angle (revolute joints).  :meth:`Motion.sample`
 evaluates it at any time: slerp for rotations, linear interpolation for angles
-and root position, velocities as DeepMimic's ``cMotion`` defines them (below), and,
-for wrapped clips, the root
-carried forward by the clip's displacement on every cycle (as DeepMimic does), so
+and root position, filtered keyframe velocities (below), and, for wrapped clips, the
+root carried forward by the clip's displacement on every cycle (as DeepMimic does), so
 a looping walk keeps walking instead of snapping back.  Wrapped clips are made
 continuous across the wrap (see :meth:`Motion._close_loop`), which also returns
 the heading to its start each cycle: the displacement then always points along the
@@ -16,8 +15,7 @@ Velocities: each keyframe gets the central difference of its neighbours, the
 sequence of keyframe velocities is low-passed (:data:`VELOCITY_CUTOFF_HZ`), and a
 time between two keyframes gets the linear blend of theirs.  Episodes start with
 these velocities and the reward tracks them; raw differences of mocap keyframes are
-noisy and step at every keyframe (the backflip's root rises at 0.96 m/s in the
-frame before its landing and at 0.13 m/s in the next).  DeepMimic's ``cMotion``
+noisy and step at every keyframe (docs/simulation.md).  DeepMimic's ``cMotion``
 filters and blends the same way but gives keyframe k the difference to frame k + 1,
 which puts the velocity half a frame ahead of the pose (31 ms in a 16 frames/s clip).
 """
@@ -48,16 +46,16 @@ class MotionError(ValueError):
 
 
 QUAT_NORM_TOLERANCE = 0.5
-VELOCITY_CUTOFF_HZ = 6.0
-"""Cutoff of the zero-phase 2nd-order Butterworth low-pass over keyframe velocities
-(DeepMimic's ``VelFilterCutoff`` default).  Clips sampled at 12 frames/s or slower
-are left unfiltered."""
 """How far from 1 a stored quaternion's norm may be before the clip is rejected.
 
 Stored quaternions are normalized on load, as DeepMimic does.  The shipped clips
 need a wide tolerance: the right hip of ``humanoid3d_kick`` reaches norm 1.42 and
 ``roll`` and ``backflip`` deviate by 0.1-0.2; a zero or wildly scaled quaternion is
 still rejected."""
+VELOCITY_CUTOFF_HZ = 6.0
+"""Cutoff of the zero-phase 2nd-order Butterworth low-pass over keyframe velocities
+(DeepMimic's ``VelFilterCutoff`` default).  Clips sampled at 12 frames/s or slower
+are left unfiltered; uneven frame times are filtered at their mean rate."""
 
 
 def blend_keyframes(keyed: np.ndarray, i: np.ndarray, alpha: np.ndarray) -> np.ndarray:
