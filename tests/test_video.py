@@ -487,6 +487,9 @@ def test_cli_from_keypoints_and_bad_video(truth, tmp_path):
     assert report["detection_rate"] == 1.0 and report["camera"]["focal_px"] == pytest.approx(1000.0)
     assert report["objective"]["dynamics"] > 0 and report["com_dynamics_error_m_s2"] >= 0  # the terms were on
     assert "angular_momentum" in report["objective"] and report["flight_angular_momentum_drift_m2_s2"] >= 0
+    # a keypoint file that does not say which frames a second pass gave: null in the report, not printed
+    assert report["frames_redetected"] is None and "frames_redetected" not in run.stderr
+    assert "frames_filled: 0" in run.stderr
     assert load_motion(out).num_frames == len(times)
     assert (tmp_path / "out" / "walk.side_by_side.mp4").stat().st_size > 0
 

@@ -137,7 +137,7 @@ def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionCon
               **result.report}
     atomic_write_text(paths["report"], json.dumps(report, indent=2))
     for key, value in result.report.items():
-        if not isinstance(value, dict):
+        if value is not None and not isinstance(value, dict):  # None: a figure the source cannot give
             print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}", file=sys.stderr)
     return result
 
