@@ -25,7 +25,7 @@ STEPS = 240
 CASES = {
     "training defaults": {},
     "DeepMimic's formulation": {"target_observation": False, "residual_actions": False},
-    "a clip that ends, adaptive starts, a time limit": {"clip": "backflip", "init": "adaptive",
+    "a clip that ends, adaptive starts, a time limit": {"clip": "kick", "init": "adaptive",
                                                         "episode_seconds": 1.0},
 }
 
