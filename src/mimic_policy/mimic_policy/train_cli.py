@@ -128,7 +128,11 @@ def task_meta(task: Task, action_lower: np.ndarray | None = None, action_upper: 
                                                      target_observation=task.config.target_observation)}
 
 
-def read_init_source(init_from: str) -> tuple[Path, dict[str, torch.Tensor], dict]:
+InitSource = tuple[Path, "dict[str, torch.Tensor]", dict]
+"""A checkpoint ``--init-from`` names: its folder, tensors and metadata (:func:`read_init_source`)."""
+
+
+def read_init_source(init_from: str) -> InitSource:
     """The checkpoint ``--init-from`` names: its folder, tensors and metadata."""
     from mimic_policy.checkpoint import load_checkpoint, policy_checkpoint
 
@@ -137,7 +141,7 @@ def read_init_source(init_from: str) -> tuple[Path, dict[str, torch.Tensor], dic
 
 
 def load_init(config: TrainConfig, task: Task,
-              source: tuple[Path, dict[str, torch.Tensor], dict] | None = None) -> Init | None:
+              source: InitSource | None = None) -> Init | None:
     """The network ``config.init_from`` names (``source``: it, read already by :func:`read_init_source`),
     checked against this run's task and network sizes (before any environment starts or anything is
     written); None without one."""
@@ -262,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def init_source_task(config: TrainConfig, args: argparse.Namespace,
-                     source: tuple[Path, dict[str, torch.Tensor], dict] | None) -> Task | None:
+                     source: InitSource | None) -> Task | None:
     """With ``--init-from`` (``source``, :func:`read_init_source`) and no task setting on the command
     line, the source's own task (the reference it stores, so a shipped skill is fine-tuned with no clip
     file); otherwise None."""

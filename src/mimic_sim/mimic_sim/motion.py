@@ -316,10 +316,9 @@ class Motion:
         ``located``: :meth:`locate_many` of the times, when the caller has it already."""
         times = np.asarray(times, dtype=float)
         cycle, i, a = self.locate_many(times) if located is None else located
-        root_pos = (1.0 - a)[:, None] * self.root_pos[i] + a[:, None] * self.root_pos[i + 1] \
-            + cycle[:, None] * self._cycle_shift
+        root_pos = blend_keyframes(self.root_pos, i, a) + cycle[:, None] * self._cycle_shift
         quats = rot.quat_slerp(self._quats[i], self._quats[i + 1], a[:, None])
-        angles = (1.0 - a)[:, None] * self._angles[i] + a[:, None] * self._angles[i + 1]
+        angles = blend_keyframes(self._angles, i, a)
         lin_vel, ang_vel, angle_vel = (blend_keyframes(v, i, a)
                                        for v in (self._root_lin_vel, self._ang_vel, self._angle_vel))
         if not self.loop:

@@ -102,7 +102,7 @@ class ReferenceMotion:
         located = m.locate_many(times)
         root_pos, quats, angles, lin_vel, ang_vel, angle_vel = m.sample_many(times, located)
         _, i, a = located
-        near = (1.0 - a)[:, None] * self._key_angles[i] + a[:, None] * self._key_angles[i + 1]
+        near = blend_keyframes(self._key_angles, i, a)
         joints = self._split(quats, near)
         joints[:, self._revolute_cols] = angles
         rates = blend_keyframes(self._key_rates, i, a)
