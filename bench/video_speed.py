@@ -57,7 +57,7 @@ def main() -> None:
     est = result.points - result.points[:, [names.index("left_hip"), names.index("right_hip")]].mean(1, keepdims=True)
     mpjpe = float(1000 * np.linalg.norm(est - (points - hips), axis=-1).mean())
     figures = {"frames": len(times), "seconds": round(seconds, 2), "target_seconds": 60.0,
-               "iterations": config.pose_iterations + config.full_iterations, "mpjpe_mm": round(mpjpe, 1),
+               "iterations": config.iterations(track), "mpjpe_mm": round(mpjpe, 1),
                "reprojection_error_px": round(result.report["reprojection_error_px"], 2)}
     print(json.dumps(figures))
 

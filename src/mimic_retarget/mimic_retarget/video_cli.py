@@ -125,7 +125,7 @@ def video_to_clip(source: str, paths: dict[str, Path], config: ReconstructionCon
             track = load_track(source, bar.update, image_size, fps, start, end, region, second_pass)
         if not source.endswith(POSE_SUFFIX):
             track.save(paths["keypoints"], video=source)
-        with tqdm(total=config.pose_iterations + config.full_iterations, unit="it", desc="reconstruct",
+        with tqdm(total=config.iterations(track), unit="it", desc="reconstruct",
                   disable=None, file=sys.stderr) as bar:
             result = reconstruct(track, config, name=_stem(source), progress=bar.update)
     except (PoseTrackError, ValueError) as exc:
