@@ -93,10 +93,13 @@ class ReconstructionConfig:
     outlier_fraction: float = 0.25  # of the person's image height: farther from the temporal median is dropped
     collapse_ratio: float = COLLAPSE_RATIO  # points of bones (estimator's 3D) off their median by this: dropped
 
+    def lift_stage_iterations(self, track: PoseTrack) -> int:
+        """The lift stage's iterations on ``track``: none without the estimator's 3D points."""
+        return self.lift_iterations if track.world is not None else 0
+
     def iterations(self, track: PoseTrack) -> int:
-        """The optimizer iterations :func:`reconstruct` runs on ``track`` (no lift stage without 3D points)."""
-        lift = self.lift_iterations if track.world is not None else 0
-        return lift + self.pose_iterations + self.full_iterations
+        """The optimizer iterations :func:`reconstruct` runs on ``track``."""
+        return self.lift_stage_iterations(track) + self.pose_iterations + self.full_iterations
 
 
 @dataclass(frozen=True)
@@ -628,8 +631,7 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
     # held while L-BFGS runs (re-estimated every evaluation, they make the objective jump under
     # the line search, which then stops within a few iterations).
     rounds = max(1, config.contact_rounds)
-    lift = config.lift_iterations if lift_problem.world_dirs is not None else 0
-    stages = [(lift_problem, [root_r6, q], lift, False),
+    stages = [(lift_problem, [root_r6, q], config.lift_stage_iterations(repaired), False),
               (pose_problem, [root_pos, root_r6, q], config.pose_iterations, False)]
     stages += [(problem, [root_pos, root_r6, q, *camera_free], config.full_iterations // rounds
                 + (k < config.full_iterations % rounds), True) for k in range(rounds)]
