@@ -6,9 +6,10 @@ so that the humanoid, seen through that camera, matches the per-frame estimates 
 moving smoothly and standing on the ground.  The terms (their weights in
 :class:`ReconstructionConfig`):
 
-* **reprojection**: the humanoid's keypoints projected by the pinhole camera against the
-  track's image points, each weighted by its confidence, through a robust (Cauchy) loss so
-  a wrong estimate pulls less than a right one;
+* **reprojection**: the humanoid's keypoints, moved to where the estimator marks them
+  (:mod:`mimic_retarget.landmarks`), projected by the pinhole camera against the track's
+  image points, each weighted by its confidence, through a robust (Cauchy) loss so a wrong
+  estimate pulls less than a right one;
 * **3D prior**: the humanoid's bone directions against the estimator's metric 3D
   landmarks (turned from camera axes into the world by the camera's pitch); this settles
   what one image cannot: depth order of the limbs, facing;
@@ -43,6 +44,7 @@ import torch
 from urdf_parser_py import urdf as urdf_model
 
 from mimic_retarget.human import DERIVED, _shape, derived_offsets
+from mimic_retarget.landmarks import landmark_offsets
 from mimic_retarget.pose_track import COLLAPSE_RATIO, TRACK_BONES, PoseTrack
 from mimic_sim import rotations as rot
 from mimic_sim.backends.base import SimConfig
@@ -84,6 +86,7 @@ class ReconstructionConfig:
     rest: float = 0.002
     focal_prior: float = 0.1  # pull of log(focal) toward its initial guess
     contact_height: float = 0.03  # a sole point this close to the floor is on it (metres)
+    landmark_offsets: bool = True  # fit the estimator's landmarks where it marks them (mimic_retarget.landmarks)
     lift_iterations: int = 200  # the lift stage's (see reconstruct); 0: none
     lift_confidence: float = 0.7  # a bone with an end the estimator is less sure of is left out of the lift
     pose_iterations: int = 150
@@ -124,7 +127,9 @@ class Camera:
 class Reconstruction:
     motion: Motion
     camera: Camera
-    points: np.ndarray  # (T, K, 3) world positions of the track's keypoints on the reconstructed humanoid
+    # (T, K, 3) world positions of the track's keypoints on the reconstructed humanoid: its own, not moved to
+    # where the estimator marks them (the report's reprojection error is of those, mimic_retarget.landmarks)
+    points: np.ndarray
     track: PoseTrack  # the repaired track the optimization fitted
     report: dict = field(default_factory=dict)
 
@@ -230,19 +235,31 @@ class HumanoidKinematics:
         return rots, poss
 
     def points(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor,
-               names: list[str], with_com: bool = False) -> torch.Tensor:
+               names: list[str], with_com: bool = False, landmarks: dict[str, torch.Tensor] | None = None
+               ) -> torch.Tensor:
         """World positions (T, len(names), 3) of named points; with ``with_com``, the whole body's
-        centre of mass as one more point at the end."""
+        centre of mass as one more point at the end.  ``landmarks``: offsets (3,) of some points in
+        their body's frame, moving them to where an estimator marks them
+        (:mod:`mimic_retarget.landmarks`)."""
         rots, poss = self._frames(root_pos, root_rot, q)
+        landmarks = landmarks or {}
         out = []
         for name in names:
             k = self.point_names.index(name)
             j = self.point_joint[k]
             prot, ppos = (root_rot, root_pos) if j < 0 else (rots[j], poss[j])
-            out.append(ppos + prot @ self.point_offset[k])
+            offset = self.point_offset[k] + landmarks[name] if name in landmarks else self.point_offset[k]
+            out.append(ppos + prot @ offset)
         if with_com:
             out.append(self.com(self._centres([root_rot, *rots], [root_pos, *poss])))
         return torch.stack(out, dim=1)
+
+    def point_rotations(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor,
+                        names: list[str]) -> torch.Tensor:
+        """World rotations (T, len(names), 3, 3) of the bodies the named points move with."""
+        rots, _ = self._frames(root_pos, root_rot, q)
+        joints = [self.point_joint[self.point_names.index(name)] for name in names]
+        return torch.stack([root_rot if j < 0 else rots[j] for j in joints], dim=1)
 
     def _centres(self, rots: list[torch.Tensor], poss: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack([p + r @ lever for r, p, lever in zip(rots, poss, self.levers, strict=True)], dim=1)
@@ -372,13 +389,14 @@ def _initial_pitch(track: PoseTrack) -> float:
     return float(np.median(np.arctan2(-up[ok, 2], -up[ok, 1])))
 
 
-def initial_guess(track: PoseTrack, kin: HumanoidKinematics, camera: Camera
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def initial_guess(track: PoseTrack, kin: HumanoidKinematics, camera: Camera,
+                  landmarks: dict[str, torch.Tensor] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Root positions (T, 3) and rotations (T, 3, 3): the pelvis back-projected from the hips' pixel at
-    the depth where the humanoid's limbs have their image length, facing as the 3D landmarks say."""
+    the depth where the humanoid's limbs (between the estimator's ``landmarks`` on it) have their image
+    length, facing as the 3D landmarks say."""
     names = track.names
     rest = kin.points(torch.zeros(1, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64)[None],
-                      torch.zeros(1, len(kin.columns), dtype=torch.float64), names)[0].numpy()
+                      torch.zeros(1, len(kin.columns), dtype=torch.float64), names, landmarks=landmarks)[0].numpy()
     bones = [(f"{s}_{a}", f"{s}_{b}") for s in ("left", "right")
              for a, b in (("hip", "knee"), ("knee", "ankle"), ("shoulder", "hip"))]
     bones = [(names.index(a), names.index(b)) for a, b in bones if a in names and b in names]
@@ -461,8 +479,10 @@ class _Problem:
     """The objective over (root positions, root rotations (6D), joint angles, camera)."""
 
     def __init__(self, track: PoseTrack, kin: HumanoidKinematics, config: ReconstructionConfig, focal0: float,
-                 min_bone_confidence: float = 0.0, relative_smoothness: bool = False):
+                 landmarks: dict[str, torch.Tensor], min_bone_confidence: float = 0.0,
+                 relative_smoothness: bool = False):
         self.track, self.kin, self.config = track, kin, config
+        self.landmarks = landmarks  # where the estimator marks the keypoints on the humanoid (reconstruct)
         self.relative_smoothness = relative_smoothness  # keypoint accelerations relative to the root's position
         self.names = list(track.names)
         self.all_names = self.names + [n for n in SOLE_POINTS if n not in self.names]
@@ -498,7 +518,7 @@ class _Problem:
         are within ``contact_height``; per frame, whether a foot or a hand is within it (the floor can
         push).  Sharp sigmoids.  The ground and dynamics terms weight by them."""
         with torch.no_grad():
-            pts = self.kin.points(root_pos, _rotation_6d(root_r6), q, self.all_names)
+            pts = self.kin.points(root_pos, _rotation_6d(root_r6), q, self.all_names, landmarks=self.landmarks)
             z = pts[:, self.sole, 2]
             down = torch.exp(-torch.relu(self._lowest(z)) / 0.05)
             planted = torch.sigmoid((self.config.contact_height - torch.maximum(z[1:], z[:-1])) / 0.005)
@@ -514,7 +534,8 @@ class _Problem:
         stay fixed while an optimizer runs so that the objective it sees is smooth."""
         c = self.config
         root_rot = _rotation_6d(root_r6)
-        pts = self.kin.points(root_pos, root_rot, q, self.all_names, with_com=contacts is not None)
+        pts = self.kin.points(root_pos, root_rot, q, self.all_names, with_com=contacts is not None,
+                              landmarks=self.landmarks)
         com, pts = (pts[:, -1], pts[:, :-1]) if contacts is not None else (None, pts)
         cam_r = _camera_rotation(pitch)
         cam = (pts - torch.stack([torch.zeros_like(height), torch.zeros_like(height), height])) @ cam_r.T
@@ -566,13 +587,18 @@ def reconstruct(track: PoseTrack, config: ReconstructionConfig = ReconstructionC
     (``config.iterations(track)`` in all).
     """
     # In double precision; torch's default dtype is process-wide, so the caller's is restored
-    # (left at float64, it broke every float32 network used later in the same process).
-    previous = torch.get_default_dtype()
+    # (left at float64, it broke every float32 network used later in the same process).  On one
+    # thread: the same track then gives the same clip on any number of cores (with two threads the
+    # sums' order changed the real walk's foot sliding by 1 mm per frame), and it is as fast (a
+    # 117-frame clip: 12.7 s on one thread, 12.8 s on two).
+    previous, threads = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
     try:
         return _reconstruct(track, config, name, progress, character)
     finally:
         torch.set_default_dtype(previous)
+        torch.set_num_threads(threads)
 
 
 def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
@@ -592,16 +618,19 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
     camera = Camera(focal0, config.camera_height if config.camera_height is not None else 1.0,
                     config.camera_pitch if config.camera_pitch is not None else _initial_pitch(repaired),
                     track.image_size)
-    root_pos0, root_rot0 = initial_guess(repaired, kin, camera)
+    offsets = landmark_offsets(track.estimator, character.name) if config.landmark_offsets else {}
+    landmarks = {n: torch.tensor(o) for n, o in offsets.items() if n in track.names}
+    root_pos0, root_rot0 = initial_guess(repaired, kin, camera, landmarks)
     if config.camera_height is None:
         # Put the feet (about 0.9 m below the pelvis of a standing humanoid) on the floor.
         shift = 0.9 - np.percentile(root_pos0[:, 2], 50)
         root_pos0[:, 2] += shift
         camera = Camera(camera.focal, camera.height + shift, camera.pitch, camera.image_size)
-    problem = _Problem(repaired, kin, config, focal0)
-    pose_problem = _Problem(repaired, kin, replace(config, prior_3d=config.pose_prior_3d, root_smoothness=0.0), focal0)
+    problem = _Problem(repaired, kin, config, focal0, landmarks)
+    pose_problem = _Problem(repaired, kin, replace(config, prior_3d=config.pose_prior_3d, root_smoothness=0.0), focal0,
+                            landmarks)
     lift_problem = _Problem(repaired, kin, replace(config, reprojection=0.0, prior_3d=config.pose_prior_3d,
-                                                   root_smoothness=0.0), focal0, config.lift_confidence,
+                                                   root_smoothness=0.0), focal0, landmarks, config.lift_confidence,
                             relative_smoothness=True)
     root_pos = torch.tensor(root_pos0, requires_grad=True)
     root_r6 = torch.tensor(np.concatenate([root_rot0[:, :, 0], root_rot0[:, :, 1]], axis=1), requires_grad=True)
@@ -661,6 +690,7 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
         rot_m = _rotation_6d(root_r6)
         points = kin.points(root_pos, rot_m, q, problem.all_names, with_com=True).numpy()
         points, com = points[:, :-1], points[:, -1]
+        marked = kin.points(root_pos, rot_m, q, track.names, landmarks=landmarks).numpy()
         contacts = problem.contacts(root_pos, root_r6, q)
         terms = {k: float(v) for k, v in problem.terms(root_pos, root_r6, q, log_focal, height, pitch,
                                                          contacts).items()}
@@ -670,7 +700,7 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
         flight = in_flight(supported).sum()
     motion = _motion(name, track, root_pos.detach().numpy(), rot_m.numpy(), q.detach().numpy(), character)
     n = len(track.names)
-    report = quality_report(repaired, camera, points[:, :n], points[:, problem.sole], track.times)
+    report = quality_report(repaired, camera, marked, points[:, problem.sole], track.times)
     report.update(root_angular_speed(rot_m.numpy(), track.times))
     report["com_dynamics_error_m_s2"] = float(dynamics.mean()) if len(dynamics) else 0.0
     report["frames_supported"] = int((supported.numpy() > 0.5).sum())
