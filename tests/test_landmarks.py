@@ -3,6 +3,9 @@ reconstruction fitting the landmarks while reporting the humanoid's own keypoint
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -83,7 +86,7 @@ def test_reconstruction_fits_the_landmarks_and_reports_the_keypoints(walk):
     offsets, the reconstructed keypoints come closer to the true ones and the reported reprojection
     error is of the landmarks (a fraction of a pixel on exact input), not of the keypoints."""
     kin, qpos = walk
-    offsets = landmark_offsets("mediapipe", "humanoid")
+    offsets = landmark_offsets("mediapipe", "humanoid").offsets
     assert set(offsets) == set(NAMES)
     truth = _points(kin, qpos)
     marked = _points(kin, qpos, offsets)
@@ -99,6 +102,8 @@ def test_reconstruction_fits_the_landmarks_and_reports_the_keypoints(walk):
         result = reconstruct(track, replace(config, landmark_offsets=use))
         errors[use] = 1000 * np.linalg.norm(result.points - level, axis=-1).mean()
         reports[use] = result.report["reprojection_error_px"]
+        used = result.report["landmark_offsets"]
+        assert (used.endswith("config/landmarks/mediapipe.yaml") if use else used is None), used
         keypoints_px = np.linalg.norm(camera.reconstruction_camera().project(result.points) - track.points, axis=-1)
         if use:
             assert reports[use] < 0.5 and keypoints_px.mean() > 2 * reports[use], (reports[use], keypoints_px.mean())
@@ -107,14 +112,14 @@ def test_reconstruction_fits_the_landmarks_and_reports_the_keypoints(walk):
 
 
 def test_landmark_files_for_other_estimators_or_characters_give_none(tmp_path, monkeypatch):
-    assert landmark_offsets("openpose", "humanoid") == {}
+    assert landmark_offsets("openpose", "humanoid") is None
     folder = tmp_path / "config" / "landmarks"
     folder.mkdir(parents=True)
     (folder / "mediapipe.yaml").write_text(LandmarkOffsets("mediapipe", "g1", {"head": np.array([0.01, 0, 0])}
                                                            ).to_yaml("a header"))
     monkeypatch.setenv("MIMIC_CONFIG_DIR", str(tmp_path / "config"))
-    assert landmark_offsets("mediapipe", "humanoid") == {}
-    np.testing.assert_allclose(landmark_offsets("mediapipe", "g1")["head"], [0.01, 0.0, 0.0])
+    assert landmark_offsets("mediapipe", "humanoid") is None
+    np.testing.assert_allclose(landmark_offsets("mediapipe", "g1").offsets["head"], [0.01, 0.0, 0.0])
 
 
 @pytest.mark.parametrize("text, message", [
@@ -147,3 +152,23 @@ def test_a_landmark_file_round_trips(tmp_path):
     read = read_landmark_offsets(path)
     assert (read.estimator, read.character, list(read.offsets)) == ("mediapipe", "humanoid", ["left_ankle", "head"])
     np.testing.assert_allclose(read.offsets["left_ankle"], [0.002, -0.0067, 0.0233])
+
+
+def test_mimic_video_refuses_a_bad_landmark_file_and_writes_nothing(walk, tmp_path):
+    kin, qpos = walk
+    truth = _points(kin, qpos)
+    camera = _camera(qpos, truth, 90.0)
+    keypoints = PoseTrack(NAMES, np.arange(len(qpos)) / 30.0, camera.project(truth), np.ones(truth.shape[:2]),
+                          (640, 480), None, "mediapipe").save(tmp_path / "walk.pose.json")
+    folder = tmp_path / "config" / "landmarks"
+    folder.mkdir(parents=True)
+    (folder / "mediapipe.yaml").write_text("estimator: mediapipe\ncharacter: humanoid\noffsets: {head: [0, 0]}\n")
+    out = tmp_path / "out" / "walk.motion.json"
+    run = subprocess.run([sys.executable, "-m", "mimic_sim.tools.cli", "video", str(keypoints), "-o", str(out)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "MIMIC_CONFIG_DIR": str(tmp_path / "config")})
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"mimic video: {folder / 'mediapipe.yaml'}: field 'offsets', keypoint 'head': expected [x, y, z] in metres, "
+        "each within 0.2, got [0, 0]")
+    assert not (tmp_path / "out").exists()

@@ -76,12 +76,12 @@ def read_landmark_offsets(path: Path) -> LandmarkOffsets:
     return LandmarkOffsets(data["estimator"], data["character"], offsets, str(path))
 
 
-def landmark_offsets(estimator: str, character: str) -> dict[str, np.ndarray]:
+def landmark_offsets(estimator: str, character: str) -> LandmarkOffsets | None:
     """The offsets of ``estimator``'s landmarks on ``character`` (``config/landmarks/<estimator>.yaml``);
-    none for an estimator without a file or with a file for another character."""
+    None for an estimator without a file or with a file for another character."""
     try:
         path = find_config(f"{LANDMARKS_DIR}/{estimator}.yaml")
     except FileNotFoundError:
-        return {}
+        return None
     found = read_landmark_offsets(path)
-    return found.offsets if found.character == character else {}
+    return found if found.character == character else None

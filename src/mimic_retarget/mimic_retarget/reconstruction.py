@@ -618,8 +618,8 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
     camera = Camera(focal0, config.camera_height if config.camera_height is not None else 1.0,
                     config.camera_pitch if config.camera_pitch is not None else _initial_pitch(repaired),
                     track.image_size)
-    offsets = landmark_offsets(track.estimator, character.name) if config.landmark_offsets else {}
-    landmarks = {n: torch.tensor(o) for n, o in offsets.items() if n in track.names}
+    offsets = landmark_offsets(track.estimator, character.name) if config.landmark_offsets else None
+    landmarks = {n: torch.tensor(o) for n, o in offsets.offsets.items() if n in track.names} if offsets else {}
     root_pos0, root_rot0 = initial_guess(repaired, kin, camera, landmarks)
     if config.camera_height is None:
         # Put the feet (about 0.9 m below the pelvis of a standing humanoid) on the floor.
@@ -709,6 +709,7 @@ def _reconstruct(track: PoseTrack, config: ReconstructionConfig, name: str,
                    "collapsed_points_dropped": collapsed,
                    "frames_filled": int((~track.detected).sum()),
                    "frames_redetected": None if track.redetected is None else int(track.redetected.sum()),
+                   "landmark_offsets": offsets.source if offsets else None,
                    "camera": {"focal_px": camera.focal, "height_m": camera.height,
                               "pitch_deg": float(np.degrees(camera.pitch))},
                    "objective": terms})
