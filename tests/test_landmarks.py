@@ -172,3 +172,17 @@ def test_mimic_video_refuses_a_bad_landmark_file_and_writes_nothing(walk, tmp_pa
         f"mimic video: {folder / 'mediapipe.yaml'}: field 'offsets', keypoint 'head': expected [x, y, z] in metres, "
         "each within 0.2, got [0, 0]")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_calibration_command_renders_estimates_and_writes_a_landmark_file(tmp_path):
+    """The real chain on one clip from one camera: render, MediaPipe, fit, a file that reads back."""
+    out = tmp_path / "landmarks" / "mediapipe.yaml"
+    run = subprocess.run([sys.executable, "-m", "mimic_retarget.landmark_calibration", "--clips", "kick",
+                          "--cameras", "45", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    text = out.read_text()
+    assert "python -m mimic_retarget.landmark_calibration --clips kick --cameras 45" in text
+    found = read_landmark_offsets(out)
+    assert (found.estimator, found.character, set(found.offsets)) == ("mediapipe", "humanoid", set(NAMES))
+    mirrored = found.offsets["right_ankle"] * [1.0, -1.0, 1.0]
+    np.testing.assert_allclose(found.offsets["left_ankle"], mirrored)  # one offset per pair
