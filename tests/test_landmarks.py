@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from mimic_retarget.ground_truth import clip_states, frame_camera
+from mimic_retarget.ground_truth import clip_states, clip_view, frame_camera
 from mimic_retarget.landmark_calibration import fit_offsets, linear_systems
 from mimic_retarget.landmarks import LandmarkError, LandmarkOffsets, landmark_offsets, read_landmark_offsets
 from mimic_retarget.pose_track import TRACK_KEYPOINTS, PoseTrack
@@ -186,3 +186,40 @@ def test_the_calibration_command_renders_estimates_and_writes_a_landmark_file(tm
     assert (found.estimator, found.character, set(found.offsets)) == ("mediapipe", "humanoid", set(NAMES))
     mirrored = found.offsets["right_ankle"] * [1.0, -1.0, 1.0]
     np.testing.assert_allclose(found.offsets["left_ankle"], mirrored)  # one offset per pair
+
+
+def test_another_estimators_keypoints_of_the_renders_calibrate_its_own_file(walk, tmp_path):
+    """Keypoints of the renders kept by another estimator (here made with known offsets) give a file
+    named after it with those offsets; a missing or mismatched keypoint file stops it with one line."""
+    kin, _ = walk
+    character = load_character("humanoid")
+    rng = np.random.default_rng(5)
+    keypoints = tmp_path / "keypoints"
+    keypoints.mkdir()
+    for azimuth in (45.0, 135.0):
+        _, qpos, _, camera = clip_view("kick", character, azimuth)
+        marked = _points(kin, qpos, KNOWN)
+        pixels = camera.project(marked) + rng.normal(0.0, 1.0, (*marked.shape[:2], 2))
+        PoseTrack(NAMES, np.arange(len(qpos)) / 30.0, pixels, np.full(marked.shape[:2], 0.9), (640, 480), None,
+                  "openpose").save(keypoints / f"kick_{azimuth:.0f}.pose.json")
+    command = [sys.executable, "-m", "mimic_retarget.landmark_calibration", "--clips", "kick", "--cameras", "45,135",
+               "--keypoints", str(keypoints)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    found = read_landmark_offsets(tmp_path / "config" / "landmarks" / "openpose.yaml")
+    assert found.estimator == "openpose"
+    for name in NAMES:
+        np.testing.assert_allclose(found.offsets[name], KNOWN.get(name, np.zeros(3)), atol=0.005, err_msg=name)
+
+    run = subprocess.run([*command[:-1], str(tmp_path / "none"), "-o", str(tmp_path / "x.yaml")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and run.stderr.strip().splitlines()[-1] == (
+        f"landmark_calibration: {tmp_path / 'none'}: no keypoints of kick from 45 degrees (kick_45.pose.json or an "
+        "OpenPose folder kick_45/)")
+    short = PoseTrack.load(keypoints / "kick_135.pose.json").segment(0.0, 1.0)
+    short.save(keypoints / "kick_135.pose.json")
+    run = subprocess.run([*command, "-o", str(tmp_path / "x.yaml")], capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert f"{keypoints / 'kick_135.pose.json'}: 30 frames of 640x480; the render of kick from 135 degrees has" in (
+        run.stderr.strip().splitlines()[-1])
+    assert not (tmp_path / "x.yaml").exists()

@@ -319,18 +319,26 @@ def frame_camera(points: np.ndarray, heading: float, azimuth_deg: float, image_s
         distance += 0.1
 
 
-def render_clip(clip: str, character: Character, azimuth_deg: float, image_size: tuple[int, int] = (640, 480),
-                fps: float = 30.0, layers: Sequence[str] = APPEARANCE_LAYERS, seconds: float | None = None
-                ) -> GroundTruth:
-    """A shipped clip (its first ``seconds``, or one play) seen from ``azimuth_deg`` around its start's heading
-    (see :func:`frame_camera`), with its true keypoints."""
+def clip_view(clip: str, character: Character, azimuth_deg: float, image_size: tuple[int, int] = (640, 480),
+              fps: float = 30.0, seconds: float | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ViewCamera]:
+    """What :func:`render_clip` shows, without rendering it: times (T,), the character's qpos (T, n), the
+    true track keypoints (T, K, 3) in the world, and the camera."""
     from mimic_sim import rotations as rot
 
     times, qpos = clip_states(clip, character, fps)
     if seconds is not None:
         times, qpos = times[times < seconds], qpos[times < seconds]
     world = true_keypoints(character, qpos)
-    camera = frame_camera(world, float(rot.heading(qpos[0, 3:7])), azimuth_deg, image_size)
+    return times, qpos, world, frame_camera(world, float(rot.heading(qpos[0, 3:7])), azimuth_deg, image_size)
+
+
+def render_clip(clip: str, character: Character, azimuth_deg: float, image_size: tuple[int, int] = (640, 480),
+                fps: float = 30.0, layers: Sequence[str] = APPEARANCE_LAYERS, seconds: float | None = None
+                ) -> GroundTruth:
+    """A shipped clip (its first ``seconds``, or one play) seen from ``azimuth_deg`` around its start's heading
+    (see :func:`frame_camera`), with its true keypoints."""
+    times, qpos, world, camera = clip_view(clip, character, azimuth_deg, image_size, fps, seconds)
     with TruthRenderer(character, camera, layers) as renderer:
         frames = np.stack([renderer.render(q) for q in qpos])
     return GroundTruth(clip, fps, times, frames, list(TRACK_KEYPOINTS), world, camera.to_camera(world),

@@ -10,8 +10,14 @@ estimator swapped or lost a limb; a left and a right keypoint share one offset, 
 The clips bench/video_reconstruction.py judges reconstruction by (walk, run, jump, cartwheel,
 backflip) are left out by default, so that benchmark measures offsets it did not see.
 
+Another estimator is calibrated the same way from its keypoints of the same renders: render
+each clip and camera with ``python -m mimic_retarget.ground_truth CLIP --azimuth A -o
+DIR/CLIP_A.mp4``, run the estimator on the videos, keep its output as ``DIR/CLIP_A.pose.json``
+(or OpenPose's JSON folder ``DIR/CLIP_A/``), and pass ``--keypoints DIR``; the file is named
+after the estimator the keypoints name.
+
 Usage: python -m mimic_retarget.landmark_calibration [--clips dance_a,dance_b,kick,punch,spinkick,spin]
-       [--cameras 0,45,90,135] [-o config/landmarks/mediapipe.yaml]
+       [--cameras 0,45,90,135] [--keypoints DIR] [-o config/landmarks/ESTIMATOR.yaml]
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy as np
 import torch
 
 from mimic_retarget.landmarks import LANDMARKS_DIR, LandmarkOffsets
-from mimic_retarget.pose_track import PoseTrack
+from mimic_retarget.pose_track import PoseTrack, PoseTrackError
 from mimic_retarget.reconstruction import HumanoidKinematics
 from mimic_sim.character import Character, load_character
 from mimic_sim.paths import atomic_write_text
@@ -36,6 +42,8 @@ from mimic_sim.paths import atomic_write_text
 CLIPS = ("dance_a", "dance_b", "kick", "punch", "spinkick", "spin")
 CAMERAS = (0.0, 45.0, 90.0, 135.0)  # azimuths from the clip's heading (degrees)
 MIRROR = np.diag([1.0, -1.0, 1.0])  # a left body's frame offset as its right partner's
+IMAGE_SIZE = (640, 480)  # the renders' (ground_truth's default)
+FPS = 30.0
 HUBER_PX = 5.0
 CONFIDENCE = 0.7  # points the estimator is less sure of are left out
 
@@ -100,19 +108,30 @@ def fit_offsets(systems: Sequence[dict[str, tuple[np.ndarray, np.ndarray]]], hub
     return out
 
 
-def render_systems(clip: str, azimuth: float, character: Character, folder: Path
-                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """:func:`linear_systems` of one clip rendered from one camera and estimated by MediaPipe."""
-    from mimic_retarget.ground_truth import clip_states, render_clip
+def view_track(clip: str, azimuth: float, character: Character, folder: Path, keypoints: Path | None
+               ) -> tuple[PoseTrack, np.ndarray, object]:
+    """The estimator's track of one clip seen from one camera, the character's true qpos per frame and the
+    camera: MediaPipe on the clip rendered into ``folder``, or the keypoints kept in ``keypoints``."""
+    from mimic_retarget.ground_truth import clip_view, render_clip
     from mimic_retarget.pose_estimation import load_track
     from mimic_sim.render import write_video
 
-    fps = 30.0
-    truth = render_clip(clip, character, azimuth, (640, 480), fps)
-    video = write_video(truth.frames, folder / f"{clip}_{azimuth:.0f}.mp4", fps)
-    track = load_track(video)
-    _, qpos = clip_states(clip, character, fps)
-    return linear_systems(track, HumanoidKinematics(character), qpos, truth.camera)
+    name = f"{clip}_{azimuth:.0f}"
+    if keypoints is None:
+        truth = render_clip(clip, character, azimuth, IMAGE_SIZE, FPS)
+        track = load_track(write_video(truth.frames, folder / f"{name}.mp4", FPS))
+    else:
+        found = [p for p in (keypoints / f"{name}.pose.json", keypoints / name) if p.exists()]
+        if not found:
+            raise PoseTrackError(f"{keypoints}: no keypoints of {clip} from {azimuth:.0f} degrees ({name}.pose.json "
+                                 f"or an OpenPose folder {name}/)")
+        track = load_track(found[0], image_size=IMAGE_SIZE, fps=FPS)
+    _, qpos, _, camera = clip_view(clip, character, azimuth, IMAGE_SIZE, FPS)
+    if track.image_size != IMAGE_SIZE or track.num_frames != len(qpos):
+        raise PoseTrackError(f"{track.source}: {track.num_frames} frames of {track.image_size[0]}x"
+                             f"{track.image_size[1]}; the render of {clip} from {azimuth:.0f} degrees has "
+                             f"{len(qpos)} of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}")
+    return track, qpos, camera
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,29 +139,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clips", default=",".join(CLIPS), help="shipped clips to render")
     parser.add_argument("--cameras", default=",".join(f"{a:.0f}" for a in CAMERAS),
                         help="camera azimuths from each clip's heading (degrees)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("config") / LANDMARKS_DIR / "mediapipe.yaml")
+    parser.add_argument("--keypoints", type=Path, default=None,
+                        help="folder of another estimator's keypoints of the renders (see above); default: MediaPipe "
+                             "on renders made now")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="landmark file (default: config/landmarks/<estimator>.yaml)")
     args = parser.parse_args(argv)
     clips, cameras = args.clips.split(","), [float(a) for a in args.cameras.split(",")]
     character = load_character("humanoid")
-    systems = []
-    with tempfile.TemporaryDirectory() as folder:
-        for clip in clips:
-            for azimuth in cameras:
-                systems.append(render_systems(clip, azimuth, character, Path(folder)))
-                print(f"{clip} from {azimuth:.0f} degrees: estimated", flush=True)
+    kin = HumanoidKinematics(character)
+    systems, estimators = [], set()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for clip in clips:
+                for azimuth in cameras:
+                    track, qpos, camera = view_track(clip, azimuth, character, Path(folder), args.keypoints)
+                    systems.append(linear_systems(track, kin, qpos, camera))
+                    estimators.add(track.estimator)
+                    print(f"{clip} from {azimuth:.0f} degrees: {track.estimator}", flush=True)
+    except (PoseTrackError, ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"landmark_calibration: {exc}") from exc
+    if len(estimators) != 1:
+        raise SystemExit(f"landmark_calibration: the keypoints name several estimators: {sorted(estimators)}")
+    estimator = estimators.pop()
+    output = args.output or Path("config") / LANDMARKS_DIR / f"{estimator}.yaml"
     fitted = fit_offsets(systems)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    lines = ["Where MediaPipe Pose marks the humanoid's keypoints: offsets (metres) in the frame of the body each",
+    given = f" --keypoints {args.keypoints}" if args.keypoints else ""
+    lines = [f"Where {estimator} marks the humanoid's keypoints: offsets (metres) in the frame of the body each",
              "keypoint moves with (x forward, y left, z up at rest).  Measured, not edited by hand:",
-             f"  python -m mimic_retarget.landmark_calibration --clips {args.clips} --cameras {args.cameras}",
+             f"  python -m mimic_retarget.landmark_calibration --clips {args.clips} --cameras {args.cameras}{given}",
              f"({datetime.now(timezone.utc):%Y-%m-%d}, commit {commit}).  Median pixel error of the estimator's "
              "points against the",
              "true keypoints (640x480 renders), without -> with the offset:"]
     lines += [f"  {name}: {before:.1f} -> {after:.1f} px" for name, (_, before, after) in fitted.items()]
-    found = LandmarkOffsets("mediapipe", character.name, {n: o for n, (o, _, _) in fitted.items()})
-    atomic_write_text(args.output, found.to_yaml("\n".join(lines)))
-    print(f"wrote {args.output}")
+    found = LandmarkOffsets(estimator, character.name, {n: o for n, (o, _, _) in fitted.items()})
+    atomic_write_text(output, found.to_yaml("\n".join(lines)))
+    print(f"wrote {output}")
     for line in lines[-len(fitted):]:
         print(line)
     return 0
