@@ -518,7 +518,8 @@ class _Problem:
         are within ``contact_height``; per frame, whether a foot or a hand is within it (the floor can
         push).  Sharp sigmoids.  The ground and dynamics terms weight by them."""
         with torch.no_grad():
-            pts = self.kin.points(root_pos, _rotation_6d(root_r6), q, self.all_names, landmarks=self.landmarks)
+            # the humanoid's own points (a wrist, not where the estimator marks it, holds the hand up)
+            pts = self.kin.points(root_pos, _rotation_6d(root_r6), q, self.all_names)
             z = pts[:, self.sole, 2]
             down = torch.exp(-torch.relu(self._lowest(z)) / 0.05)
             planted = torch.sigmoid((self.config.contact_height - torch.maximum(z[1:], z[:-1])) / 0.005)
