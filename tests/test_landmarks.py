@@ -133,7 +133,7 @@ def test_landmark_files_for_other_estimators_or_characters_give_none(tmp_path, m
     ("estimator: mediapipe\ncharacter: humanoid\noffsets: {head: [0, .nan, 0]}\n", r"keypoint 'head'"),
     ("estimator: mediapipe\noffsets: {}\n", r"bad.yaml: field 'character' must be a str, got None"),
     ("estimator: mediapipe\ncharacter: humanoid\noffsets: {}\nscale: 2\n", r"bad.yaml: unknown field 'scale'"),
-    ("estimator: [\n", r"bad.yaml: not valid YAML"),
+    ("estimator: [\n", r"bad.yaml:2: not valid YAML: expected the node content"),
 ])
 def test_a_bad_landmark_file_is_refused_by_name(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

@@ -39,7 +39,7 @@ import yaml
 
 from mimic_retarget.bvh import CM, X_UP, Y_UP, Z_UP, BvhError, BvhMotion, read_bvh
 from mimic_retarget.keypoints import HUMAN_KEYPOINTS, KeypointMotion
-from mimic_sim.paths import config_dirs, find_config
+from mimic_sim.paths import config_dirs, find_config, read_yaml
 
 MAPS_DIR = "bvh_maps"
 """Folder of the built-in joint maps under ``config/``."""
@@ -82,14 +82,7 @@ def load_joint_map(spec: str | Path) -> JointMap:
         path, name = find_config(f"{MAPS_DIR}/{text}.yaml"), text
     else:
         raise BvhError(f"unknown joint map '{text}' (built-in: {', '.join(map_names())}; or a .yaml file)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise BvhError(f"{path}: cannot read the joint map: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
-        raise BvhError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML: {problem}") from None
+    data = read_yaml(path, BvhError, "joint map")
     if not isinstance(data, dict) or "joints" not in data:
         raise BvhError(f"{path}: a joint map is a mapping with the field 'joints' (BVH joint name: mimic "
                        f"keypoint), got {type(data).__name__}")

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from mimic_retarget.pose_track import TRACK_KEYPOINTS
-from mimic_sim.paths import find_config
+from mimic_sim.paths import find_config, read_yaml
 
 LANDMARKS_DIR = "landmarks"
 """Folder of the estimators' landmark files under ``config/``."""
@@ -50,12 +50,7 @@ class LandmarkOffsets:
 
 def read_landmark_offsets(path: Path) -> LandmarkOffsets:
     """A landmark file (offsets of track keypoints only: :data:`TRACK_KEYPOINTS`)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise LandmarkError(f"{path}: cannot read the landmark file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise LandmarkError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    data = read_yaml(path, LandmarkError, "landmark file")
     if not isinstance(data, dict):
         raise LandmarkError(f"{path}: a landmark file is a mapping (estimator, character, offsets)")
     for field, kind in (("estimator", str), ("character", str), ("offsets", dict)):

@@ -7,6 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 
 def cache_dir() -> Path:
     """Folder for generated models (``$MIMIC_CACHE_DIR``, else ``$XDG_CACHE_HOME/mimic``)."""
@@ -49,6 +51,19 @@ def find_config(relative: str) -> Path:
             return candidate
     searched = ", ".join(str(d) for d in config_dirs())
     raise FileNotFoundError(f"config file '{relative}' not found in: {searched}")
+
+
+def read_yaml(path: str | Path, error: type[Exception], what: str) -> object:
+    """A YAML file's content (``yaml.safe_load``); one that cannot be read or parsed raises ``error``
+    with one line naming the file (and the line), and ``what`` it was read as."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise error(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML: {problem}") from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
